@@ -1,0 +1,1 @@
+//! Delivery: workers, request shaping, auth, signing, retry decisions and the outbound guard.

@@ -1,0 +1,26 @@
+//! # webhook-gateway
+//!
+//! A self-hosted gateway for the outgoing webhooks of an incident-management platform: events come
+//! in over HTTP, are stored durably, matched to webhook subscriptions, shaped by WebAssembly
+//! plugins, signed, delivered, retried and logged.
+//!
+//! Crate map (one line per module):
+//! - [`config`]: layered configuration (embedded defaults, TOML file, `GATEWAY_*` env).
+//! - [`model`]: domain types: events and their canonical types, webhooks, deliveries, keys.
+//! - [`store`]: the `Store` trait and its SQLite (default) implementation.
+//! - [`api`]: the HTTP API (axum routers per resource, problem+json errors, OpenAPI).
+//! - [`matching`]: which webhooks an event fires (scopes, triggers, filters, templates).
+//! - [`delivery`]: workers that turn deliveries into signed, authenticated HTTP requests.
+//! - [`plugin`]: the sandboxed WebAssembly host for transformer and authenticator plugins.
+//! - [`clock`]: injected time, so schedules are tested without sleeping.
+//! - [`server`]: `run()`, which wires everything and serves until shutdown.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod delivery;
+pub mod matching;
+pub mod model;
+pub mod plugin;
+pub mod server;
+pub mod store;

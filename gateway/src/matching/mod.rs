@@ -1,0 +1,1 @@
+//! Matching: which webhooks an event fires.

@@ -1,0 +1,14 @@
+//! Domain types shared by every part: events, webhooks, deliveries and API keys.
+
+pub mod delivery;
+pub mod event;
+pub mod webhook;
+
+pub use delivery::*;
+pub use event::{Event, EventScope};
+pub use webhook::*;
+
+/// A new identifier: `prefix` + `_` + a ULID (sortable by creation time).
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", ulid::Ulid::new().to_string().to_ascii_lowercase())
+}

@@ -1,0 +1,112 @@
+//! Storage behind one trait. [`sqlite::SqliteStore`] is the embedded default; a PostgreSQL
+//! implementation is its sibling and passes the same suite (`store::suite`).
+//!
+//! Every method is async; SQLite work runs on its own threads so no async worker blocks on it.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::model::{
+    ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
+    PluginRecord, PreparedRequest, Webhook, WebhookHealth,
+};
+
+/// Errors from a store. `Unavailable` means "try again later" (the API answers 503).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store error: {0}")]
+    Internal(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A page of webhooks plus the total count.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+/// What an attempt changed, written in one transaction with the attempt log.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub attempt: Attempt,
+    pub delivery_id: String,
+    pub status: DeliveryStatus,
+    pub next_attempt_at: i64,
+    /// Stored on the first attempt (the transform's output).
+    pub request: Option<PreparedRequest>,
+    /// How the webhook's health changes: `Some(true)` success resets, `Some(false)` counts a failed
+    /// delivery (only when the delivery itself is finally failed), `None` leaves it.
+    pub delivery_succeeded: Option<bool>,
+}
+
+/// Filters for webhooks listing.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookQuery {
+    /// Only webhooks owned by this team (team and service scopes).
+    pub team_id: Option<String>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap liveness probe for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- API keys
+    async fn insert_api_key(&self, key: ApiKey) -> StoreResult<()>;
+    async fn api_key_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiKey>>;
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
+
+    // --- webhooks
+    async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    /// Replaces the stored document (same id).
+    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    async fn delete_webhook(&self, id: &str) -> StoreResult<()>;
+    async fn get_webhook(&self, id: &str) -> StoreResult<Option<Webhook>>;
+    async fn list_webhooks(&self, query: &WebhookQuery) -> StoreResult<Page<Webhook>>;
+    /// Every webhook (for the in-memory matcher).
+    async fn all_webhooks(&self) -> StoreResult<Vec<Webhook>>;
+    /// How many webhooks share this scope (for the per-scope cap).
+    async fn count_webhooks_in_scope(&self, scope: &crate::model::Scope) -> StoreResult<u64>;
+    async fn webhook_health(&self, id: &str) -> StoreResult<WebhookHealth>;
+
+    // --- events and deliveries
+    /// Stores the event and its deliveries atomically; durable when it returns `Ok`.
+    async fn ingest(&self, new: NewEvent) -> StoreResult<IngestOutcome>;
+    async fn get_event(&self, id: &str) -> StoreResult<Option<Event>>;
+    async fn get_delivery(&self, id: &str) -> StoreResult<Option<Delivery>>;
+    async fn deliveries_for_event(&self, event_id: &str) -> StoreResult<Vec<Delivery>>;
+    /// Claims up to `limit` deliveries due at `now` (pending and due, or in flight with an expired
+    /// lease), marking them in flight until `lease_until`.
+    async fn claim_due(&self, now: i64, lease_until: i64, limit: usize) -> StoreResult<Vec<Delivery>>;
+    /// Earliest `next_attempt_at` of a pending delivery (lets idle workers sleep precisely).
+    async fn next_due_at(&self) -> StoreResult<Option<i64>>;
+    /// Records attempts and their delivery/webhook updates, one transaction for the batch.
+    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> StoreResult<()>;
+    /// Makes a delivery due again now (resend), whatever its state.
+    async fn requeue_delivery(&self, id: &str, now: i64) -> StoreResult<()>;
+    /// Makes every failed delivery of a webhook created since `since` due again; returns how many.
+    async fn requeue_failed_since(&self, webhook_id: &str, since: i64, now: i64) -> StoreResult<u64>;
+    /// Fails every pending delivery of a webhook (on disable); returns how many.
+    async fn fail_pending_for_webhook(&self, webhook_id: &str, reason: &str, now: i64) -> StoreResult<u64>;
+    async fn list_attempts(&self, query: &AttemptQuery) -> StoreResult<Page<Attempt>>;
+    /// Deliveries by status (for `/metrics`).
+    async fn delivery_counts(&self) -> StoreResult<Vec<(DeliveryStatus, u64)>>;
+
+    // --- plugins
+    async fn put_plugin(&self, record: &PluginRecord, component: &[u8]) -> StoreResult<()>;
+    async fn list_plugins(&self) -> StoreResult<Vec<PluginRecord>>;
+    async fn get_plugin(&self, name: &str, version: &str) -> StoreResult<Option<PluginRecord>>;
+    async fn plugin_bytes(&self, sha256: &str) -> StoreResult<Option<Vec<u8>>>;
+    async fn delete_plugin(&self, name: &str, version: &str) -> StoreResult<()>;
+}
