@@ -1,0 +1,264 @@
+//! `template`: renders Jinja templates (minijinja 3) against the event, so Grafana OnCall's `data`,
+//! `url` and `headers` templates work unchanged.
+//!
+//! Config: `{"body": "<jinja>", "headers": {"Name": "<jinja>"} | "<jinja of a JSON object>",
+//! "url": "<jinja>", "method": "PUT", "query": {"name": "<jinja>"}}`; every key is optional.
+//! Without `url`/`method` the webhook's own are used; without `body` no body is sent.
+//!
+//! The template sees the event's top-level fields (`alert_payload.commonLabels`, `message`, ...),
+//! the whole event as `event` (unless the event has an `event` field, as OnCall's do), and the delivery as `webhook` (`id`, `name`, `event_type`,
+//! `delivery_id`, `url`, `method`, `now_ms`, `attempt`). `tojson` works as a filter
+//! (`x | tojson`, `x | tojson()`) and as a function (`tojson(x)`), and prints like Jinja2's:
+//! sorted keys, `", "` and `": "` separators, `<>&'` escaped. A body that parses as JSON is sent
+//! with `content-type: application/json`, anything else as `text/plain`.
+
+use gateway_sdk::serde_json::{self, Map, Value};
+use gateway_sdk::{Context, Error, Event, Outcome, Request, Result, Transformer};
+use minijinja::value::{Kwargs, Serde, Value as JValue};
+use minijinja::{Environment, ErrorKind};
+
+pub struct Template;
+
+impl Transformer for Template {
+    fn transform(event: &Event, ctx: &Context, config: &Value) -> Result<Outcome> {
+        render(event, ctx, config).map(Outcome::Send)
+    }
+}
+
+gateway_sdk::transformer!(Template);
+
+/// Enough for any reasonable template; a runaway loop fails with a clear error before the host's
+/// CPU deadline.
+const FUEL: u64 = 20_000_000;
+
+/// Renders the request described by `config` (pure; unit-tested natively).
+pub fn render(event: &Event, ctx: &Context, config: &Value) -> Result<Request> {
+    let config = match config {
+        Value::Object(map) => map,
+        Value::Null => return Err(Error::invalid_config("template needs a config object with `body`")),
+        _ => return Err(Error::invalid_config("config must be a JSON object")),
+    };
+    let env = environment();
+    let vars = variables(event, ctx);
+    let render_one = |what: &str, source: &str| -> Result<String> {
+        env.render_str(source, Serde(&vars))
+            .map_err(|e| Error::invalid_config(format!("{what} template: {}", describe(&e))))
+    };
+    let text = |key: &str| -> Result<Option<&str>> {
+        match config.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(Error::invalid_config(format!("`{key}` must be a string"))),
+        }
+    };
+
+    let url = match text("url")? {
+        Some(t) => render_one("url", t)?.trim().to_string(),
+        None => ctx.url.clone(),
+    };
+    let method = text("method")?.map(str::to_string).unwrap_or_else(|| ctx.method.clone());
+    let mut req = Request::new(if method.is_empty() { "POST" } else { &method }, &url);
+
+    if let Some(source) = text("body")? {
+        let body = render_one("body", source)?;
+        let kind = if serde_json::from_str::<Value>(&body).is_ok() { "application/json" } else { "text/plain; charset=utf-8" };
+        req = req.header("content-type", kind).body(body);
+    }
+    match config.get("headers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(headers)) => {
+            for (name, v) in headers {
+                let v = match v {
+                    Value::String(s) => render_one("header", s)?,
+                    other => other.to_string(),
+                };
+                req = req.set_header(name.clone(), v);
+            }
+        }
+        // Grafana OnCall sends headers as a string holding a JSON object, itself a template.
+        Some(Value::String(source)) => {
+            let rendered = render_one("headers", source)?;
+            let parsed: Map<String, Value> = serde_json::from_str(&rendered)
+                .map_err(|e| Error::invalid_config(format!("headers did not render to a JSON object: {e}")))?;
+            for (name, v) in parsed {
+                let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                req = req.set_header(name, v);
+            }
+        }
+        Some(_) => return Err(Error::invalid_config("`headers` must be an object or a string")),
+    }
+    if let Some(Value::Object(query)) = config.get("query") {
+        for (name, v) in query {
+            let v = match v {
+                Value::String(s) => render_one("query", s)?,
+                other => other.to_string(),
+            };
+            req = req.query(name.clone(), v);
+        }
+    }
+    Ok(req)
+}
+
+fn variables(event: &Event, ctx: &Context) -> Value {
+    let mut vars = match event.value() {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
+    // Grafana OnCall events have their own `event` field; keep it.
+    vars.entry("event").or_insert_with(|| event.value().clone());
+    vars.entry("webhook").or_insert_with(|| {
+        serde_json::json!({
+            "id": ctx.webhook_id, "name": ctx.webhook_name, "event_type": ctx.event_type,
+            "delivery_id": ctx.delivery_id, "url": ctx.url, "method": ctx.method,
+            "now_ms": ctx.now_ms, "attempt": ctx.attempt,
+        })
+    });
+    Value::Object(vars)
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_fuel(Some(FUEL));
+    env.add_filter("tojson", tojson);
+    env.add_function("tojson", tojson);
+    env
+}
+
+fn describe(e: &minijinja::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}
+
+/// Jinja2's `tojson`: `json.dumps(value, sort_keys=True)` with `<>&'` escaped for HTML safety.
+fn tojson(value: JValue, indent: Option<JValue>, kwargs: Kwargs) -> std::result::Result<JValue, minijinja::Error> {
+    if value.is_undefined() {
+        return Err(minijinja::Error::new(ErrorKind::InvalidOperation, "Object of type Undefined is not JSON serializable"));
+    }
+    let indent: Option<usize> = match indent {
+        Some(v) => Some(usize::try_from(v)?),
+        None => kwargs.get::<Option<usize>>("indent")?,
+    };
+    kwargs.assert_all_used()?;
+    let json = serde_json::to_value(&value)
+        .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, format!("not JSON serializable: {e}")))?;
+    let mut out = String::new();
+    python_dumps(&json, indent, 0, &mut out);
+    let out = out.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026").replace('\'', "\\u0027");
+    Ok(JValue::from_safe_string(out))
+}
+
+/// Python's `json.dumps` layout: sorted keys; `", "`/`": "` inline, or one item per line with
+/// `indent` spaces.
+fn python_dumps(v: &Value, indent: Option<usize>, depth: usize, out: &mut String) {
+    let newline = |out: &mut String, depth: usize| {
+        if let Some(n) = indent {
+            out.push('\n');
+            out.push_str(&" ".repeat(n * depth));
+        }
+    };
+    let sep = if indent.is_some() { "," } else { ", " };
+    match v {
+        Value::Array(items) if !items.is_empty() => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                newline(out, depth + 1);
+                python_dumps(item, indent, depth + 1, out);
+            }
+            newline(out, depth);
+            out.push(']');
+        }
+        Value::Object(map) if !map.is_empty() => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                newline(out, depth + 1);
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push_str(": ");
+                python_dumps(&map[k], indent, depth + 1, out);
+            }
+            newline(out, depth);
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn grafana_event() -> Event {
+        Event::from_value(json!({
+            "event": {"type": "acknowledge"},
+            "alert_payload": {"commonLabels": {"job": "node", "severity": "critical", "alertname": "InstanceDown"}},
+            "message": "<b>down</b>"
+        }))
+    }
+
+    fn ctx() -> Context {
+        Context { url: "https://example.com".into(), method: "POST".into(), event_type: "incident.acknowledged".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn grafana_data_template_with_tojson_call_parens() {
+        let config = json!({"body": "{\"labels\" : {{ alert_payload.commonLabels | tojson()}}}"});
+        let req = render(&grafana_event(), &ctx(), &config).unwrap();
+        assert_eq!(
+            req.body.as_deref(),
+            Some(r#"{"labels" : {"alertname": "InstanceDown", "job": "node", "severity": "critical"}}"#)
+        );
+        assert_eq!(req.header_value("content-type"), Some("application/json"));
+        assert_eq!((req.method.as_str(), req.url.as_str()), ("POST", "https://example.com"));
+    }
+
+    #[test]
+    fn tojson_as_function_filter_and_with_indent() {
+        let config = json!({"body": "{{ tojson(message) }} {{ message | tojson }} {{ [1, 2] | tojson(indent=2) }}"});
+        let req = render(&grafana_event(), &ctx(), &config).unwrap();
+        assert_eq!(req.body.as_deref(), Some("\"\\u003cb\\u003edown\\u003c/b\\u003e\" \"\\u003cb\\u003edown\\u003c/b\\u003e\" [\n  1,\n  2\n]"));
+    }
+
+    #[test]
+    fn undefined_in_tojson_is_an_error_like_oncall() {
+        let config = json!({"body": "{{ nothing | tojson }}"});
+        let err = render(&grafana_event(), &ctx(), &config).unwrap_err();
+        assert!(err.to_string().contains("Undefined is not JSON serializable"), "{err}");
+    }
+
+    #[test]
+    fn headers_string_url_and_query_are_templates() {
+        let config = json!({
+            "body": "hi {{ webhook.event_type }}",
+            "headers": "{\"X-Type\": \"{{ event.type }}\"}",
+            "url": "https://x.test/{{ event.type }}",
+            "query": {"sev": "{{ alert_payload.commonLabels.severity }}"}
+        });
+        let req = render(&grafana_event(), &ctx(), &config).unwrap();
+        assert_eq!(req.body.as_deref(), Some("hi incident.acknowledged"));
+        assert_eq!(req.header_value("x-type"), Some("acknowledge"));
+        assert_eq!(req.header_value("content-type"), Some("text/plain; charset=utf-8"));
+        assert_eq!(req.url, "https://x.test/acknowledge");
+        assert_eq!(req.query, vec![("sev".to_string(), "critical".to_string())]);
+    }
+
+    #[test]
+    fn syntax_errors_and_runaway_loops_are_config_errors() {
+        let bad = render(&grafana_event(), &ctx(), &json!({"body": "{% if %}"})).unwrap_err();
+        assert!(matches!(bad, Error::InvalidConfig(_)));
+        let looping = json!({"body": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"});
+        assert!(matches!(render(&grafana_event(), &ctx(), &looping), Err(Error::InvalidConfig(_))));
+    }
+}
