@@ -12,10 +12,12 @@
 //! - [`matching`]: which webhooks an event fires (scopes, triggers, filters, templates).
 //! - [`delivery`]: workers that turn deliveries into signed, authenticated HTTP requests.
 //! - [`plugin`]: the sandboxed WebAssembly host for transformer and authenticator plugins.
+//! - [`cli`]: the command line (`serve`, `keys`, `migrate`, `config`, `plugin`).
 //! - [`clock`]: injected time, so schedules are tested without sleeping.
 //! - [`server`]: `run()`, which wires everything and serves until shutdown.
 
 pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod delivery;

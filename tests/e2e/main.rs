@@ -1,1 +1,11 @@
+//! End-to-end tests: one test binary, the real gateway on port 0, real receivers on 127.0.0.1,
+//! real SQLite files. Named by behaviour.
 
+#[path = "../support/mod.rs"]
+pub mod support;
+
+mod bad_input;
+mod crash;
+mod events;
+mod roles;
+mod seed003;

@@ -3,6 +3,7 @@
 //!
 //! Every method is async; SQLite work runs on its own threads so no async worker blocks on it.
 
+pub mod migrations;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -43,9 +44,21 @@ pub struct AttemptRecord {
     pub next_attempt_at: i64,
     /// Stored on the first attempt (the transform's output).
     pub request: Option<PreparedRequest>,
-    /// How the webhook's health changes: `Some(true)` success resets, `Some(false)` counts a failed
-    /// delivery (only when the delivery itself is finally failed), `None` leaves it.
-    pub delivery_succeeded: Option<bool>,
+    /// How the webhook's health changes.
+    pub health: HealthChange,
+}
+
+/// The effect of an attempt on its webhook's health counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthChange {
+    /// No change (e.g. a test send).
+    None,
+    /// A delivery succeeded: failures reset.
+    Success,
+    /// An attempt failed, more follow: starts the failing-since clock.
+    AttemptFailed,
+    /// A delivery finally failed: counts one consecutive failure.
+    DeliveryFailed,
 }
 
 /// Filters for webhooks listing.
@@ -91,8 +104,12 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_due(&self, now: i64, lease_until: i64, limit: usize) -> StoreResult<Vec<Delivery>>;
     /// Earliest `next_attempt_at` of a pending delivery (lets idle workers sleep precisely).
     async fn next_due_at(&self) -> StoreResult<Option<i64>>;
-    /// Records attempts and their delivery/webhook updates, one transaction for the batch.
-    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> StoreResult<()>;
+    /// Records attempts and their delivery/webhook updates, one transaction for the batch. Returns
+    /// the webhooks' health after the batch, for each record whose change was not `None`.
+    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> StoreResult<Vec<(String, WebhookHealth)>>;
+    /// Sets a webhook's enabled flag (and the reason when the gateway disables it); resets health
+    /// when enabling.
+    async fn set_webhook_enabled(&self, id: &str, enabled: bool, reason: Option<&str>, now: i64) -> StoreResult<()>;
     /// Makes a delivery due again now (resend), whatever its state.
     async fn requeue_delivery(&self, id: &str, now: i64) -> StoreResult<()>;
     /// Makes every failed delivery of a webhook created since `since` due again; returns how many.

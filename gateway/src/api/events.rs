@@ -1,0 +1,138 @@
+//! `/api/v1/events`: durable intake. A 202 means the event and its delivery rows are committed.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::{AppState, rfc3339};
+use crate::model::event::EventError;
+use crate::model::{Delivery, Event, IngestOutcome, NewEvent, new_id};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/events", post(ingest))
+        .route("/api/v1/events/", post(ingest))
+        .route("/api/v1/events/{id}", get(get_event))
+        .route("/api/v1/events/{id}/", get(get_event))
+}
+
+/// The answer to an accepted event.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    /// The event's id.
+    pub id: String,
+}
+
+/// Most characters in an `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// The key that makes a repeat post return the first answer: the `Idempotency-Key` header, else
+/// the body's `event_id`, else (when the body carries an `id`) the body's own hash, so a client
+/// retrying the same bytes is recognised while a later status of the same incident is not.
+fn idempotency_key(headers: &HeaderMap, body: &Value, raw: &[u8]) -> ApiResult<Option<String>> {
+    if let Some(v) = headers.get("idempotency-key") {
+        let s = v.to_str().map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?.trim();
+        if s.is_empty() || s.len() > MAX_IDEMPOTENCY_KEY {
+            return Err(ApiError::field("Idempotency-Key", format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters")));
+        }
+        return Ok(Some(format!("key:{s}")));
+    }
+    if let Some(id) = body.get("event_id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        return Ok(Some(format!("event_id:{id}")));
+    }
+    if body.get("id").is_some() {
+        return Ok(Some(format!("body:{}", hex::encode(Sha256::digest(raw)))));
+    }
+    Ok(None)
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/events", request_body = Object,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat posts with the same key return the first answer")),
+    responses(
+        (status = 202, body = Accepted, description = "Stored durably with its deliveries"),
+        (status = 400, body = super::error::Problem), (status = 413, body = super::error::Problem),
+        (status = 503, body = super::error::Problem, description = "Store unavailable; nothing was stored"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn ingest(State(st): State<AppState>, _caller: Caller, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    let limit = st.config.max_event_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    let raw = to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge { limit })?;
+    let value: Value = serde_json::from_slice(&raw).map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}")))?;
+    let now = st.clock.now_ms();
+    let key = idempotency_key(&headers, &value, &raw)?;
+    let event = Event::from_body(new_id("evt"), value, now).map_err(|e| match e {
+        EventError::NotAnObject => ApiError::invalid(e.to_string()),
+        EventError::MissingType | EventError::Type(_) => ApiError::field("event_type", e.to_string()),
+    })?;
+    let matched = st.matcher.get().matches(&event);
+    let mut deliveries = Vec::new();
+    for m in &matched {
+        for url in &m.webhook.urls {
+            deliveries.push(Delivery::new(&event.id, &m.webhook.id, url, now));
+        }
+    }
+    let outcome = st.store.ingest(NewEvent { event, deliveries, idempotency_key: key }).await?;
+    let (id, replayed) = match outcome {
+        IngestOutcome::Created { event_id, deliveries } => {
+            if deliveries > 0 {
+                st.deliveries_ready.notify_waiters();
+            }
+            (event_id, false)
+        }
+        IngestOutcome::Duplicate { event_id } => (event_id, true),
+    };
+    let mut resp = (StatusCode::ACCEPTED, Json(Accepted { id })).into_response();
+    if replayed {
+        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}
+
+/// A delivery as shown with its event.
+pub fn delivery_view(d: &Delivery) -> Value {
+    json!({
+        "id": d.id,
+        "webhook_id": d.webhook_id,
+        "url": d.url,
+        "status": d.status,
+        "attempts": d.attempts,
+        "next_attempt_at": matches!(d.status, crate::model::DeliveryStatus::Pending).then(|| rfc3339(d.next_attempt_at)),
+        "last_status_code": d.last_status_code,
+        "last_error": d.last_error,
+        "created_at": rfc3339(d.created_at),
+        "updated_at": rfc3339(d.updated_at),
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/events/{id}", responses((status = 200, description = "The stored event with its canonical type and deliveries"), (status = 404, body = super::error::Problem)), security(("api_key" = [])))]
+pub async fn get_event(State(st): State<AppState>, _caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let e = st.store.get_event(&id).await?.ok_or_else(|| ApiError::NotFound(format!("event {id}")))?;
+    let deliveries = st.store.deliveries_for_event(&id).await?;
+    Ok(Json(json!({
+        "id": e.id,
+        "event_type": e.event_type,
+        "source_type": e.source_type,
+        "received_at": rfc3339(e.received_at),
+        "private": e.private,
+        "scope": e.scope,
+        "payload": e.body,
+        "deliveries": deliveries.iter().map(delivery_view).collect::<Vec<_>>(),
+    })))
+}

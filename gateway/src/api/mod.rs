@@ -1,0 +1,132 @@
+//! The HTTP API: one router per resource, merged once in [`router`]. Errors are problem+json
+//! bodies built in [`error`]; callers authenticate with API keys ([`auth`]).
+
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod keys;
+pub mod openapi;
+pub mod webhook_input;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::sync::Notify;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::model::Webhook;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    pub clock: SharedClock,
+    pub keys: auth::KeyCache,
+    pub matcher: MatcherHandle,
+    /// Wakes idle delivery workers when new deliveries are stored.
+    pub deliveries_ready: Arc<Notify>,
+}
+
+/// The current matcher, swapped whole when webhooks change.
+#[derive(Clone)]
+pub struct MatcherHandle {
+    current: Arc<parking_lot::RwLock<Arc<Matcher>>>,
+    /// Serialises rebuilds so an older snapshot never replaces a newer one.
+    rebuild: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl MatcherHandle {
+    pub fn new(webhooks: Vec<Webhook>) -> Self {
+        MatcherHandle {
+            current: Arc::new(parking_lot::RwLock::new(Arc::new(Matcher::new(webhooks)))),
+            rebuild: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    pub fn get(&self) -> Arc<Matcher> {
+        self.current.read().clone()
+    }
+
+    /// Reloads every webhook from the store and swaps in a new matcher.
+    pub async fn reload(&self, store: &dyn Store) -> crate::store::StoreResult<()> {
+        let _guard = self.rebuild.lock().await;
+        let webhooks = store.all_webhooks().await?;
+        let m = Arc::new(Matcher::new(webhooks));
+        *self.current.write() = m;
+        Ok(())
+    }
+}
+
+/// Interim matcher (enabled + trigger) until `crate::matching::Matcher` lands.
+pub struct Matcher {
+    webhooks: Vec<Arc<Webhook>>,
+}
+
+/// A webhook an event fires.
+pub struct Matched {
+    pub webhook: Arc<Webhook>,
+}
+
+impl Matcher {
+    pub fn new(webhooks: Vec<Webhook>) -> Self {
+        Matcher { webhooks: webhooks.into_iter().filter(|w| w.is_webhook_enabled).map(Arc::new).collect() }
+    }
+    pub fn matches(&self, event: &crate::model::Event) -> Vec<Matched> {
+        self.webhooks
+            .iter()
+            .filter(|w| {
+                w.trigger_events.iter().any(|t| {
+                    t == "*"
+                        || *t == event.event_type
+                        || (t == "status_change" && crate::model::event::STATUS_CHANGE_TYPES.contains(&event.event_type.as_str()))
+                })
+            })
+            .map(|w| Matched { webhook: w.clone() })
+            .collect()
+    }
+}
+
+/// Formats unix milliseconds as RFC 3339 with microseconds, like OnCall's timestamps.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Parses an RFC 3339 time or unix milliseconds from a query parameter.
+pub fn parse_time(field: &str, s: &str) -> Result<i64, error::ApiError> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| error::ApiError::field(field, "must be an RFC 3339 time or unix milliseconds"))
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .merge(webhooks::router())
+        .merge(events::router())
+        .merge(keys::router())
+        .merge(openapi::router())
+        .with_state(state)
+}
+
+/// Ready when the store answers.
+async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
+    match st.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}")).into_response(),
+    }
+}

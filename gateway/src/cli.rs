@@ -1,0 +1,122 @@
+//! The command line: `serve` (a thin shim over [`crate::server::run`]) and operator commands.
+//! Both the `webhook-gateway` binary and the end-to-end tests' copy of it call [`main`].
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use crate::config::{Config, Overrides};
+use crate::model::Role;
+
+#[derive(Parser)]
+#[command(name = "webhook-gateway", version, about = "WebAssembly-extensible outgoing webhook gateway")]
+struct Cli {
+    /// TOML configuration file (layered over the embedded defaults; GATEWAY_* env vars win).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Folder for the SQLite database and plugin cache.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the default configuration, every key commented.
+    Config,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; its token is printed once and stored hashed.
+    Create {
+        #[arg(long, value_parser = ["admin", "manager"])]
+        role: String,
+        /// The team a manager key manages.
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// List keys (never their tokens).
+    List,
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let listen = match &cli.command {
+        Command::Serve { listen } => *listen,
+        _ => None,
+    };
+    let overrides = Overrides { listen, data_dir: cli.data_dir.clone() };
+    if let Command::Config = cli.command {
+        print!("{}", crate::config::DEFAULTS);
+        return Ok(());
+    }
+    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    init_tracing(&config);
+    match cli.command {
+        Command::Serve { .. } => {
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("binding {}", config.listen))?;
+            let parts = crate::server::Parts::new(config).await?;
+            crate::server::run(parts, listener, crate::server::shutdown_signal()).await
+        }
+        Command::Migrate => {
+            crate::server::open_store(&config).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Keys { command } => {
+            let store = crate::server::open_store(&config).await?;
+            match command {
+                KeysCommand::Create { role, team, name } => {
+                    let role = Role::parse(&role).context("role")?;
+                    if role == Role::Manager && team.is_none() {
+                        anyhow::bail!("a manager key needs --team");
+                    }
+                    let (key, token) = crate::api::auth::create_key(store.as_ref(), &name, role, team, None).await?;
+                    eprintln!("created key {} ({}); the token is shown only once:", key.id, key.role.as_str());
+                    println!("{token}");
+                }
+                KeysCommand::List => {
+                    for k in store.list_api_keys().await? {
+                        println!("{}\t{}\t{}\t{}", k.id, k.role.as_str(), k.team_id.unwrap_or_else(|| "-".into()), k.name);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Config => unreachable!("handled above"),
+    }
+}

@@ -1,0 +1,242 @@
+//! Layered configuration: the commented defaults embedded below, then an optional TOML file
+//! (`--config`), then `GATEWAY_*` environment variables (nested keys with `__`, for example
+//! `GATEWAY_DELIVERY__WORKERS=8`), then command-line flags. A bad value stops start-up with a
+//! message naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The defaults, with every key explained. `webhook-gateway config` prints this file.
+pub const DEFAULTS: &str = r#"# webhook-gateway configuration. Every key can also be set as GATEWAY_<KEY> in the environment
+# (nested keys: GATEWAY_<SECTION>__<KEY>, for example GATEWAY_DELIVERY__WORKERS=8).
+
+# Address the HTTP API listens on.
+listen = "127.0.0.1:8080"
+
+# Folder for the SQLite database and the plugin cache; created on first start.
+data_dir = "./data"
+
+# PostgreSQL URL (postgres://...) to share one queue between several nodes; empty means the
+# embedded SQLite database in data_dir.
+database_url = ""
+
+# When set, an admin API key with this token exists from start-up (GATEWAY_ADMIN_TOKEN).
+admin_token = ""
+
+# Largest accepted event body, in bytes (larger bodies get 413).
+max_event_bytes = 1048576
+
+# Most webhooks in one scope (one team, one service, or global); Callgoose allows 5. 0 = no cap.
+max_webhooks_per_scope = 0
+
+# Comma-separated CIDRs that deliveries may reach although they are loopback, private or
+# link-local (refused by default), e.g. "127.0.0.0/8" for a local demo.
+allowed_networks = ""
+
+# Log filter (tracing's EnvFilter syntax) and format ("text" or "json").
+log = "info"
+log_format = "text"
+
+[delivery]
+# Concurrent HTTP requests in flight.
+workers = 64
+# How long a claimed delivery stays leased to this node before another may take it, in seconds.
+lease_secs = 60
+# Default per-attempt timeout in seconds (a webhook may set its own).
+timeout_secs = 15
+# Body cap in characters (Callgoose: 20,000) and query-string cap (Callgoose: 10,000).
+max_body_chars = 20000
+max_query_chars = 10000
+# Bounds on a receiver's Retry-After, in seconds.
+retry_after_min_secs = 1
+retry_after_max_secs = 3600
+# Response bodies kept in the attempt log, in bytes.
+max_response_bytes = 4096
+# Auto-disable defaults (a webhook may override): consecutive failed deliveries (Callgoose: 6),
+# and days failing without a success (incident.io: 5). 0 turns a rule off.
+disable_after_failures = 6
+disable_after_days = 5
+
+[plugins]
+# CPU deadline per plugin call, in milliseconds.
+cpu_deadline_ms = 100
+# Memory a plugin instance may use, in bytes.
+memory_bytes = 16777216
+# Largest input (event + config) and output, in bytes.
+max_input_bytes = 1048576
+max_output_bytes = 1048576
+# Log lines kept per call, and bytes per line.
+max_log_lines = 100
+max_log_line_bytes = 1024
+# Largest component accepted by upload, in bytes.
+max_component_bytes = 20971520
+"#;
+
+/// Delivery settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    pub workers: usize,
+    pub lease_secs: u64,
+    pub timeout_secs: u64,
+    pub max_body_chars: usize,
+    pub max_query_chars: usize,
+    pub retry_after_min_secs: u64,
+    pub retry_after_max_secs: u64,
+    pub max_response_bytes: usize,
+    pub disable_after_failures: u32,
+    pub disable_after_days: u32,
+}
+
+/// Plugin sandbox limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    pub cpu_deadline_ms: u64,
+    pub memory_bytes: usize,
+    pub max_input_bytes: usize,
+    pub max_output_bytes: usize,
+    pub max_log_lines: usize,
+    pub max_log_line_bytes: usize,
+    pub max_component_bytes: usize,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub admin_token: String,
+    pub max_event_bytes: usize,
+    pub max_webhooks_per_scope: u64,
+    pub allowed_networks: String,
+    pub log: String,
+    pub log_format: String,
+    pub delivery: DeliveryConfig,
+    pub plugins: PluginsConfig,
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// Flags that override every other layer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads defaults, then `file` (when given), then the environment, then `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        Self::load_from(file, overrides, Env::prefixed("GATEWAY_").split("__"))
+    }
+
+    fn load_from(file: Option<&Path>, overrides: &Overrides, env: Env) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Toml::string(DEFAULTS));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!("config file {} does not exist", path.display())));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        let fig = fig.merge(env).merge(Serialized::defaults(overrides));
+        let cfg: Config = fig.extract().map_err(|e| {
+            // figment's message already names the key and where the value came from.
+            ConfigError(e.to_string())
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("invalid value for key `{key}`: {why}")));
+        if self.max_event_bytes == 0 {
+            return bad("max_event_bytes", "must be greater than 0");
+        }
+        if self.delivery.workers == 0 {
+            return bad("delivery.workers", "must be at least 1");
+        }
+        if self.delivery.lease_secs < 5 {
+            return bad("delivery.lease_secs", "must be at least 5 seconds");
+        }
+        if self.delivery.timeout_secs == 0 || self.delivery.timeout_secs >= self.delivery.lease_secs {
+            return bad("delivery.timeout_secs", "must be between 1 and lease_secs - 1");
+        }
+        if self.delivery.retry_after_min_secs > self.delivery.retry_after_max_secs {
+            return bad("delivery.retry_after_min_secs", "must not exceed retry_after_max_secs");
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return bad("log_format", "must be \"text\" or \"json\"");
+        }
+        if !self.database_url.is_empty() && !self.database_url.starts_with("postgres") {
+            return bad("database_url", "must be a postgres:// URL or empty");
+        }
+        for cidr in self.allowed_networks.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if cidr.parse::<ipnet::IpNet>().is_err() && cidr.parse::<std::net::IpAddr>().is_err() {
+                return bad("allowed_networks", &format!("{cidr:?} is not a CIDR or IP address"));
+            }
+        }
+        if self.plugins.cpu_deadline_ms == 0 || self.plugins.memory_bytes < 1 << 20 {
+            return bad("plugins", "cpu_deadline_ms must be > 0 and memory_bytes at least 1 MiB");
+        }
+        Ok(())
+    }
+
+    /// The SQLite database file.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("gateway.db")
+    }
+
+    /// Defaults only (tests start from this and change what they need).
+    pub fn defaults() -> Config {
+        Figment::from(Toml::string(DEFAULTS)).extract().expect("embedded defaults parse")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_validate() {
+        let c = Config::defaults();
+        c.validate().unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.delivery.max_body_chars, 20000);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GATEWAY_MAX_EVENT_BYTES", "lots");
+            let err = Config::load(None, &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains("max_event_bytes"), "{err}");
+            jail.set_env("GATEWAY_MAX_EVENT_BYTES", "10");
+            jail.set_env("GATEWAY_DELIVERY__WORKERS", "0");
+            let err = Config::load(None, &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains("delivery.workers"), "{err}");
+            jail.set_env("GATEWAY_DELIVERY__WORKERS", "3");
+            jail.create_file("gw.toml", "listen = \"127.0.0.1:9\"\n[delivery]\nlease_secs = 30\n")?;
+            let c = Config::load(Some(Path::new("gw.toml")), &Overrides::default()).unwrap();
+            assert_eq!(c.listen.port(), 9);
+            assert_eq!(c.delivery.workers, 3);
+            assert_eq!(c.delivery.lease_secs, 30);
+            jail.create_file("typo.toml", "lisen = \"x\"\n")?;
+            let err = Config::load(Some(Path::new("typo.toml")), &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains("lisen"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,105 @@
+//! Schema migrations for every backend, kept in one place. The SQL is portable between SQLite and
+//! PostgreSQL except for the binary type, written `{blob}` and rendered per dialect.
+
+/// The SQL dialect a migration is rendered for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Ordered migrations: (version, description, SQL).
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial schema",
+    r#"
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    team_id TEXT,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    scope_kind TEXT NOT NULL,
+    scope_key TEXT NOT NULL,
+    team_id TEXT,
+    enabled BIGINT NOT NULL,
+    doc TEXT NOT NULL,
+    consecutive_failures BIGINT NOT NULL DEFAULT 0,
+    failing_since BIGINT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX webhooks_team ON webhooks (team_id, created_at);
+CREATE INDEX webhooks_scope ON webhooks (scope_kind, scope_key);
+CREATE TABLE events (
+    id TEXT PRIMARY KEY,
+    event_type TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    received_at BIGINT NOT NULL
+);
+CREATE TABLE idempotency_keys (
+    key TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE deliveries (
+    id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_attempt_at BIGINT NOT NULL,
+    lease_until BIGINT,
+    request TEXT,
+    last_error TEXT,
+    last_status_code BIGINT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status IN ('pending', 'in_flight');
+CREATE INDEX deliveries_event ON deliveries (event_id);
+CREATE INDEX deliveries_webhook ON deliveries (webhook_id, status, created_at);
+CREATE TABLE attempts (
+    id TEXT PRIMARY KEY,
+    delivery_id TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    attempt_no BIGINT NOT NULL,
+    started_at BIGINT NOT NULL,
+    outcome TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX attempts_webhook ON attempts (webhook_id, started_at);
+CREATE INDEX attempts_delivery ON attempts (delivery_id, attempt_no);
+CREATE TABLE plugins (
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE plugin_blobs (
+    sha256 TEXT PRIMARY KEY,
+    bytes {blob} NOT NULL
+);
+"#,
+)];
+
+/// The SQL of one migration for a dialect.
+pub fn render(sql: &str, dialect: Dialect) -> String {
+    let blob = match dialect {
+        Dialect::Sqlite => "BLOB",
+        Dialect::Postgres => "BYTEA",
+    };
+    sql.replace("{blob}", blob)
+}
+
+/// The bookkeeping table every backend keeps.
+pub const VERSION_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)";

@@ -1,0 +1,91 @@
+//! Bad input table: each refused input gets its 4xx, a problem body naming the field, and leaves
+//! the store unchanged.
+
+use crate::support::{ADMIN, TestGateway};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn counts(gw: &TestGateway) -> (i64, i64, i64, String) {
+    let db = rusqlite::Connection::open(gw.dir.path().join("gateway.db")).unwrap();
+    let n = |t: &str| db.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get::<_, i64>(0)).unwrap();
+    let docs: String = db
+        .query_row("SELECT COALESCE(group_concat(doc, '|'), '') FROM (SELECT doc FROM webhooks ORDER BY id)", [], |r| r.get(0))
+        .unwrap();
+    (n("events"), n("deliveries"), n("webhooks"), docs)
+}
+
+async fn raw(gw: &TestGateway, method: Method, path: &str, body: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut req = gw.client.request(method, gw.url(path)).header("Authorization", ADMIN).body(body.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap();
+    let s = r.status().as_u16();
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    if s >= 400 {
+        assert_eq!(ct.as_deref(), Some("application/problem+json"), "{path} {v}");
+    }
+    (s, v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_inputs_leave_the_store_unchanged() {
+    let gw = TestGateway::start_with(|c| c.max_event_bytes = 4096, None).await;
+    let w = gw.create_webhook(json!({"name": "w", "url": "https://example.com/hook", "trigger_type": "resolve"})).await;
+    let wpath = format!("/api/v1/webhooks/{}/", w["id"].as_str().unwrap());
+    gw.post_event(&json!({"event_type": "resolve"})).await;
+    let before = counts(&gw);
+    assert_eq!((before.0, before.2), (1, 1));
+
+    let big = format!("{{\"event_type\":\"resolve\",\"pad\":\"{}\"}}", "x".repeat(5000));
+    let long_key = "k".repeat(300);
+    let many_headers: serde_json::Map<String, Value> = (0..21).map(|i| (format!("X-H{i}"), json!("v"))).collect();
+    // (method, path, body, extra headers, status, field named)
+    let cases: Vec<(Method, &str, String, Vec<(&str, &str)>, u16, Option<&str>)> = vec![
+        (Method::POST, "/api/v1/events", "{not json".into(), vec![], 400, None),
+        (Method::POST, "/api/v1/events", "[1,2]".into(), vec![], 400, None),
+        (Method::POST, "/api/v1/events", "\"text\"".into(), vec![], 400, None),
+        (Method::POST, "/api/v1/events", "{\"message\":\"no type\"}".into(), vec![], 400, Some("event_type")),
+        (Method::POST, "/api/v1/events", "{\"event_type\":\"bad type!\"}".into(), vec![], 400, Some("event_type")),
+        (Method::POST, "/api/v1/events", "{\"event_type\":42}".into(), vec![], 400, Some("event_type")),
+        (Method::POST, "/api/v1/events", big, vec![], 413, None),
+        (Method::POST, "/api/v1/events", "{\"event_type\":\"resolve\"}".into(), vec![("Idempotency-Key", long_key.as_str())], 400, Some("Idempotency-Key")),
+        (Method::POST, "/api/v1/webhooks/", "{\"url\":\"https://e.com\",\"trigger_type\":\"resolve\"}".into(), vec![], 400, Some("name")),
+        (Method::POST, "/api/v1/webhooks/", "{\"name\":\"n\",\"url\":\"ftp://e.com\",\"trigger_type\":\"resolve\"}".into(), vec![], 400, Some("url")),
+        (Method::POST, "/api/v1/webhooks/", "{\"name\":\"n\",\"url\":\"not a url\",\"trigger_type\":\"resolve\"}".into(), vec![], 400, Some("url")),
+        (Method::POST, "/api/v1/webhooks/", "{\"name\":\"n\",\"url\":\"https://e.com\",\"trigger_type\":\"resolve\",\"http_method\":\"FETCH\"}".into(), vec![], 400, Some("http_method")),
+        (Method::POST, "/api/v1/webhooks/", "{\"name\":\"n\",\"url\":\"https://e.com\",\"trigger_type\":\"no such!\"}".into(), vec![], 400, Some("trigger_type")),
+        (Method::POST, "/api/v1/webhooks/", "{\"name\":\"n\",\"url\":\"https://e.com\",\"trigger_events\":[\"resolve\", \"bad one!\"]}".into(), vec![], 400, Some("trigger_events[1]")),
+        (Method::POST, "/api/v1/webhooks/", json!({"name": "n", "url": "https://e.com", "trigger_type": "resolve", "headers": many_headers}).to_string(), vec![], 400, Some("headers")),
+        (Method::POST, "/api/v1/webhooks/", "{\"name\":\"n\",\"url\":\"https://e.com\",\"trigger_type\":\"resolve\",\"headers\":\"{not json\"}".into(), vec![], 400, Some("headers")),
+        (Method::POST, "/api/v1/webhooks/", "{\"name\":\"n\",\"url\":\"https://e.com\",\"trigger_type\":\"resolve\",\"retry\":{\"type\":\"fixed\",\"count\":99,\"interval_secs\":60}}".into(), vec![], 400, Some("retry.count")),
+        (Method::POST, "/api/v1/webhooks/", "{\"name\":\"n\",\"url\":\"https://e.com\",\"trigger_type\":\"resolve\",\"failure_email\":\"nope\"}".into(), vec![], 400, Some("failure_email")),
+        (Method::POST, "/api/v1/webhooks/", "{\"name\":\"n\",\"url\":\"https://e.com\",\"trigger_type\":\"resolve\",\"integration_filter\":\"x\"}".into(), vec![], 400, Some("integration_filter")),
+        (Method::POST, "/api/v1/webhooks/", "{\"name\":\"n\",\"url\":\"https://e.com\",\"trigger_type\":\"resolve\",\"auth\":{\"type\":\"magic\"}}".into(), vec![], 400, Some("auth")),
+        (Method::POST, "/api/v1/webhooks/", "{\"name\":\"n\",\"url\":\"https://e.com\",\"trigger_type\":\"resolve\",\"signing\":{\"type\":\"standard_webhooks\",\"secret\":\"plain\"}}".into(), vec![], 400, Some("signing.secret")),
+        (Method::POST, "/api/v1/webhooks/", "[]".into(), vec![], 400, None),
+        (Method::POST, "/api/v1/webhooks/", "{oops".into(), vec![], 400, None),
+        (Method::PUT, wpath.as_str(), "{\"url\":\"gopher://x\"}".into(), vec![], 400, Some("url")),
+        (Method::PUT, wpath.as_str(), "{\"name\":\"renamed\",\"is_webhook_enabled\":\"yes\"}".into(), vec![], 400, Some("is_webhook_enabled")),
+        (Method::PUT, wpath.as_str(), "{\"name\":null}".into(), vec![], 400, Some("name")),
+        (Method::GET, "/api/v1/webhooks/?page=0", String::new(), vec![], 400, Some("page")),
+        (Method::GET, "/api/v1/webhooks/?page_size=1000", String::new(), vec![], 400, Some("page_size")),
+        (Method::GET, "/api/v1/events/evt_missing", String::new(), vec![], 404, None),
+    ];
+    for (method, path, body, headers, status, field) in cases {
+        let mut hs = headers.clone();
+        if !body.is_empty() {
+            hs.push(("content-type", "application/json"));
+        }
+        let (s, problem) = raw(&gw, method.clone(), path, &body, &hs).await;
+        assert_eq!(s, status, "{method} {path} {}: {problem}", &body[..body.len().min(80)]);
+        assert_eq!(problem["status"], status);
+        assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()));
+        if let Some(f) = field {
+            assert_eq!(problem["field"], f, "{method} {path} {}: {problem}", &body[..body.len().min(80)]);
+        }
+        assert_eq!(counts(&gw), before, "store changed after refused {method} {path}");
+    }
+    gw.stop().await;
+}
