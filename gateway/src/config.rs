@@ -222,7 +222,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("GATEWAY_MAX_EVENT_BYTES", "lots");
             let err = Config::load(None, &Overrides::default()).unwrap_err().to_string();
-            assert!(err.contains("max_event_bytes"), "{err}");
+            assert!(err.to_lowercase().contains("max_event_bytes"), "{err}");
             jail.set_env("GATEWAY_MAX_EVENT_BYTES", "10");
             jail.set_env("GATEWAY_DELIVERY__WORKERS", "0");
             let err = Config::load(None, &Overrides::default()).unwrap_err().to_string();
