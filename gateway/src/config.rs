@@ -42,6 +42,8 @@ log = "info"
 log_format = "text"
 
 [delivery]
+# Run delivery workers on this node (false: an API-only node that only accepts events).
+enabled = true
 # Concurrent HTTP requests in flight.
 workers = 64
 # How long a claimed delivery stays leased to this node before another may take it, in seconds.
@@ -80,6 +82,7 @@ max_component_bytes = 20971520
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
+    pub enabled: bool,
     pub workers: usize,
     pub lease_secs: u64,
     pub timeout_secs: u64,
