@@ -1,1 +1,589 @@
 //! The sandboxed WebAssembly plugin host.
+//!
+//! Plugins are components of the `webhook-gateway:plugin@0.1.0` WIT package in `sdk/wit`:
+//! a *transformer* shapes an event into a request (once per delivery), an *authenticator* adds
+//! headers/query parameters to each attempt using secrets it can use but not read.
+//!
+//! Files:
+//! - `bindings`: the `bindgen!` output, one per world.
+//! - `engine`: the pooled, epoch-interrupted engine, its ticker thread and the artifact cache.
+//! - `limits`: [`PluginLimits`] and the memory limiter.
+//! - `host_state`: per-call state and the `log`, `config` and `secrets` imports.
+//! - `output`: checks on what plugins return.
+//! - `error`: [`PluginError`].
+//! - `builtin`: the first-party plugins embedded at build time ([`builtin_plugins`]).
+//! - `cli`: [`run_cli`], behind `webhook-gateway plugin run`.
+//!
+//! # How a call runs, and why this way
+//! Every call gets a fresh `Store` and instance from a cached `InstancePre` (pooling allocator:
+//! tens of microseconds), so nothing leaks between events; the store is dropped afterwards, also
+//! after a trap. Calls are **async on the tokio workers** rather than `spawn_blocking`: the epoch
+//! callback fires every 1 ms tick of guest execution and *yields* to the executor, so a guest
+//! never holds a worker for more than about a millisecond, and a normal call (50-200 us) avoids
+//! the hand-off to the blocking pool and its thread growth under load. After `cpu_deadline_ms`
+//! ticks of execution the callback interrupts the guest ([`PluginError::Timeout`]). Compiling a
+//! component (0.1-1 s of CPU) is the one blocking step: [`PluginHost::load`] runs it on the
+//! blocking pool; [`PluginHost::prepare`] is synchronous for callers that are already off the
+//! async workers.
+//!
+//! Concurrency is bounded by `max_concurrency` pool slots; a call that finds none free returns
+//! [`PluginError::Busy`] at once (back-pressure: the delivery is retried later, the plugin is not
+//! blamed).
+
+mod bindings;
+mod builtin;
+mod cli;
+mod engine;
+mod error;
+mod host_state;
+mod limits;
+mod output;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store, UpdateDeadline};
+
+pub use builtin::{BuiltinPlugin, builtin_plugins};
+pub use cli::{run_cli, run_file};
+pub use engine::sha256_hex;
+pub use error::{GuestError, PluginError};
+pub use limits::PluginLimits;
+
+use crate::model::PreparedRequest;
+use bindings::authenticator::{Authenticator, AuthenticatorPre};
+use bindings::transformer::{Transformer, TransformerPre};
+use bindings::wit;
+use engine::{ArtifactCache, Ticker};
+use host_state::HostState;
+
+/// The two plugin roles (the two WIT worlds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PluginKind {
+    Transformer,
+    Authenticator,
+}
+
+impl PluginKind {
+    /// `transformer` or `authenticator` (as stored in `PluginRecord::kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Transformer => "transformer",
+            PluginKind::Authenticator => "authenticator",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "transformer" => Some(PluginKind::Transformer),
+            "authenticator" => Some(PluginKind::Authenticator),
+            _ => None,
+        }
+    }
+}
+
+/// A validated, compiled plugin, ready to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedPlugin {
+    pub kind: PluginKind,
+    /// Hex sha256 of the component bytes: the key for every later call.
+    pub sha256: String,
+}
+
+/// What the gateway tells a transformer about the delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PluginContext {
+    pub webhook_id: String,
+    pub webhook_name: String,
+    /// Canonical event type.
+    pub event_type: String,
+    pub delivery_id: String,
+    pub url: String,
+    pub method: String,
+    /// Unix ms.
+    pub now_ms: i64,
+    /// 1-based.
+    pub attempt: u32,
+    /// In a chain, the previous plugin's request (set by [`PluginHost::transform_chain`]).
+    pub previous: Option<PreparedRequest>,
+}
+
+/// Inputs of one transformer call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TransformInput {
+    /// The event JSON as stored.
+    pub event_json: String,
+    pub context: PluginContext,
+    /// The plugin's config from the webhook (`PluginRef::config`) as JSON; `null` for none.
+    pub config_json: String,
+}
+
+/// A transformer's decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transformed {
+    Request(PreparedRequest),
+    /// Send nothing; the reason belongs in the delivery log.
+    Skip(String),
+}
+
+/// Result of a transformer call (or chain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransformOutput {
+    pub outcome: Transformed,
+    /// The plugin's log lines, capped (`[level] message`).
+    pub logs: Vec<String>,
+    /// Wall time of instantiation + call.
+    pub elapsed: Duration,
+    /// Largest linear memory the instance reached.
+    pub memory_peak_bytes: usize,
+}
+
+/// Inputs of one authenticator call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthInput {
+    /// The final request of this attempt (after transform); the plugin cannot change it.
+    pub request: PreparedRequest,
+    pub delivery_id: String,
+    /// 1-based.
+    pub attempt: u32,
+    pub now_ms: i64,
+    /// The webhook's secrets as (name, value); the plugin gets handles, never values.
+    pub secrets: Vec<(String, String)>,
+    /// The authenticator's config (`Webhook::authenticator.config`) as JSON; `null` for none.
+    pub config_json: String,
+}
+
+/// What an authenticator adds to the request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthOutput {
+    /// Headers to add (the plugin's own, then those placed from secrets).
+    pub add_headers: Vec<(String, String)>,
+    pub add_query: Vec<(String, String)>,
+    /// Names of added headers and query parameters whose values hold a secret (mask them in logs).
+    pub secret_names: Vec<String>,
+    pub logs: Vec<String>,
+    pub elapsed: Duration,
+    pub memory_peak_bytes: usize,
+}
+
+/// One step of a transformer chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainStep {
+    pub sha256: String,
+    pub config_json: String,
+}
+
+#[derive(Clone)]
+enum Loaded {
+    Transformer(TransformerPre<HostState>),
+    Authenticator(AuthenticatorPre<HostState>),
+}
+
+impl Loaded {
+    fn kind(&self) -> PluginKind {
+        match self {
+            Loaded::Transformer(_) => PluginKind::Transformer,
+            Loaded::Authenticator(_) => PluginKind::Authenticator,
+        }
+    }
+}
+
+struct Inner {
+    engine: Engine,
+    limits: PluginLimits,
+    cache: ArtifactCache,
+    transformer_linker: Linker<HostState>,
+    authenticator_linker: Linker<HostState>,
+    loaded: RwLock<HashMap<String, Loaded>>,
+    slots: Arc<Semaphore>,
+    _ticker: Ticker,
+}
+
+/// The plugin host. Cheap to clone (an `Arc` inside); share one per process.
+#[derive(Clone)]
+pub struct PluginHost {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost").field("limits", &self.inner.limits).finish_non_exhaustive()
+    }
+}
+
+impl PluginHost {
+    /// Builds the engine, the linkers and the epoch ticker; precompiled artifacts are cached in
+    /// `cache_dir` (created if missing).
+    pub fn new(limits: PluginLimits, cache_dir: &Path) -> anyhow::Result<PluginHost> {
+        let engine = engine::build_engine(&limits)?;
+        let cache = ArtifactCache::new(cache_dir, &engine)?;
+
+        let mut transformer_linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut transformer_linker)?;
+        Transformer::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut transformer_linker, |s| s)?;
+        let mut authenticator_linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut authenticator_linker)?;
+        Authenticator::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut authenticator_linker, |s| s)?;
+
+        let ticker = Ticker::start(&engine)?;
+        let slots = Arc::new(Semaphore::new(limits.max_concurrency.max(1)));
+        Ok(PluginHost {
+            inner: Arc::new(Inner {
+                engine,
+                limits,
+                cache,
+                transformer_linker,
+                authenticator_linker,
+                loaded: RwLock::new(HashMap::new()),
+                slots,
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    pub fn limits(&self) -> &PluginLimits {
+        &self.inner.limits
+    }
+
+    /// Validates that `bytes` is a component of the transformer or authenticator world,
+    /// compiles it (or loads this host's cached artifact), caches it on disk and in memory.
+    /// CPU-heavy (up to ~1 s): call it off the async workers, or use [`PluginHost::load`].
+    pub fn prepare(&self, bytes: &[u8]) -> Result<PreparedPlugin, PluginError> {
+        let sha256 = sha256_hex(bytes);
+        if let Some(kind) = self.loaded_kind(&sha256) {
+            return Ok(PreparedPlugin { kind, sha256 });
+        }
+        let inner = &self.inner;
+        let (component, from_cache) = match inner.cache.get(&inner.engine, &sha256) {
+            Some(c) => (c, true),
+            None => (compile(&inner.engine, bytes)?, false),
+        };
+        let loaded = self.instantiate_pre(&component)?;
+        if !from_cache {
+            inner.cache.put(&sha256, &component);
+        }
+        let kind = loaded.kind();
+        inner.loaded.write().insert(sha256.clone(), loaded);
+        Ok(PreparedPlugin { kind, sha256 })
+    }
+
+    /// Makes the plugin `sha256` ready: from memory, else from this host's artifact cache, else
+    /// from the bytes `loader` fetches (checked against `sha256`, then compiled on the blocking
+    /// pool).
+    pub async fn load<F, Fut>(&self, sha256: &str, loader: F) -> Result<PluginKind, PluginError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<u8>, PluginError>>,
+    {
+        if let Some(kind) = self.loaded_kind(sha256) {
+            return Ok(kind);
+        }
+        let host = self.clone();
+        let sha = sha256.to_string();
+        let cached = tokio::task::spawn_blocking(move || {
+            let component = host.inner.cache.get(&host.inner.engine, &sha)?;
+            Some(host.instantiate_pre(&component).map(|l| {
+                let kind = l.kind();
+                host.inner.loaded.write().insert(sha, l);
+                kind
+            }))
+        })
+        .await
+        .map_err(|e| PluginError::Internal(format!("plugin loader task failed: {e}")))?;
+        if let Some(result) = cached {
+            return result;
+        }
+        let bytes = loader().await?;
+        let actual = sha256_hex(&bytes);
+        if actual != sha256 {
+            return Err(PluginError::Invalid(format!("bytes have sha256 {actual}, expected {sha256}")));
+        }
+        let host = self.clone();
+        tokio::task::spawn_blocking(move || host.prepare(&bytes).map(|p| p.kind))
+            .await
+            .map_err(|e| PluginError::Internal(format!("plugin compile task failed: {e}")))?
+    }
+
+    /// The kind of a loaded plugin; `None` when not loaded.
+    pub fn loaded_kind(&self, sha256: &str) -> Option<PluginKind> {
+        self.inner.loaded.read().get(sha256).map(Loaded::kind)
+    }
+
+    /// Forgets a loaded plugin (its disk artifact stays for a later `load`).
+    pub fn unload(&self, sha256: &str) {
+        self.inner.loaded.write().remove(sha256);
+    }
+
+    /// Pool slots free right now (for metrics and the leak tests).
+    pub fn available_slots(&self) -> usize {
+        self.inner.slots.available_permits()
+    }
+
+    fn instantiate_pre(&self, component: &Component) -> Result<Loaded, PluginError> {
+        let inner = &self.inner;
+        let ty = component.component_type();
+        let exports: Vec<String> = ty.exports(&inner.engine).map(|(name, _)| name.to_string()).collect();
+        let (linker, kind) = if exports.iter().any(|e| e == "transform") {
+            (&inner.transformer_linker, PluginKind::Transformer)
+        } else if exports.iter().any(|e| e == "authenticate") {
+            (&inner.authenticator_linker, PluginKind::Authenticator)
+        } else {
+            return Err(PluginError::Invalid(format!(
+                "the component exports [{}], not `transform` (transformer world) or `authenticate` \
+                 (authenticator world) of webhook-gateway:plugin@0.1.0",
+                exports.join(", ")
+            )));
+        };
+        let pre = linker.instantiate_pre(component).map_err(|e| {
+            PluginError::Invalid(format!("the component's imports do not fit the {} world: {e:#}", kind.as_str()))
+        })?;
+        let wrong = |e: wasmtime::Error| {
+            PluginError::Invalid(format!("the component does not match the {} world: {e:#}", kind.as_str()))
+        };
+        Ok(match kind {
+            PluginKind::Transformer => Loaded::Transformer(TransformerPre::new(pre).map_err(wrong)?),
+            PluginKind::Authenticator => Loaded::Authenticator(AuthenticatorPre::new(pre).map_err(wrong)?),
+        })
+    }
+
+    fn get(&self, sha256: &str, expected: PluginKind) -> Result<Loaded, PluginError> {
+        let loaded = self.inner.loaded.read().get(sha256).cloned().ok_or_else(|| PluginError::NotLoaded(sha256.to_string()))?;
+        if loaded.kind() != expected {
+            return Err(PluginError::WrongKind { expected: expected.as_str(), actual: loaded.kind().as_str() });
+        }
+        Ok(loaded)
+    }
+
+    /// A fresh store for one call, with the memory limiter and the CPU deadline armed.
+    fn store(&self, config_json: String, secrets: Vec<(String, String)>) -> Store<HostState> {
+        let mut store = Store::new(&self.inner.engine, HostState::new(&self.inner.limits, config_json, secrets));
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            state.ticks += 1;
+            if state.ticks > state.max_ticks {
+                state.timed_out = true;
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store
+    }
+
+    fn acquire(&self) -> Result<tokio::sync::OwnedSemaphorePermit, PluginError> {
+        self.inner.slots.clone().try_acquire_owned().map_err(|_| PluginError::Busy(self.inner.limits.max_concurrency))
+    }
+
+    /// Runs a transformer once. See the module doc for how the call is isolated and bounded.
+    pub async fn transform(&self, sha256: &str, input: TransformInput) -> Result<TransformOutput, PluginError> {
+        let Loaded::Transformer(pre) = self.get(sha256, PluginKind::Transformer)? else {
+            unreachable!("get checked the kind")
+        };
+        let limits = &self.inner.limits;
+        let size = input.event_json.len() + input.config_json.len() + context_size(&input.context);
+        if size > limits.max_input_bytes {
+            return Err(PluginError::InputTooLarge { size, limit: limits.max_input_bytes });
+        }
+        let config_json = if input.config_json.trim().is_empty() { "null".to_string() } else { input.config_json };
+        let context = to_wit_context(input.context);
+        let _slot = self.acquire()?;
+        let started = Instant::now();
+        let mut store = self.store(config_json.clone(), Vec::new());
+        let result = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_transform(&mut store, &input.event_json, &context, &config_json).await
+        }
+        .await;
+        let elapsed = started.elapsed();
+        let state = store.data_mut();
+        let outcome = match result {
+            Err(e) => return Err(classify(e, state, limits)),
+            Ok(Err(guest)) => return Err(PluginError::Guest(guest_error(guest))),
+            Ok(Ok(wit::TransformOutcome::Skip(reason))) => Transformed::Skip(reason),
+            Ok(Ok(wit::TransformOutcome::Send(r))) => {
+                let request = from_wit_request(r);
+                output::check_request(&request, limits.max_output_bytes)?;
+                Transformed::Request(request)
+            }
+        };
+        Ok(TransformOutput { outcome, logs: state.logs.finish(), elapsed, memory_peak_bytes: state.limiter.peak_bytes })
+    }
+
+    /// Runs transformers in order. Each sees the event, its own config, and the previous step's
+    /// request as `context.previous`; the last request wins. A skip ends the chain. Logs are
+    /// concatenated (prefixed with the step number), times added, the memory peak is the largest.
+    pub async fn transform_chain(
+        &self,
+        steps: &[ChainStep],
+        event_json: &str,
+        context: PluginContext,
+    ) -> Result<TransformOutput, PluginError> {
+        let mut total = TransformOutput {
+            outcome: Transformed::Skip("no plugins in the chain".into()),
+            logs: Vec::new(),
+            elapsed: Duration::ZERO,
+            memory_peak_bytes: 0,
+        };
+        let mut previous = context.previous.clone();
+        for (i, step) in steps.iter().enumerate() {
+            let input = TransformInput {
+                event_json: event_json.to_string(),
+                context: PluginContext { previous: previous.take(), ..context.clone() },
+                config_json: step.config_json.clone(),
+            };
+            let out = self.transform(&step.sha256, input).await?;
+            total.logs.extend(out.logs.into_iter().map(|l| format!("#{} {l}", i + 1)));
+            total.elapsed += out.elapsed;
+            total.memory_peak_bytes = total.memory_peak_bytes.max(out.memory_peak_bytes);
+            match out.outcome {
+                Transformed::Request(r) => {
+                    previous = Some(r.clone());
+                    total.outcome = Transformed::Request(r);
+                }
+                skip @ Transformed::Skip(_) => {
+                    total.outcome = skip;
+                    return Ok(total);
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Runs an authenticator for one attempt.
+    pub async fn authenticate(&self, sha256: &str, input: AuthInput) -> Result<AuthOutput, PluginError> {
+        let Loaded::Authenticator(pre) = self.get(sha256, PluginKind::Authenticator)? else {
+            unreachable!("get checked the kind")
+        };
+        let limits = &self.inner.limits;
+        let r = &input.request;
+        let size = r.url.len()
+            + r.body.as_ref().map_or(0, String::len)
+            + r.headers.iter().chain(&r.query).map(|(a, b)| a.len() + b.len()).sum::<usize>()
+            + input.config_json.len();
+        if size > limits.max_input_bytes {
+            return Err(PluginError::InputTooLarge { size, limit: limits.max_input_bytes });
+        }
+        let config_json = if input.config_json.trim().is_empty() { "null".to_string() } else { input.config_json };
+        let request = to_wit_request(input.request);
+        let attempt = wit::AttemptInfo { delivery_id: input.delivery_id, attempt: input.attempt, now_ms: input.now_ms };
+        let _slot = self.acquire()?;
+        let started = Instant::now();
+        let mut store = self.store(config_json, input.secrets);
+        let result = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_authenticate(&mut store, &request, &attempt).await
+        }
+        .await;
+        let elapsed = started.elapsed();
+        let state = store.data_mut();
+        let additions = match result {
+            Err(e) => return Err(classify(e, state, limits)),
+            Ok(Err(guest)) => return Err(PluginError::Guest(guest_error(guest))),
+            Ok(Ok(a)) => a,
+        };
+        let secret_names: Vec<String> =
+            state.placed_headers.iter().chain(&state.placed_query).map(|(n, _)| n.clone()).collect();
+        let mut add_headers = additions.headers;
+        add_headers.append(&mut state.placed_headers);
+        let mut add_query = additions.query;
+        add_query.append(&mut state.placed_query);
+        output::check_additions(&add_headers, &add_query, limits.max_output_bytes)?;
+        Ok(AuthOutput {
+            add_headers,
+            add_query,
+            secret_names,
+            logs: state.logs.finish(),
+            elapsed,
+            memory_peak_bytes: state.limiter.peak_bytes,
+        })
+    }
+}
+
+/// Compiles uploaded bytes, refusing anything but a component.
+fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, PluginError> {
+    if Engine::detect_precompiled(bytes).is_some() {
+        return Err(PluginError::Invalid("precompiled artifacts are not accepted; upload the .wasm component".into()));
+    }
+    if !wasmparser_is_component(bytes) {
+        return Err(PluginError::Invalid(
+            "not a WebAssembly component (a core module or other bytes); build with `--target wasm32-wasip2`".into(),
+        ));
+    }
+    Component::new(engine, bytes).map_err(|e| PluginError::Invalid(format!("the component does not compile: {e:#}")))
+}
+
+/// A component starts with `\0asm`, then version 0x0d and layer 1; a core module has layer 0.
+fn wasmparser_is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[6..8] == [1, 0]
+}
+
+/// Turns a failed instantiation or call into the specific [`PluginError`].
+fn classify(e: wasmtime::Error, state: &mut HostState, limits: &PluginLimits) -> PluginError {
+    if state.timed_out {
+        return PluginError::Timeout { limit_ms: limits.cpu_deadline_ms };
+    }
+    if state.limiter.exceeded {
+        return PluginError::MemoryLimit { limit_bytes: limits.memory_bytes };
+    }
+    let text = format!("{e:#}");
+    if text.contains("maximum concurrent") {
+        return PluginError::Busy(limits.max_concurrency);
+    }
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        let mut msg = trap.to_string();
+        if let Some(panic) = state.logs.panic_message() {
+            msg = format!("{msg} ({})", panic.trim_start_matches("[error] "));
+        }
+        return PluginError::Trap(msg);
+    }
+    if text.contains("utf-8") || text.contains("UTF-8") || text.contains("invalid") || text.contains("out of bounds") {
+        // Lifting the guest's return value failed: it handed back malformed data.
+        return PluginError::InvalidOutput(text);
+    }
+    PluginError::Trap(text)
+}
+
+fn guest_error(e: wit::PluginError) -> GuestError {
+    match e {
+        wit::PluginError::InvalidConfig(m) => GuestError::InvalidConfig(m),
+        wit::PluginError::InvalidEvent(m) => GuestError::InvalidEvent(m),
+        wit::PluginError::Unsupported(m) => GuestError::Unsupported(m),
+        wit::PluginError::Other(m) => GuestError::Other(m),
+    }
+}
+
+fn context_size(c: &PluginContext) -> usize {
+    c.webhook_id.len() + c.webhook_name.len() + c.event_type.len() + c.delivery_id.len() + c.url.len() + c.method.len()
+        + c.previous.as_ref().map_or(0, |r| {
+            r.url.len()
+                + r.body.as_ref().map_or(0, String::len)
+                + r.headers.iter().chain(&r.query).map(|(a, b)| a.len() + b.len()).sum::<usize>()
+        })
+}
+
+fn to_wit_request(r: PreparedRequest) -> wit::Request {
+    wit::Request { method: r.method, url: r.url, query: r.query, headers: r.headers, body: r.body }
+}
+
+fn from_wit_request(r: wit::Request) -> PreparedRequest {
+    PreparedRequest { method: r.method, url: r.url, query: r.query, headers: r.headers, body: r.body }
+}
+
+fn to_wit_context(c: PluginContext) -> wit::WebhookContext {
+    wit::WebhookContext {
+        webhook_id: c.webhook_id,
+        webhook_name: c.webhook_name,
+        event_type: c.event_type,
+        delivery_id: c.delivery_id,
+        url: c.url,
+        method: c.method,
+        now_ms: c.now_ms,
+        attempt: c.attempt,
+        previous: c.previous.map(to_wit_request),
+    }
+}
