@@ -9,8 +9,11 @@
 //! - [`model`]: domain types: events and their canonical types, webhooks, deliveries, keys.
 //! - [`store`]: the `Store` trait and its SQLite (default) implementation.
 //! - [`api`]: the HTTP API (axum routers per resource, problem+json errors, OpenAPI).
+//! - [`intake`]: accepting an event: match, one delivery per (webhook, url), store atomically.
+//! - [`subscriptions`]: the in-memory snapshot of webhooks (matcher + lookup), swapped on change.
 //! - [`matching`]: which webhooks an event fires (scopes, triggers, filters, templates).
 //! - [`delivery`]: workers that turn deliveries into signed, authenticated HTTP requests.
+//! - [`metrics`]: Prometheus metrics served at `/metrics`.
 //! - [`plugin`]: the sandboxed WebAssembly host for transformer and authenticator plugins.
 //! - [`cli`]: the command line (`serve`, `keys`, `migrate`, `config`, `plugin`).
 //! - [`clock`]: injected time, so schedules are tested without sleeping.
@@ -21,8 +24,11 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod delivery;
+pub mod intake;
 pub mod matching;
+pub mod metrics;
 pub mod model;
 pub mod plugin;
 pub mod server;
 pub mod store;
+pub mod subscriptions;

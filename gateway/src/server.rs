@@ -7,11 +7,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
-use crate::api::{self, AppState, MatcherHandle, auth};
+use crate::api::{self, AppState, auth};
+use crate::subscriptions::Subscriptions;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::delivery::Engine;
+use crate::metrics::Metrics;
 use crate::model::Role;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
@@ -50,20 +53,33 @@ pub async fn run(parts: Parts, listener: TcpListener, shutdown: impl Future<Outp
             .await
             .context("storing the admin token")?;
     }
-    let matcher = MatcherHandle::new(store.all_webhooks().await.context("loading webhooks")?);
+    let subs = Subscriptions::new(store.all_webhooks().await.context("loading webhooks")?);
+    let config = Arc::new(config);
+    let ready = Arc::new(Notify::new());
+    let metrics = Metrics::shared();
+    let engine = Engine::new(store.clone(), clock.clone(), config.clone(), subs.clone(), ready.clone(), metrics.clone())?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let workers = config.delivery.enabled.then(|| engine.spawn(stop_rx));
     let state = AppState {
         store,
-        config: Arc::new(config),
+        config,
         clock,
         keys: auth::KeyCache::default(),
-        matcher,
-        deliveries_ready: Arc::new(Notify::new()),
+        subs,
+        deliveries_ready: ready,
+        engine,
+        metrics,
     };
     let app = api::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
     tracing::info!(addr = %listener.local_addr()?, "webhook-gateway listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving")?;
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving");
+    // Stop claiming, finish what is in flight, record it.
+    let _ = stop_tx.send(true);
+    if let Some(w) = workers {
+        let _ = w.await;
+    }
     tracing::info!("webhook-gateway stopped");
-    Ok(())
+    served
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -14,7 +14,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::{AppState, rfc3339};
 use crate::model::event::EventError;
-use crate::model::{Delivery, Event, IngestOutcome, NewEvent, new_id};
+use crate::model::{Delivery, Event, IngestOutcome, new_id};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -81,16 +81,10 @@ pub async fn ingest(State(st): State<AppState>, _caller: Caller, headers: Header
         EventError::NotAnObject => ApiError::invalid(e.to_string()),
         EventError::MissingType | EventError::Type(_) => ApiError::field("event_type", e.to_string()),
     })?;
-    let matched = st.matcher.get().matches(&event);
-    let mut deliveries = Vec::new();
-    for m in &matched {
-        for url in &m.webhook.urls {
-            deliveries.push(Delivery::new(&event.id, &m.webhook.id, url, now));
-        }
-    }
-    let outcome = st.store.ingest(NewEvent { event, deliveries, idempotency_key: key }).await?;
+    let outcome = crate::intake::accept(st.store.as_ref(), &st.subs, event, key).await?;
     let (id, replayed) = match outcome {
         IngestOutcome::Created { event_id, deliveries } => {
+            st.metrics.events_accepted.inc();
             if deliveries > 0 {
                 st.deliveries_ready.notify_waiters();
             }

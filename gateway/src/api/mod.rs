@@ -2,6 +2,7 @@
 //! bodies built in [`error`]; callers authenticate with API keys ([`auth`]).
 
 pub mod auth;
+pub mod deliveries;
 pub mod error;
 pub mod events;
 pub mod keys;
@@ -20,7 +21,7 @@ use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::model::Webhook;
+use crate::subscriptions::Subscriptions;
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -30,68 +31,11 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub clock: SharedClock,
     pub keys: auth::KeyCache,
-    pub matcher: MatcherHandle,
+    pub subs: Subscriptions,
     /// Wakes idle delivery workers when new deliveries are stored.
     pub deliveries_ready: Arc<Notify>,
-}
-
-/// The current matcher, swapped whole when webhooks change.
-#[derive(Clone)]
-pub struct MatcherHandle {
-    current: Arc<parking_lot::RwLock<Arc<Matcher>>>,
-    /// Serialises rebuilds so an older snapshot never replaces a newer one.
-    rebuild: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl MatcherHandle {
-    pub fn new(webhooks: Vec<Webhook>) -> Self {
-        MatcherHandle {
-            current: Arc::new(parking_lot::RwLock::new(Arc::new(Matcher::new(webhooks)))),
-            rebuild: Arc::new(tokio::sync::Mutex::new(())),
-        }
-    }
-
-    pub fn get(&self) -> Arc<Matcher> {
-        self.current.read().clone()
-    }
-
-    /// Reloads every webhook from the store and swaps in a new matcher.
-    pub async fn reload(&self, store: &dyn Store) -> crate::store::StoreResult<()> {
-        let _guard = self.rebuild.lock().await;
-        let webhooks = store.all_webhooks().await?;
-        let m = Arc::new(Matcher::new(webhooks));
-        *self.current.write() = m;
-        Ok(())
-    }
-}
-
-/// Interim matcher (enabled + trigger) until `crate::matching::Matcher` lands.
-pub struct Matcher {
-    webhooks: Vec<Arc<Webhook>>,
-}
-
-/// A webhook an event fires.
-pub struct Matched {
-    pub webhook: Arc<Webhook>,
-}
-
-impl Matcher {
-    pub fn new(webhooks: Vec<Webhook>) -> Self {
-        Matcher { webhooks: webhooks.into_iter().filter(|w| w.is_webhook_enabled).map(Arc::new).collect() }
-    }
-    pub fn matches(&self, event: &crate::model::Event) -> Vec<Matched> {
-        self.webhooks
-            .iter()
-            .filter(|w| {
-                w.trigger_events.iter().any(|t| {
-                    t == "*"
-                        || *t == event.event_type
-                        || (t == "status_change" && crate::model::event::STATUS_CHANGE_TYPES.contains(&event.event_type.as_str()))
-                })
-            })
-            .map(|w| Matched { webhook: w.clone() })
-            .collect()
-    }
+    pub engine: crate::delivery::Engine,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Formats unix milliseconds as RFC 3339 with microseconds, like OnCall's timestamps.
@@ -119,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router())
         .merge(events::router())
         .merge(keys::router())
+        .merge(deliveries::router())
         .merge(openapi::router())
         .with_state(state)
 }

@@ -28,8 +28,10 @@ impl utoipa::Modify for SecurityAddon {
     paths(
         super::webhooks::list, super::webhooks::get_one, super::webhooks::create, super::webhooks::update, super::webhooks::delete,
         super::events::ingest, super::events::get_event, super::keys::create, super::keys::list,
+        super::deliveries::responses, super::deliveries::attempts, super::deliveries::test_send, super::deliveries::recover,
+        super::deliveries::get_delivery, super::deliveries::resend, super::deliveries::secret, super::deliveries::rotate_secret,
     ),
-    components(schemas(super::error::Problem, super::events::Accepted, super::keys::NewKey)),
+    components(schemas(super::error::Problem, super::events::Accepted, super::keys::NewKey, super::deliveries::RecoverBody, super::deliveries::RotateBody)),
     modifiers(&SecurityAddon)
 )]
 pub struct ApiDoc;

@@ -134,7 +134,7 @@ pub async fn create(
     caller.may_manage(&w.scope)?;
     check(&st, &w, true).await?;
     st.store.insert_webhook(&w).await?;
-    st.matcher.reload(st.store.as_ref()).await?;
+    st.subs.reload(st.store.as_ref()).await?;
     Ok((StatusCode::CREATED, Json(webhook_input::view(&w))))
 }
 
@@ -159,7 +159,7 @@ pub async fn update(
             st.store.set_webhook_enabled(&w.id, true, None, w.updated_at).await?;
         }
     }
-    st.matcher.reload(st.store.as_ref()).await?;
+    st.subs.reload(st.store.as_ref()).await?;
     Ok(Json(webhook_input::view(&w)))
 }
 
@@ -167,6 +167,6 @@ pub async fn update(
 pub async fn delete(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
     load(&st, &caller, &id).await?;
     st.store.delete_webhook(&id).await?;
-    st.matcher.reload(st.store.as_ref()).await?;
+    st.subs.reload(st.store.as_ref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,1 +1,11 @@
 //! Delivery: workers, request shaping, auth, signing, retry decisions and the outbound guard.
+
+pub mod attempt;
+pub mod auth;
+pub mod engine;
+pub mod guard;
+pub mod retry;
+pub mod shaping;
+pub mod signing;
+
+pub use engine::Engine;

@@ -3,8 +3,12 @@
 //!
 //! Every method is async; SQLite work runs on its own threads so no async worker blocks on it.
 
+pub mod copy;
 pub mod migrations;
+pub mod postgres;
 pub mod sqlite;
+#[doc(hidden)]
+pub mod suite;
 
 use async_trait::async_trait;
 

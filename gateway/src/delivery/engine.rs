@@ -1,0 +1,396 @@
+//! The delivery engine: a dispatcher that claims due deliveries with a lease (a crashed node's
+//! claims come back when the lease ends), a bounded set of concurrent attempts over one pooled
+//! HTTP client, and a recorder that writes attempt logs in batches (one commit for many
+//! attempts). Auto-disable and the `webhook.disabled` operational event happen after recording.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::json;
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+
+use super::attempt::{self, Sent};
+use super::guard::{OutboundGuard, parse_allowed};
+use super::retry::{AttemptResult, Decision, RetryBounds, should_disable};
+use super::shaping::SizeCaps;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::model::event::WEBHOOK_DISABLED;
+use crate::model::{Attempt, Delivery, DeliveryStatus, Event, NewEvent, Webhook, new_id};
+use crate::store::{AttemptRecord, Store, StoreError};
+use crate::subscriptions::Subscriptions;
+
+/// Most deliveries claimed in one query.
+const CLAIM_BATCH: usize = 256;
+/// Most attempt records written in one transaction.
+const RECORD_BATCH: usize = 512;
+/// How often an idle dispatcher looks for work other nodes (or retries) made due.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// An attempt ready to be recorded.
+struct Finished {
+    record: AttemptRecord,
+    /// Disable the webhook now (410 Gone).
+    disable: Option<String>,
+    /// When the delivery was created (for the latency histogram on success).
+    created_at: i64,
+}
+
+/// Shared by the dispatcher, attempt tasks, the recorder and the API (test sends).
+pub struct EngineInner {
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+    config: Arc<Config>,
+    subs: Subscriptions,
+    client: reqwest::Client,
+    guard: OutboundGuard,
+    ready: Arc<Notify>,
+    metrics: Arc<Metrics>,
+    caps: SizeCaps,
+    bounds: RetryBounds,
+}
+
+/// A cheap handle to the engine.
+#[derive(Clone)]
+pub struct Engine(Arc<EngineInner>);
+
+/// Why a test send could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum TestSendError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+        config: Arc<Config>,
+        subs: Subscriptions,
+        ready: Arc<Notify>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let allowed = parse_allowed(&config.allowed_networks).map_err(|e| anyhow::anyhow!("allowed_networks: {e}"))?;
+        let guard = OutboundGuard::new(allowed);
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(guard.clone()))
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(config.delivery.workers)
+            .user_agent(concat!("webhook-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let d = &config.delivery;
+        let caps = SizeCaps { body_chars: d.max_body_chars, query_chars: d.max_query_chars };
+        let bounds = RetryBounds {
+            retry_after_min_ms: d.retry_after_min_secs as i64 * 1000,
+            retry_after_max_ms: d.retry_after_max_secs as i64 * 1000,
+            ..RetryBounds::default()
+        };
+        Ok(Engine(Arc::new(EngineInner { store, clock, config, subs, client, guard, ready, metrics, caps, bounds })))
+    }
+
+    /// Starts the dispatcher and recorder; they stop (after finishing in-flight attempts) when
+    /// `shutdown` turns true.
+    pub fn spawn(&self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let (tx, rx) = mpsc::channel::<Finished>(RECORD_BATCH * 4);
+        let recorder = tokio::spawn(self.clone().record_loop(rx));
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.dispatch_loop(tx, shutdown).await;
+            let _ = recorder.await;
+        })
+    }
+
+    async fn dispatch_loop(self, tx: mpsc::Sender<Finished>, mut shutdown: watch::Receiver<bool>) {
+        let e = &self.0;
+        let workers = e.config.delivery.workers;
+        let slots = Arc::new(Semaphore::new(workers));
+        let lease_ms = e.config.delivery.lease_secs as i64 * 1000;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            // Register interest before looking, so a notification between the claim and the wait
+            // is not lost.
+            let notified = e.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+
+            let free = slots.available_permits();
+            if free == 0 {
+                let _ = slots.clone().acquire_owned().await.map(drop);
+                continue;
+            }
+            let now = e.clock.now_ms();
+            match e.store.claim_due(now, now + lease_ms, free.min(CLAIM_BATCH)).await {
+                Ok(batch) if !batch.is_empty() => {
+                    backoff = Duration::from_millis(100);
+                    for d in batch {
+                        let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                        let (me, tx) = (self.clone(), tx.clone());
+                        tokio::spawn(async move {
+                            let f = me.attempt(d, false).await;
+                            let _ = tx.send(f).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                Ok(_) => {
+                    let wait = match e.store.next_due_at().await {
+                        Ok(Some(t)) => Duration::from_millis((t - e.clock.now_ms()).clamp(0, IDLE_POLL.as_millis() as i64) as u64),
+                        _ => IDLE_POLL,
+                    };
+                    tokio::select! {
+                        _ = &mut notified => {}
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Err(err) => {
+                    // The store is down: back off, then resume by ourselves.
+                    tracing::warn!(error = %err, "claiming deliveries failed; backing off");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        // Let in-flight attempts finish (bounded by the per-attempt timeout).
+        let _ = tokio::time::timeout(
+            Duration::from_secs(e.config.delivery.timeout_secs + 1),
+            slots.acquire_many(workers as u32),
+        )
+        .await;
+    }
+
+    async fn record_loop(self, mut rx: mpsc::Receiver<Finished>) {
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
+        while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            let items = std::mem::take(&mut batch);
+            self.record(items).await;
+        }
+    }
+
+    /// Writes finished attempts (retrying while the store is unavailable: an unrecorded attempt
+    /// would only be sent again after its lease, never lost), then applies auto-disable.
+    async fn record(&self, items: Vec<Finished>) {
+        let e = &self.0;
+        let records: Vec<AttemptRecord> = items.iter().map(|f| f.record.clone()).collect();
+        let mut delay = Duration::from_millis(100);
+        let healths = loop {
+            match e.store.record_attempts(records.clone()).await {
+                Ok(h) => break h,
+                Err(err) => {
+                    tracing::warn!(error = %err, n = records.len(), "recording attempts failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        let now = e.clock.now_ms();
+        for f in &items {
+            let outcome = f.record.attempt.outcome.as_str();
+            e.metrics.attempt(outcome);
+            if f.record.status == DeliveryStatus::Succeeded {
+                e.metrics.delivery_latency.observe((now - f.created_at).max(0) as f64 / 1000.0);
+            }
+            if let Some(reason) = &f.disable {
+                self.disable_webhook(&f.record.attempt.webhook_id, reason).await;
+            }
+        }
+        for (webhook_id, health) in healths {
+            let Some(w) = e.subs.webhook(&webhook_id) else { continue };
+            if w.is_webhook_enabled
+                && let Some(reason) = should_disable(&health, &w.auto_disable, now)
+            {
+                self.disable_webhook(&webhook_id, &reason).await;
+            }
+        }
+    }
+
+    /// One attempt of `d`: prepare (once), finalize (auth, signature), send, conclude.
+    async fn attempt(&self, d: Delivery, test: bool) -> Finished {
+        let e = &self.0;
+        let now = e.clock.now_ms();
+        let mut jitter = || rand::thread_rng().r#gen::<f64>();
+        let webhook = match e.subs.webhook(&d.webhook_id) {
+            Some(w) => w,
+            None => match e.store.get_webhook(&d.webhook_id).await {
+                Ok(Some(w)) => Arc::new(w),
+                _ => return self.give_up(&d, "the webhook no longer exists", now),
+            },
+        };
+        if !webhook.is_webhook_enabled && !test {
+            return self.give_up(&d, "the webhook is disabled", now);
+        }
+        let mut newly_prepared = None;
+        let prepared = match &d.request {
+            Some(r) => r.clone(),
+            None => {
+                let event = match e.store.get_event(&d.event_id).await {
+                    Ok(Some(ev)) => ev,
+                    Ok(None) => return self.give_up(&d, "the event no longer exists", now),
+                    Err(err) => return self.retry_later(&d, &err.to_string(), now),
+                };
+                match attempt::prepare(&webhook, &event, &d.url, &e.caps) {
+                    Ok(r) => {
+                        newly_prepared = Some(r.clone());
+                        r
+                    }
+                    Err(fail) => {
+                        let sent = attempt::not_sent(&webhook, &d.url, fail.result, now);
+                        return self.conclude(&webhook, &d, sent, None, now, test, &mut jitter);
+                    }
+                }
+            }
+        };
+        let sent = match attempt::finalize(&webhook, &d.id, &prepared, now) {
+            Ok(req) => {
+                let timeout = Duration::from_secs(webhook.timeout_secs.max(1));
+                attempt::send(&e.client, &e.guard, &req, timeout, e.config.delivery.max_response_bytes, now).await
+            }
+            Err(result) => attempt::not_sent(&webhook, &d.url, result, now),
+        };
+        let done = e.clock.now_ms();
+        self.conclude(&webhook, &d, sent, newly_prepared, done, test, &mut jitter)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conclude(
+        &self,
+        webhook: &Webhook,
+        d: &Delivery,
+        sent: Sent,
+        newly_prepared: Option<crate::model::PreparedRequest>,
+        now: i64,
+        test: bool,
+        jitter: &mut impl FnMut() -> f64,
+    ) -> Finished {
+        let (record, decision) = attempt::conclude(webhook, d, sent, newly_prepared, now, &self.0.bounds, jitter, test);
+        let disable = match decision {
+            Decision::GiveUp { disable_webhook: true, reason } if !test => Some(reason),
+            _ => None,
+        };
+        Finished { record, disable, created_at: d.created_at }
+    }
+
+    /// Fails a delivery without sending (its webhook or event is gone, or it is disabled).
+    fn give_up(&self, d: &Delivery, reason: &str, now: i64) -> Finished {
+        let w = self.0.subs.webhook(&d.webhook_id);
+        let placeholder;
+        let webhook = match &w {
+            Some(w) => w.as_ref(),
+            None => {
+                placeholder = placeholder_webhook(&d.webhook_id);
+                &placeholder
+            }
+        };
+        let sent = attempt::not_sent(webhook, &d.url, AttemptResult::Invalid { message: reason.to_string() }, now);
+        let (mut record, _) = attempt::conclude(webhook, d, sent, None, now, &self.0.bounds, &mut || 0.5, true);
+        record.attempt.error = Some(reason.to_string());
+        Finished { record, disable: None, created_at: d.created_at }
+    }
+
+    /// Puts a delivery back for a little later after a transient store error while preparing.
+    fn retry_later(&self, d: &Delivery, reason: &str, now: i64) -> Finished {
+        let mut f = self.give_up(d, reason, now);
+        f.record.status = DeliveryStatus::Pending;
+        f.record.next_attempt_at = now + 5_000;
+        f.record.attempt.outcome = crate::model::AttemptOutcome::Retry;
+        f
+    }
+
+    /// Disables a webhook the gateway gave up on, fails its pending deliveries and raises the
+    /// `webhook.disabled` operational event (delivered to webhooks subscribed to it).
+    pub async fn disable_webhook(&self, webhook_id: &str, reason: &str) {
+        let e = &self.0;
+        let Some(w) = e.subs.webhook(webhook_id) else { return };
+        if !w.is_webhook_enabled {
+            return;
+        }
+        let now = e.clock.now_ms();
+        tracing::warn!(webhook = %webhook_id, %reason, "disabling webhook");
+        if let Err(err) = e.store.set_webhook_enabled(webhook_id, false, Some(reason), now).await {
+            tracing::error!(error = %err, "could not disable webhook");
+            return;
+        }
+        let _ = e.store.fail_pending_for_webhook(webhook_id, &format!("webhook disabled: {reason}"), now).await;
+        let _ = e.subs.reload(e.store.as_ref()).await;
+        let body = json!({
+            "event_type": WEBHOOK_DISABLED,
+            "webhook": {"id": w.id, "name": w.name, "url": w.urls.first(), "failure_email": w.failure_email},
+            "reason": reason,
+            "disabled_at": crate::api::rfc3339(now),
+        });
+        match Event::from_body(new_id("evt"), body, now) {
+            Ok(event) => match crate::intake::accept(e.store.as_ref(), &e.subs, event, None).await {
+                Ok(_) => e.ready.notify_waiters(),
+                Err(err) => tracing::error!(error = %err, "could not store the webhook.disabled event"),
+            },
+            Err(err) => tracing::error!(error = %err, "could not build the webhook.disabled event"),
+        }
+    }
+
+    /// Sends a sample event to the webhook's first url now and returns the attempt (Callgoose's
+    /// Test button). The send is logged like any other, but never retried and never counts
+    /// towards auto-disable.
+    pub async fn test_send(&self, webhook: &Webhook, sample: serde_json::Value) -> Result<Attempt, TestSendError> {
+        let e = &self.0;
+        let now = e.clock.now_ms();
+        let event = Event::from_body(new_id("evt"), sample, now).expect("the sample event is valid");
+        let url = webhook.urls.first().cloned().unwrap_or_default();
+        let mut d = Delivery::new(&event.id, &webhook.id, &url, now);
+        // Parked far in the future so no dispatcher picks it up while we send it here.
+        d.next_attempt_at = i64::MAX / 2;
+        d.status = DeliveryStatus::InFlight;
+        e.store.ingest(NewEvent { event, deliveries: vec![d.clone()], idempotency_key: None }).await?;
+        let f = self.attempt(d, true).await;
+        let attempt = f.record.attempt.clone();
+        e.store.record_attempts(vec![f.record]).await?;
+        e.metrics.attempt(attempt.outcome.as_str());
+        Ok(attempt)
+    }
+}
+
+/// Stands in for a deleted webhook when logging why its delivery failed.
+fn placeholder_webhook(id: &str) -> Webhook {
+    Webhook {
+        id: id.to_string(),
+        name: String::new(),
+        description: None,
+        is_webhook_enabled: false,
+        scope: Default::default(),
+        urls: Vec::new(),
+        http_method: "POST".into(),
+        trigger_events: Vec::new(),
+        trigger_type: None,
+        data: None,
+        forward_all: true,
+        username: None,
+        password: None,
+        authorization_header: None,
+        trigger_template: None,
+        headers: None,
+        integration_filter: None,
+        filter: None,
+        plugins: Vec::new(),
+        authenticator: None,
+        auth: Default::default(),
+        signing: crate::model::Signing::None,
+        send_as: Default::default(),
+        retry: Default::default(),
+        timeout_secs: 15,
+        auto_disable: Default::default(),
+        failure_email: None,
+        include_private_payloads: false,
+        disabled_reason: None,
+        created_at: 0,
+        updated_at: 0,
+    }
+}

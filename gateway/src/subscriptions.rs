@@ -1,0 +1,84 @@
+//! The in-memory snapshot of every webhook: the matcher built from them and a lookup by id.
+//! Swapped whole whenever a webhook changes, so readers never lock against writers for long.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::model::Webhook;
+use crate::store::{Store, StoreResult};
+
+/// One consistent view of the webhooks.
+pub struct Snapshot {
+    pub matcher: Matcher,
+    pub by_id: HashMap<String, Arc<Webhook>>,
+}
+
+impl Snapshot {
+    pub fn build(webhooks: Vec<Webhook>) -> Self {
+        let by_id = webhooks.iter().map(|w| (w.id.clone(), Arc::new(w.clone()))).collect();
+        Snapshot { matcher: Matcher::new(webhooks), by_id }
+    }
+}
+
+/// A handle to the current snapshot.
+#[derive(Clone)]
+pub struct Subscriptions {
+    current: Arc<parking_lot::RwLock<Arc<Snapshot>>>,
+    /// Serialises reloads so an older snapshot never replaces a newer one.
+    reload_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Subscriptions {
+    pub fn new(webhooks: Vec<Webhook>) -> Self {
+        Subscriptions {
+            current: Arc::new(parking_lot::RwLock::new(Arc::new(Snapshot::build(webhooks)))),
+            reload_lock: Arc::default(),
+        }
+    }
+
+    pub fn get(&self) -> Arc<Snapshot> {
+        self.current.read().clone()
+    }
+
+    pub fn webhook(&self, id: &str) -> Option<Arc<Webhook>> {
+        self.current.read().by_id.get(id).cloned()
+    }
+
+    /// Reloads every webhook from the store and swaps in a new snapshot.
+    pub async fn reload(&self, store: &dyn Store) -> StoreResult<()> {
+        let _guard = self.reload_lock.lock().await;
+        let webhooks = store.all_webhooks().await?;
+        let snap = Arc::new(Snapshot::build(webhooks));
+        *self.current.write() = snap;
+        Ok(())
+    }
+}
+
+/// Interim matcher (enabled + trigger) until `crate::matching::Matcher` lands.
+pub struct Matcher {
+    webhooks: Vec<Arc<Webhook>>,
+}
+
+/// A webhook an event fires.
+pub struct Matched {
+    pub webhook: Arc<Webhook>,
+}
+
+impl Matcher {
+    pub fn new(webhooks: Vec<Webhook>) -> Self {
+        Matcher { webhooks: webhooks.into_iter().filter(|w| w.is_webhook_enabled).map(Arc::new).collect() }
+    }
+    pub fn matches(&self, event: &crate::model::Event) -> Vec<Matched> {
+        self.webhooks
+            .iter()
+            .filter(|w| {
+                w.trigger_events.iter().any(|t| {
+                    t == "*"
+                        || *t == event.event_type
+                        || (t == "status_change" && crate::model::event::STATUS_CHANGE_TYPES.contains(&event.event_type.as_str()))
+                })
+            })
+            .map(|w| Matched { webhook: w.clone() })
+            .collect()
+    }
+}
