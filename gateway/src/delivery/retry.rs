@@ -205,10 +205,7 @@ pub fn decide(
     let Some(delay_secs) = retry_delay_secs(policy, attempts_made) else {
         return Decision::GiveUp {
             disable_webhook: false,
-            reason: format!(
-                "retries exhausted after {attempts_made} attempts; last: {}",
-                result
-            ),
+            reason: format!("retries exhausted after {attempts_made} attempts; last: {result}"),
         };
     };
 
