@@ -509,7 +509,7 @@ fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, PluginError> {
     if Engine::detect_precompiled(bytes).is_some() {
         return Err(PluginError::Invalid("precompiled artifacts are not accepted; upload the .wasm component".into()));
     }
-    if !wasmparser_is_component(bytes) {
+    if !is_component_binary(bytes) {
         return Err(PluginError::Invalid(
             "not a WebAssembly component (a core module or other bytes); build with `--target wasm32-wasip2`".into(),
         ));
@@ -518,7 +518,7 @@ fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, PluginError> {
 }
 
 /// A component starts with `\0asm`, then version 0x0d and layer 1; a core module has layer 0.
-fn wasmparser_is_component(bytes: &[u8]) -> bool {
+fn is_component_binary(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[6..8] == [1, 0]
 }
 

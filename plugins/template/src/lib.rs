@@ -6,11 +6,14 @@
 //! Without `url`/`method` the webhook's own are used; without `body` no body is sent.
 //!
 //! The template sees the event's top-level fields (`alert_payload.commonLabels`, `message`, ...),
-//! the whole event as `event` (unless the event has an `event` field, as OnCall's do), and the delivery as `webhook` (`id`, `name`, `event_type`,
-//! `delivery_id`, `url`, `method`, `now_ms`, `attempt`). `tojson` works as a filter
-//! (`x | tojson`, `x | tojson()`) and as a function (`tojson(x)`), and prints like Jinja2's:
-//! sorted keys, `", "` and `": "` separators, `<>&'` escaped. A body that parses as JSON is sent
-//! with `content-type: application/json`, anything else as `text/plain`.
+//! the whole event as `event` (unless the event has an `event` field, as OnCall's do), the
+//! delivery as `webhook` (`id`, `name`, `event_type`, `delivery_id`, `url`, `method`, `now_ms`,
+//! `attempt`) and, in a chain, the previous plugin's request as `previous` (`method`, `url`,
+//! `query` and `headers` as `[name, value]` pairs, `body`).
+//!
+//! `tojson` works as a filter (`x | tojson`, `x | tojson()`) and as a function (`tojson(x)`), and
+//! prints like Jinja2's: sorted keys, `", "` and `": "` separators, `<>&'` escaped. A body that
+//! parses as JSON is sent with `content-type: application/json`, anything else as `text/plain`.
 
 use gateway_sdk::serde_json::{self, Map, Value};
 use gateway_sdk::{Context, Error, Event, Outcome, Request, Result, Transformer};
@@ -113,6 +116,15 @@ fn variables(event: &Event, ctx: &Context) -> Value {
             "now_ms": ctx.now_ms, "attempt": ctx.attempt,
         })
     });
+    if let Some(prev) = &ctx.previous {
+        let pairs = |v: &[(String, String)]| v.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>();
+        vars.entry("previous").or_insert_with(|| {
+            serde_json::json!({
+                "method": prev.method, "url": prev.url, "query": pairs(&prev.query),
+                "headers": pairs(&prev.headers), "body": prev.body,
+            })
+        });
+    }
     Value::Object(vars)
 }
 
@@ -252,6 +264,14 @@ mod tests {
         assert_eq!(req.header_value("content-type"), Some("text/plain; charset=utf-8"));
         assert_eq!(req.url, "https://x.test/acknowledge");
         assert_eq!(req.query, vec![("sev".to_string(), "critical".to_string())]);
+    }
+
+    #[test]
+    fn chain_sees_the_previous_request() {
+        let mut c = ctx();
+        c.previous = Some(Request::post("https://a.test").body("inner"));
+        let req = render(&grafana_event(), &c, &json!({"body": "wrapped({{ previous.body }})"})).unwrap();
+        assert_eq!(req.body.as_deref(), Some("wrapped(inner)"));
     }
 
     #[test]
