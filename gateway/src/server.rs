@@ -17,12 +17,15 @@ use crate::delivery::Engine;
 use crate::metrics::Metrics;
 use crate::model::Role;
 use crate::store::Store;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 
 /// Opens the store the configuration names (SQLite in `data_dir` unless `database_url` is set).
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     if !config.database_url.is_empty() {
-        anyhow::bail!("database_url: PostgreSQL support is not built yet; leave it empty to use SQLite");
+        // Connecting applies migrations, as opening SQLite does.
+        let store = PostgresStore::connect(&config.database_url).await.context("database_url: connecting to PostgreSQL")?;
+        return Ok(Arc::new(store));
     }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;

@@ -1,0 +1,1 @@
+//! `webhook-gateway store copy`: moves a SQLite store into PostgreSQL (in progress).
