@@ -96,3 +96,63 @@ async fn sigkill_during_ingest_loses_no_accepted_event() {
     let deliveries: i64 = db.query_row("SELECT COUNT(*) FROM deliveries", [], |r| r.get(0)).unwrap();
     assert_eq!(deliveries, events * 2, "every event has exactly its two deliveries");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_delivery_redelivers_with_the_same_webhook_id() {
+    use axum::response::IntoResponse;
+    let rx = crate::support::Receiver::start().await;
+    // A slow receiver keeps requests in flight when the gateway dies.
+    rx.set_fallback(|_| {
+        std::thread::sleep(Duration::from_millis(300));
+        axum::http::StatusCode::OK.into_response()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let envs = [("GATEWAY_DELIVERY__LEASE_SECS", "5"), ("GATEWAY_DELIVERY__TIMEOUT_SECS", "4"), ("GATEWAY_DELIVERY__WORKERS", "8")];
+    let mut gw = GatewayProcess::spawn(dir.path(), &envs);
+    let client = reqwest::Client::new();
+    let (s, _) = crate::support::call(&client, Method::POST, &gw.url("/api/v1/webhooks/"), Some(ADMIN),
+        Some(&json!({"name": "slow", "url": rx.url("/slow"), "trigger_events": ["*"]}))).await;
+    assert_eq!(s, 201);
+    let n = 40;
+    let mut events = Vec::new();
+    for i in 0..n {
+        let (s, v) = crate::support::call(&client, Method::POST, &gw.url("/api/v1/events"), Some(ADMIN),
+            Some(&json!({"event_type": "incident.triggered", "seq": i}))).await;
+        assert_eq!(s, 202);
+        events.push(v["id"].as_str().unwrap().to_string());
+    }
+    rx.wait_for(4, Duration::from_secs(15)).await;
+    gw.kill9();
+    let before = rx.count();
+    assert!(before < n, "the kill came too late to test anything");
+
+    let gw = GatewayProcess::spawn(dir.path(), &envs);
+    // Every event reaches the receiver at least once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let seqs: HashSet<u64> = rx.received().iter().filter_map(|r| r.json()["seq"].as_u64()).collect();
+        if seqs.len() == n as usize {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "only {} of {n} delivered after restart", seqs.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Duplicates (requests in flight at the kill) carry the same webhook-id.
+    let mut ids_by_seq: HashMap<u64, HashSet<String>> = HashMap::new();
+    for r in rx.received() {
+        ids_by_seq.entry(r.json()["seq"].as_u64().unwrap()).or_default().insert(r.header("webhook-id").unwrap().to_string());
+    }
+    assert!(ids_by_seq.values().all(|ids| ids.len() == 1), "a redelivery changed its webhook-id");
+    // And every delivery ends up succeeded.
+    for e in &events {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, ev) = crate::support::call(&client, Method::GET, &gw.url(&format!("/api/v1/events/{e}")), Some(ADMIN), None).await;
+            if ev["deliveries"][0]["status"] == "succeeded" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{ev}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -6,6 +6,9 @@ pub mod support;
 
 mod bad_input;
 mod crash;
+mod delivery;
 mod events;
+mod guard;
+mod retries;
 mod roles;
 mod seed003;

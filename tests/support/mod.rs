@@ -264,6 +264,8 @@ impl Receiver {
 /// The real gateway binary as a child process.
 pub struct GatewayProcess {
     pub child: Child,
+    /// Every line the gateway logged.
+    pub logs: Arc<Mutex<Vec<String>>>,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
 }
@@ -286,6 +288,8 @@ impl GatewayProcess {
         let mut child = cmd.spawn().expect("spawn gateway binary");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let logs: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = logs.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -298,6 +302,7 @@ impl GatewayProcess {
                 if std::env::var_os("E2E_GATEWAY_LOGS").is_some() {
                     eprintln!("[gateway] {line}");
                 }
+                sink.lock().push(line);
             }
         });
         let addr = rx
@@ -305,7 +310,7 @@ impl GatewayProcess {
             .expect("gateway printed its address")
             .parse()
             .expect("address parses");
-        GatewayProcess { child, addr, data_dir: data_dir.to_path_buf() }
+        GatewayProcess { child, logs, addr, data_dir: data_dir.to_path_buf() }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -59,6 +59,8 @@ pub fn finalize(webhook: &Webhook, delivery_id: &str, prepared: &PreparedRequest
     let body = req.body.as_deref().unwrap_or("").as_bytes();
     let sig = signature_headers(&webhook.signing, delivery_id, now_ms, body)
         .map_err(|e| AttemptResult::Invalid { message: format!("signing: {e}") })?;
+    // The gateway's own headers win over same-named custom ones.
+    req.headers.retain(|(k, _)| !sig.iter().any(|(s, _)| s.eq_ignore_ascii_case(k)));
     req.headers.extend(sig);
     Ok(req)
 }
@@ -200,7 +202,7 @@ pub fn conclude(
     let (status_code, error) = match &sent.result {
         AttemptResult::Response { status, .. } if (200..300).contains(status) => (Some(*status), None),
         AttemptResult::Response { status, .. } => (Some(*status), Some(format!("HTTP {status}"))),
-        other => (None, Some(describe(other))),
+        other => (None, Some(other.to_string())),
     };
     let error = match (&decision, error) {
         (Decision::GiveUp { reason, .. }, _) => Some(reason.clone()),
@@ -232,17 +234,6 @@ pub fn conclude(
         health,
     };
     (record, decision)
-}
-
-fn describe(r: &AttemptResult) -> String {
-    match r {
-        AttemptResult::Response { status, .. } => format!("HTTP {status}"),
-        AttemptResult::Transport { message } => format!("transport error: {message}"),
-        AttemptResult::Timeout => "timed out".into(),
-        AttemptResult::Plugin { message } => format!("plugin error: {message}"),
-        AttemptResult::Refused { message } => format!("destination refused: {message}"),
-        AttemptResult::Invalid { message } => format!("invalid request: {message}"),
-    }
 }
 
 /// A failure before anything was sent, as a `Sent` for [`conclude`].
