@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::matching::Matcher;
 use crate::model::Webhook;
 use crate::store::{Store, StoreResult};
 
@@ -54,31 +55,3 @@ impl Subscriptions {
     }
 }
 
-/// Interim matcher (enabled + trigger) until `crate::matching::Matcher` lands.
-pub struct Matcher {
-    webhooks: Vec<Arc<Webhook>>,
-}
-
-/// A webhook an event fires.
-pub struct Matched {
-    pub webhook: Arc<Webhook>,
-}
-
-impl Matcher {
-    pub fn new(webhooks: Vec<Webhook>) -> Self {
-        Matcher { webhooks: webhooks.into_iter().filter(|w| w.is_webhook_enabled).map(Arc::new).collect() }
-    }
-    pub fn matches(&self, event: &crate::model::Event) -> Vec<Matched> {
-        self.webhooks
-            .iter()
-            .filter(|w| {
-                w.trigger_events.iter().any(|t| {
-                    t == "*"
-                        || *t == event.event_type
-                        || (t == "status_change" && crate::model::event::STATUS_CHANGE_TYPES.contains(&event.event_type.as_str()))
-                })
-            })
-            .map(|w| Matched { webhook: w.clone() })
-            .collect()
-    }
-}

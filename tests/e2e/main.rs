@@ -9,6 +9,7 @@ mod crash;
 mod delivery;
 mod events;
 mod guard;
+mod matching;
 mod retries;
 mod roles;
 mod seed003;

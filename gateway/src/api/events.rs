@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/events", post(ingest))
         .route("/api/v1/events/", post(ingest))
+        .route("/api/v1/events/dry-run", post(dry_run))
         .route("/api/v1/events/{id}", get(get_event))
         .route("/api/v1/events/{id}/", get(get_event))
 }
@@ -128,5 +129,49 @@ pub async fn get_event(State(st): State<AppState>, _caller: Caller, Path(id): Pa
         "scope": e.scope,
         "payload": e.body,
         "deliveries": deliveries.iter().map(delivery_view).collect::<Vec<_>>(),
+    })))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/events/dry-run", request_body = Object,
+    responses((status = 200, description = "Which webhooks would fire for this event, and why the others would not"), (status = 400, body = super::error::Problem)),
+    security(("api_key" = []))
+)]
+pub async fn dry_run(State(st): State<AppState>, caller: Caller, body: Body) -> ApiResult<Json<Value>> {
+    let limit = st.config.max_event_bytes;
+    let raw = to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge { limit })?;
+    let value: Value = serde_json::from_slice(&raw).map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}")))?;
+    let event = Event::from_body("evt_dry_run".into(), value, st.clock.now_ms()).map_err(|e| match e {
+        EventError::NotAnObject => ApiError::invalid(e.to_string()),
+        EventError::MissingType | EventError::Type(_) => ApiError::field("event_type", e.to_string()),
+    })?;
+    let snapshot = st.subs.get();
+    // Managers see only their team's webhooks.
+    let visible = |id: &str| {
+        caller.is_admin() || snapshot.by_id.get(id).is_some_and(|w| caller.may_manage(&w.scope).is_ok())
+    };
+    let decisions: Vec<Value> = snapshot
+        .matcher
+        .explain(&event)
+        .into_iter()
+        .filter(|d| visible(&d.webhook_id))
+        .map(|d| {
+            let mut v = serde_json::to_value(&d).unwrap_or_default();
+            if let crate::matching::Verdict::Skipped { reason } = &d.verdict {
+                v["detail"] = Value::String(reason.to_string());
+            }
+            if let Some(w) = snapshot.by_id.get(&d.webhook_id) {
+                v["name"] = Value::String(w.name.clone());
+            }
+            v
+        })
+        .collect();
+    let fired = decisions.iter().filter(|d| d["outcome"] == "fired").count();
+    Ok(Json(json!({
+        "event_type": event.event_type,
+        "scope": event.scope,
+        "private": event.private,
+        "fired": fired,
+        "decisions": decisions,
     })))
 }

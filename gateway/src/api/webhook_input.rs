@@ -5,7 +5,6 @@
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
-use crate::model::event::canonical_type;
 use crate::model::webhook::{MASK, MAX_HEADERS, MAX_URLS, METHODS};
 use crate::model::{
     Auth, AutoDisable, PluginRef, RetryPolicy, Scope, SendAs, Signing, Webhook, new_id, new_signing_secret,
@@ -102,15 +101,7 @@ pub fn validate_url(field: &str, raw: &str) -> Result<String, ApiError> {
 /// A trigger name: canonical, any alias of the design's table, a custom type, `status change`
 /// (Grafana), or `*` (every event).
 pub fn normalize_trigger(field: &str, raw: &str) -> Result<String, ApiError> {
-    let t = raw.trim();
-    let lower = t.to_ascii_lowercase();
-    if lower == "status change" || lower == "status_change" || lower == "status-change" {
-        return Ok("status_change".into());
-    }
-    if t == "*" {
-        return Ok("*".into());
-    }
-    canonical_type(t).map_err(|e| ApiError::field(field, e.to_string()))
+    crate::matching::normalize_trigger(raw).map_err(|e| ApiError::field(field, e))
 }
 
 /// OnCall's `headers`: a string holding a JSON object (possibly a Jinja template), or an object.

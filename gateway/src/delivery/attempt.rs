@@ -11,6 +11,7 @@ use super::guard::{OutboundGuard, find_refusal};
 use super::retry::{self, AttemptResult, Decision, RetryAfter, RetryBounds};
 use super::shaping::{SizeCaps, shape_request};
 use super::signing::signature_headers;
+use crate::matching::PayloadView;
 use crate::model::{
     Attempt, AttemptOutcome, Delivery, DeliveryStatus, Event, PreparedRequest, Webhook, new_id,
 };
@@ -22,20 +23,11 @@ pub struct PrepareFailure {
     pub result: AttemptResult,
 }
 
-/// What the receiver gets for an event: the whole body, or only id and type for a private event
-/// when the webhook has not opted in (incident.io's rule).
-pub fn payload_for(event: &Event, webhook: &Webhook) -> serde_json::Value {
-    if event.private && !webhook.include_private_payloads {
-        event.private_view()
-    } else {
-        event.body.clone()
-    }
-}
-
 /// The request a delivery sends, before per-attempt auth and signature (no plugins here; the
 /// plugin layer wraps this).
 pub fn prepare(webhook: &Webhook, event: &Event, url: &str, caps: &SizeCaps) -> Result<PreparedRequest, PrepareFailure> {
-    shape_request(webhook, url, &payload_for(event, webhook), caps)
+    let payload = PayloadView::for_event(event, webhook);
+    shape_request(webhook, url, &payload.body(event), caps)
         .map_err(|e| PrepareFailure { result: AttemptResult::Invalid { message: e.to_string() } })
 }
 
