@@ -36,6 +36,11 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Storage operations.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Print the default configuration, every key commented.
     Config,
 }
@@ -54,6 +59,23 @@ enum KeysCommand {
     },
     /// List keys (never their tokens).
     List,
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy a SQLite store into PostgreSQL: webhooks (with health), API keys, plugins, events still
+    /// owed a delivery, recent attempts. Safe to re-run: existing rows are kept.
+    Copy {
+        /// The SQLite database file (e.g. <data_dir>/gateway.db).
+        #[arg(long)]
+        from: PathBuf,
+        /// postgres:// URL (a `?options=-csearch_path%3Dschema` selects a schema).
+        #[arg(long)]
+        to: String,
+        /// Copy attempts and idempotency keys of this many past days.
+        #[arg(long, default_value_t = 7)]
+        attempts_days: u32,
+    },
 }
 
 fn init_tracing(config: &Config) {
@@ -115,6 +137,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
             }
+            Ok(())
+        }
+        Command::Store { command: StoreCommand::Copy { from, to, attempts_days } } => {
+            let target = crate::store::postgres::PostgresStore::connect(&to).await.context("--to: connecting to PostgreSQL")?;
+            let options = crate::store::copy::CopyOptions::last_days(attempts_days);
+            let report = crate::store::copy::sqlite_to_postgres(&from, &target, options).await?;
+            print!("{report}");
             Ok(())
         }
         Command::Config => unreachable!("handled above"),
