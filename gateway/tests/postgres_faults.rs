@@ -1,0 +1,225 @@
+//! What the PostgreSQL store does when its database dies and comes back. The test runs its own
+//! throwaway server (initdb + pg_ctl in a temp dir, on a free port), never the shared one: it
+//! stops it with `pg_ctl stop -m immediate` (a crash, as far as clients can tell) in the middle of
+//! a burst of ingests, and checks that
+//! - every ingest answered while the server is gone is `StoreError::Unavailable`, within seconds;
+//! - no event is half stored: after the restart each event is there with all its deliveries, or
+//!   not at all, and every acknowledged one is there;
+//! - the same store (no rebuild) works again once the server is back.
+//!
+//! Skipped, with the reason printed, when the PostgreSQL server binaries are missing, unless
+//! `GATEWAY_TEST_REQUIRE_POSTGRES=1`. As root, the server runs as the `postgres` user (initdb
+//! refuses root).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use gateway::model::IngestOutcome;
+use gateway::store::postgres::PostgresStore;
+use gateway::store::suite::{new_event, pg_required};
+use gateway::store::{Store, StoreError};
+
+/// A private PostgreSQL server; stopped (and its directory removed) when dropped.
+struct Throwaway {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl Throwaway {
+    /// Why there is none, when there is none.
+    fn create() -> Result<Self, String> {
+        let bin = find_bin().ok_or("initdb not found (set GATEWAY_TEST_PG_BIN or install postgresql)")?;
+        let as_postgres = is_root();
+        if as_postgres && Command::new("id").arg("postgres").output().map(|o| !o.status.success()).unwrap_or(true) {
+            return Err("running as root and there is no `postgres` user to run initdb as".into());
+        }
+        let dir = tempfile::Builder::new().prefix("gw-pg-fault-").tempdir().map_err(|e| e.to_string())?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+        let me = Throwaway { bin, dir, port, as_postgres };
+        if as_postgres {
+            let ok = Command::new("chown").args(["-R", "postgres"]).arg(me.dir.path()).status().is_ok_and(|s| s.success());
+            if !ok {
+                return Err("could not chown the temp dir to postgres".into());
+            }
+        }
+        let data = me.data();
+        me.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "--no-instructions"])?;
+        me.start()?;
+        Ok(me)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Result<(), String> {
+        let exe = self.bin.join(tool);
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let out = cmd.args(args).output().map_err(|e| format!("{tool}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{tool} {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
+    fn start(&self) -> Result<(), String> {
+        let (data, log) = (self.data(), self.dir.path().join("server.log").display().to_string());
+        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.path().display());
+        self.run("pg_ctl", &["-D", &data, "-l", &log, "-w", "-t", "30", "-o", &opts, "start"])
+    }
+
+    fn stop(&self, mode: &str) -> Result<(), String> {
+        self.run("pg_ctl", &["-D", &self.data(), "-w", "-m", mode, "stop"])
+    }
+}
+
+impl Drop for Throwaway {
+    fn drop(&mut self) {
+        let _ = self.stop("immediate");
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// The directory holding initdb and pg_ctl.
+fn find_bin() -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var("GATEWAY_TEST_PG_BIN") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("initdb").exists())
+        .collect();
+    versions.sort();
+    if let Some(newest) = versions.pop() {
+        return Some(newest);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).find(|p| p.join("initdb").exists() && p.join("pg_ctl").exists()).map(|p| resolve(&p))
+}
+
+fn resolve(dir: &Path) -> PathBuf {
+    // /usr/local/bin/initdb may be a symlink into the real bin dir, next to pg_ctl's postgres.
+    std::fs::canonicalize(dir.join("initdb")).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_else(|| dir.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_database_answers_unavailable_and_the_store_recovers() {
+    let server = match tokio::task::spawn_blocking(Throwaway::create).await.unwrap() {
+        Ok(s) => s,
+        Err(why) if !pg_required() => return eprintln!("skipped: no throwaway PostgreSQL: {why}"),
+        Err(why) => panic!("GATEWAY_TEST_REQUIRE_POSTGRES=1 but no throwaway PostgreSQL: {why}"),
+    };
+    let store = PostgresStore::connect(&server.url()).await.expect("connect to the throwaway server");
+    store.ping().await.unwrap();
+    let first = new_event(1, &["wh_a", "wh_b"], Some("before"));
+    let first_id = first.event.id.clone();
+    assert!(matches!(store.ingest(first).await.unwrap(), IngestOutcome::Created { .. }));
+
+    // A burst of ingests, with the server killed in the middle of it.
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..400 {
+        let store = store.clone();
+        burst.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(i / 4)).await;
+            let new = new_event(10 + i as i64, &["wh_a", "wh_b", "wh_c"], Some(&format!("burst-{i}")));
+            let id = new.event.id.clone();
+            (id, store.ingest(new).await)
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let killed_at = Instant::now();
+    tokio::task::block_in_place(|| server.stop("immediate")).unwrap();
+
+    // With the server gone: a clear "unavailable", quickly.
+    let started = Instant::now();
+    let down = new_event(5_000, &["wh_a"], Some("while-down"));
+    let down_id = down.event.id.clone();
+    match store.ingest(down).await {
+        Err(StoreError::Unavailable(why)) => println!("ingest while down: unavailable after {:?}: {why}", started.elapsed()),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(store.claim_due(0, 1, 10).await, Err(StoreError::Unavailable(_))));
+
+    let mut answered = Vec::new();
+    while let Some(res) = burst.join_next().await {
+        answered.push(res.unwrap());
+    }
+    let acked = answered.iter().filter(|(_, r)| r.is_ok()).count();
+    println!("burst: {acked} acknowledged, {} refused; burst settled {:?} after the kill", answered.len() - acked, killed_at.elapsed());
+    for (_, r) in &answered {
+        if let Err(e) = r {
+            assert!(matches!(e, StoreError::Unavailable(_)), "a dead server is 'unavailable', not {e:?}");
+        }
+    }
+
+    // Back up: the same store works again, without being rebuilt.
+    tokio::task::block_in_place(|| server.start()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match store.ping().await {
+            Ok(()) => break,
+            Err(e) if Instant::now() < deadline => {
+                println!("not yet: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("the store did not recover: {e}"),
+        }
+    }
+    println!("recovered {:?} after the kill (restart included)", killed_at.elapsed());
+
+    // Nothing half stored: acknowledged events are whole, others whole or absent.
+    assert_eq!(store.deliveries_for_event(&first_id).await.unwrap().len(), 2);
+    assert_eq!(store.get_event(&down_id).await.unwrap(), None);
+    assert!(store.deliveries_for_event(&down_id).await.unwrap().is_empty());
+    for (id, res) in &answered {
+        let event = store.get_event(id).await.unwrap();
+        let deliveries = store.deliveries_for_event(id).await.unwrap().len();
+        match res {
+            Ok(_) => assert!(event.is_some() && deliveries == 3, "acknowledged {id} lost ({deliveries} deliveries)"),
+            Err(_) => assert!(
+                (event.is_some() && deliveries == 3) || (event.is_none() && deliveries == 0),
+                "{id} half stored: event {} with {deliveries} deliveries",
+                event.is_some()
+            ),
+        }
+    }
+
+    // The refused ingest's key was not kept: retrying it now creates the event.
+    let retry = new_event(6_000, &["wh_a"], Some("while-down"));
+    let retry_id = retry.event.id.clone();
+    assert_eq!(store.ingest(retry).await.unwrap(), IngestOutcome::Created { event_id: retry_id, deliveries: 1 });
+    assert_eq!(store.claim_due(i64::MAX / 2, i64::MAX / 2 + 1, 1_000).await.unwrap().len(), 2 + 3 * acked_or_whole(&answered, &store).await + 1);
+}
+
+/// Events of the burst that are stored (acknowledged, or committed before the reply was lost).
+async fn acked_or_whole(answered: &[(String, Result<IngestOutcome, StoreError>)], store: &PostgresStore) -> usize {
+    let mut n = 0;
+    for (id, _) in answered {
+        if store.get_event(id).await.unwrap().is_some() {
+            n += 1;
+        }
+    }
+    n
+}
