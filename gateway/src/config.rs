@@ -76,6 +76,8 @@ max_log_lines = 100
 max_log_line_bytes = 1024
 # Largest component accepted by upload, in bytes.
 max_component_bytes = 20971520
+# Plugin instances that may run at once; more calls wait (back-pressure) and retry.
+max_concurrency = 64
 "#;
 
 /// Delivery settings.
@@ -106,6 +108,22 @@ pub struct PluginsConfig {
     pub max_log_lines: usize,
     pub max_log_line_bytes: usize,
     pub max_component_bytes: usize,
+    pub max_concurrency: usize,
+}
+
+impl PluginsConfig {
+    /// The sandbox limits these settings describe.
+    pub fn limits(&self) -> crate::plugin::PluginLimits {
+        crate::plugin::PluginLimits {
+            cpu_deadline_ms: self.cpu_deadline_ms,
+            memory_bytes: self.memory_bytes,
+            max_input_bytes: self.max_input_bytes,
+            max_output_bytes: self.max_output_bytes,
+            max_log_lines: self.max_log_lines,
+            max_log_line_bytes: self.max_log_line_bytes,
+            max_concurrency: self.max_concurrency,
+        }
+    }
 }
 
 /// The whole configuration.

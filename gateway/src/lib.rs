@@ -32,3 +32,10 @@ pub mod plugin;
 pub mod server;
 pub mod store;
 pub mod subscriptions;
+
+/// Paths the test suites need (the hostile guests built from `plugins/testdata`).
+#[doc(hidden)]
+pub mod testing {
+    /// Where the build script put the test guests and first-party components.
+    pub const GUESTS_DIR: &str = env!("GATEWAY_TEST_GUESTS_DIR");
+}

@@ -14,8 +14,10 @@ use crate::subscriptions::Subscriptions;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::delivery::Engine;
+use crate::delivery::plugins::PluginStage;
+use crate::plugin::{PluginHost, builtin_plugins, sha256_hex};
 use crate::metrics::Metrics;
-use crate::model::Role;
+use crate::model::{PluginRecord, Role};
 use crate::store::Store;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
@@ -60,7 +62,18 @@ pub async fn run(parts: Parts, listener: TcpListener, shutdown: impl Future<Outp
     let config = Arc::new(config);
     let ready = Arc::new(Notify::new());
     let metrics = Metrics::shared();
-    let engine = Engine::new(store.clone(), clock.clone(), config.clone(), subs.clone(), ready.clone(), metrics.clone())?;
+    let host = PluginHost::new(config.plugins.limits(), &config.data_dir.join("plugin-cache")).context("starting the plugin host")?;
+    install_builtins(store.as_ref()).await.context("installing the first-party plugins")?;
+    let plugins = PluginStage::new(host, store.clone());
+    let engine = Engine::new(
+        store.clone(),
+        clock.clone(),
+        config.clone(),
+        subs.clone(),
+        ready.clone(),
+        metrics.clone(),
+        plugins.clone(),
+    )?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = config.delivery.enabled.then(|| engine.spawn(stop_rx));
     let state = AppState {
@@ -72,6 +85,7 @@ pub async fn run(parts: Parts, listener: TcpListener, shutdown: impl Future<Outp
         deliveries_ready: ready,
         engine,
         metrics,
+        plugins,
     };
     let app = api::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
     tracing::info!(addr = %listener.local_addr()?, "webhook-gateway listening");
@@ -83,6 +97,29 @@ pub async fn run(parts: Parts, listener: TcpListener, shutdown: impl Future<Outp
     }
     tracing::info!("webhook-gateway stopped");
     served
+}
+
+/// Registers the first-party plugins embedded in the binary (compiled lazily, on first use, and
+/// cached on disk), so webhooks can name them with no extra step.
+pub async fn install_builtins(store: &dyn Store) -> anyhow::Result<()> {
+    for b in builtin_plugins() {
+        let sha256 = sha256_hex(b.bytes);
+        if store.get_plugin(b.name, b.version).await?.is_some_and(|p| p.sha256 == sha256) {
+            continue;
+        }
+        let record = PluginRecord {
+            name: b.name.to_string(),
+            version: b.version.to_string(),
+            kind: b.kind.as_str().to_string(),
+            sha256,
+            size: b.bytes.len() as u64,
+            description: Some(b.description.to_string()),
+            builtin: true,
+            created_at: chrono::Utc::now().timestamp_millis(),
+        };
+        store.put_plugin(&record, b.bytes).await?;
+    }
+    Ok(())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod keys;
 pub mod openapi;
+pub mod plugins;
 pub mod webhook_input;
 pub mod webhooks;
 
@@ -36,6 +37,7 @@ pub struct AppState {
     pub deliveries_ready: Arc<Notify>,
     pub engine: crate::delivery::Engine,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub plugins: crate::delivery::plugins::PluginStage,
 }
 
 /// Formats unix milliseconds as RFC 3339 with microseconds, like OnCall's timestamps.
@@ -64,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(keys::router())
         .merge(deliveries::router())
+        .merge(plugins::router())
         .merge(openapi::router())
         .with_state(state)
 }

@@ -30,6 +30,7 @@ impl utoipa::Modify for SecurityAddon {
         super::events::ingest, super::events::get_event, super::events::dry_run, super::keys::create, super::keys::list,
         super::deliveries::responses, super::deliveries::attempts, super::deliveries::test_send, super::deliveries::recover,
         super::deliveries::get_delivery, super::deliveries::resend, super::deliveries::secret, super::deliveries::rotate_secret,
+        super::plugins::upload, super::plugins::list, super::plugins::get_one, super::plugins::delete,
     ),
     components(schemas(super::error::Problem, super::events::Accepted, super::keys::NewKey, super::deliveries::RecoverBody, super::deliveries::RotateBody)),
     modifiers(&SecurityAddon)

@@ -96,6 +96,7 @@ async fn load(st: &AppState, caller: &Caller, id: &str) -> ApiResult<Webhook> {
 /// Checks what only the matching engine knows (filters, templates) and the per-scope cap.
 async fn check(st: &AppState, w: &Webhook, scope_changed: bool) -> ApiResult<()> {
     crate::matching::validate(w).map_err(|e| ApiError::field(e.field, e.message))?;
+    crate::delivery::plugins::validate_refs(st.store.as_ref(), w).await.map_err(|(f, m)| ApiError::field(f, m))?;
     let cap = st.config.max_webhooks_per_scope;
     if scope_changed && cap > 0 && st.store.count_webhooks_in_scope(&w.scope).await? >= cap {
         return Err(ApiError::field(

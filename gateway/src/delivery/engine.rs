@@ -12,6 +12,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 use super::attempt::{self, Sent};
 use super::guard::{OutboundGuard, parse_allowed};
+use super::plugins::{PluginStage, TransformResult};
 use super::retry::{AttemptResult, Decision, RetryBounds, should_disable};
 use super::shaping::SizeCaps;
 use crate::clock::SharedClock;
@@ -50,6 +51,7 @@ pub struct EngineInner {
     metrics: Arc<Metrics>,
     caps: SizeCaps,
     bounds: RetryBounds,
+    plugins: PluginStage,
 }
 
 /// A cheap handle to the engine.
@@ -71,6 +73,7 @@ impl Engine {
         subs: Subscriptions,
         ready: Arc<Notify>,
         metrics: Arc<Metrics>,
+        plugins: PluginStage,
     ) -> anyhow::Result<Self> {
         let allowed = parse_allowed(&config.allowed_networks).map_err(|e| anyhow::anyhow!("allowed_networks: {e}"))?;
         let guard = OutboundGuard::new(allowed);
@@ -89,7 +92,7 @@ impl Engine {
             retry_after_max_ms: d.retry_after_max_secs as i64 * 1000,
             ..RetryBounds::default()
         };
-        Ok(Engine(Arc::new(EngineInner { store, clock, config, subs, client, guard, ready, metrics, caps, bounds })))
+        Ok(Engine(Arc::new(EngineInner { store, clock, config, subs, client, guard, ready, metrics, caps, bounds, plugins })))
     }
 
     /// Starts the dispatcher and recorder; they stop (after finishing in-flight attempts) when
@@ -238,19 +241,35 @@ impl Engine {
                     Ok(None) => return self.give_up(&d, "the event no longer exists", now),
                     Err(err) => return self.retry_later(&d, &err.to_string(), now),
                 };
-                match attempt::prepare(&webhook, &event, &d.url, &e.caps) {
-                    Ok(r) => {
+                let shaped = attempt::prepare(&webhook, &event, &d.url, &e.caps)
+                    .map_err(|fail| fail.result);
+                let transformed = match shaped {
+                    Ok(base) => e.plugins.transform(&webhook, &event, &d, base, now).await,
+                    Err(result) => Err(result),
+                };
+                match transformed {
+                    Ok(TransformResult::Send(r)) => {
                         newly_prepared = Some(r.clone());
                         r
                     }
-                    Err(fail) => {
-                        let sent = attempt::not_sent(&webhook, &d.url, fail.result, now);
-                        return self.conclude(&webhook, &d, sent, None, now, test, &mut jitter);
+                    Ok(TransformResult::Skip(reason)) => return self.skipped(&webhook, &d, &reason, now),
+                    Err(result) => {
+                        let sent = attempt::not_sent(&webhook, &d.url, result, now);
+                        return self.conclude(&webhook, &d, sent, None, now, test, &mut jitter, &[]);
                     }
                 }
             }
         };
-        let sent = match attempt::finalize(&webhook, &d.id, &prepared, now) {
+        // Per attempt: the authenticator (fresh `now`), built-in auth, then the signature.
+        let mut req = prepared;
+        let secret_names = match e.plugins.authenticate(&webhook, &d, &mut req, now).await {
+            Ok(names) => names,
+            Err(result) => {
+                let sent = attempt::not_sent(&webhook, &d.url, result, now);
+                return self.conclude(&webhook, &d, sent, newly_prepared, now, test, &mut jitter, &[]);
+            }
+        };
+        let sent = match attempt::finalize(&webhook, &d.id, &req, now) {
             Ok(req) => {
                 let timeout = Duration::from_secs(webhook.timeout_secs.max(1));
                 attempt::send(&e.client, &e.guard, &req, timeout, e.config.delivery.max_response_bytes, now).await
@@ -258,7 +277,7 @@ impl Engine {
             Err(result) => attempt::not_sent(&webhook, &d.url, result, now),
         };
         let done = e.clock.now_ms();
-        self.conclude(&webhook, &d, sent, newly_prepared, done, test, &mut jitter)
+        self.conclude(&webhook, &d, sent, newly_prepared, done, test, &mut jitter, &secret_names)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -271,13 +290,31 @@ impl Engine {
         now: i64,
         test: bool,
         jitter: &mut impl FnMut() -> f64,
+        secret_names: &[String],
     ) -> Finished {
-        let (record, decision) = attempt::conclude(webhook, d, sent, newly_prepared, now, &self.0.bounds, jitter, test);
+        let (mut record, decision) = attempt::conclude(webhook, d, sent, newly_prepared, now, &self.0.bounds, jitter, test);
+        // Values an authenticator placed from secret handles are masked like built-in secrets.
+        for (name, value) in &mut record.attempt.request_headers {
+            if secret_names.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+                *value = crate::model::MASK.to_string();
+            }
+        }
         let disable = match decision {
             Decision::GiveUp { disable_webhook: true, reason } if !test => Some(reason),
             _ => None,
         };
         Finished { record, disable, created_at: d.created_at }
+    }
+
+    /// A transformer chose not to send: the delivery ends (succeeded, nothing sent), logged with
+    /// the plugin's reason.
+    fn skipped(&self, webhook: &Webhook, d: &Delivery, reason: &str, now: i64) -> Finished {
+        let sent = attempt::not_sent(webhook, &d.url, AttemptResult::Response { status: 204, retry_after: None }, now);
+        let (mut record, _) = attempt::conclude(webhook, d, sent, None, now, &self.0.bounds, &mut || 0.5, true);
+        record.attempt.status_code = None;
+        record.attempt.error = Some(format!("skipped by plugin: {reason}"));
+        record.health = crate::store::HealthChange::None;
+        Finished { record, disable: None, created_at: d.created_at }
     }
 
     /// Fails a delivery without sending (its webhook or event is gone, or it is disabled).

@@ -4,6 +4,7 @@ pub mod attempt;
 pub mod auth;
 pub mod engine;
 pub mod guard;
+pub mod plugins;
 pub mod retry;
 pub mod shaping;
 pub mod signing;

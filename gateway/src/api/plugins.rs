@@ -1,0 +1,132 @@
+//! `/api/v1/plugins`: the plugin registry. Uploads are validated against the two WIT worlds and
+//! precompiled before they are stored; versions are immutable; a plugin in use cannot be deleted.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::{AppState, rfc3339};
+use crate::model::PluginRecord;
+use crate::plugin::{PluginError, sha256_hex};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/plugins", get(list).post(upload))
+        .route("/api/v1/plugins/", get(list).post(upload))
+        .route("/api/v1/plugins/{name}/{version}", get(get_one).delete(delete))
+}
+
+fn view(p: &PluginRecord) -> Value {
+    json!({
+        "name": p.name, "version": p.version, "kind": p.kind, "sha256": p.sha256, "size": p.size,
+        "description": p.description, "builtin": p.builtin, "created_at": rfc3339(p.created_at),
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct UploadParams {
+    /// `[a-z0-9_-]{1,64}`.
+    pub name: Option<String>,
+    /// 1 to 64 of `[A-Za-z0-9._+-]`.
+    pub version: Option<String>,
+    pub description: Option<String>,
+}
+
+fn valid_name(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b))
+}
+
+fn valid_version(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+}
+
+#[utoipa::path(post, path = "/api/v1/plugins", params(UploadParams), request_body(content = Vec<u8>, content_type = "application/wasm", description = "A WebAssembly component of the transformer or authenticator world"),
+    responses((status = 201, description = "Validated, precompiled and stored"), (status = 400, body = super::error::Problem), (status = 409, body = super::error::Problem), (status = 413, body = super::error::Problem)),
+    security(("api_key" = [])))]
+pub async fn upload(State(st): State<AppState>, caller: Caller, Query(p): Query<UploadParams>, body: Body) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require_admin()?;
+    let name = p.name.ok_or_else(|| ApiError::field("name", "is required (query parameter)"))?;
+    if !valid_name(&name) {
+        return Err(ApiError::field("name", "must be 1 to 64 of a-z, 0-9, _ and -"));
+    }
+    let version = p.version.ok_or_else(|| ApiError::field("version", "is required (query parameter)"))?;
+    if !valid_version(&version) {
+        return Err(ApiError::field("version", "must be 1 to 64 of A-Z, a-z, 0-9, ., _, + and -"));
+    }
+    let limit = st.config.plugins.max_component_bytes;
+    let bytes = to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge { limit })?;
+    if bytes.is_empty() {
+        return Err(ApiError::field("body", "is empty; send the component's bytes"));
+    }
+    let sha256 = sha256_hex(&bytes);
+    if let Some(existing) = st.store.get_plugin(&name, &version).await? {
+        if existing.sha256 == sha256 {
+            return Ok((StatusCode::OK, Json(view(&existing))));
+        }
+        return Err(ApiError::Conflict(format!("{name}@{version} exists with other content; versions are immutable")));
+    }
+    let host = st.plugins.host().clone();
+    let data = bytes.to_vec();
+    let prepared = tokio::task::spawn_blocking(move || host.prepare(&data))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| match e {
+            PluginError::Invalid(m) => ApiError::field("body", m),
+            other => ApiError::field("body", other.to_string()),
+        })?;
+    let record = PluginRecord {
+        name,
+        version,
+        kind: prepared.kind.as_str().to_string(),
+        sha256,
+        size: bytes.len() as u64,
+        description: p.description,
+        builtin: false,
+        created_at: st.clock.now_ms(),
+    };
+    st.store.put_plugin(&record, &bytes).await?;
+    Ok((StatusCode::CREATED, Json(view(&record))))
+}
+
+#[utoipa::path(get, path = "/api/v1/plugins", responses((status = 200, description = "Installed plugins")), security(("api_key" = [])))]
+pub async fn list(State(st): State<AppState>, _caller: Caller) -> ApiResult<Json<Value>> {
+    let all = st.store.list_plugins().await?;
+    Ok(Json(json!({"results": all.iter().map(view).collect::<Vec<_>>()})))
+}
+
+#[utoipa::path(get, path = "/api/v1/plugins/{name}/{version}", responses((status = 200, description = "One plugin")), security(("api_key" = [])))]
+pub async fn get_one(State(st): State<AppState>, _caller: Caller, Path((name, version)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+    let p = st.store.get_plugin(&name, &version).await?.ok_or_else(|| ApiError::NotFound(format!("plugin {name}@{version}")))?;
+    Ok(Json(view(&p)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/plugins/{name}/{version}", responses((status = 204, description = "Deleted"), (status = 409, body = super::error::Problem, description = "In use by a webhook, or built in")), security(("api_key" = [])))]
+pub async fn delete(State(st): State<AppState>, caller: Caller, Path((name, version)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    let p = st.store.get_plugin(&name, &version).await?.ok_or_else(|| ApiError::NotFound(format!("plugin {name}@{version}")))?;
+    if p.builtin {
+        return Err(ApiError::Conflict(format!("{name}@{version} is built in; it is reinstalled at every start")));
+    }
+    let users: Vec<String> = st
+        .subs
+        .get()
+        .by_id
+        .values()
+        .filter(|w| {
+            w.plugins.iter().chain(w.authenticator.as_ref()).any(|r| r.name == name && r.version.as_deref().is_none_or(|v| v == version))
+        })
+        .map(|w| w.id.clone())
+        .collect();
+    if !users.is_empty() {
+        return Err(ApiError::Conflict(format!("{name}@{version} is used by webhooks {}", users.join(", "))));
+    }
+    st.store.delete_plugin(&name, &version).await?;
+    st.plugins.host().unload(&p.sha256);
+    Ok(StatusCode::NO_CONTENT)
+}

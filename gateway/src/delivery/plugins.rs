@@ -1,0 +1,224 @@
+//! The plugin steps of a delivery: the webhook's transformer chain (run once per delivery; its
+//! output is stored so every retry sends the same bytes) and its authenticator (run on every
+//! attempt with a fresh `now`).
+//!
+//! Grafana OnCall webhooks need no explicit plugin: a webhook with `forward_all: false` and a
+//! `data` template runs the built-in `template` plugin with `{"body": data}` (plus `url` and
+//! `headers` when those are templates too).
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::retry::AttemptResult;
+use crate::matching::PayloadView;
+use crate::model::{Auth, Delivery, Event, PluginRecord, PluginRef, PreparedRequest, Signing, Webhook};
+use crate::plugin::{AuthInput, ChainStep, PluginContext, PluginError, PluginHost, PluginKind, Transformed};
+use crate::store::Store;
+
+/// How a transform ended.
+#[derive(Debug)]
+pub enum TransformResult {
+    Send(PreparedRequest),
+    Skip(String),
+}
+
+/// Runs plugins for deliveries, loading them from the store on first use.
+#[derive(Clone)]
+pub struct PluginStage {
+    host: PluginHost,
+    store: Arc<dyn Store>,
+}
+
+fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%")
+}
+
+/// A plugin error as an attempt result: back-pressure is transient, the rest permanent.
+fn plugin_failure(name: &str, e: PluginError) -> AttemptResult {
+    if e.is_transient() {
+        AttemptResult::Transport { message: format!("plugin {name}: {e}") }
+    } else {
+        AttemptResult::Plugin { message: format!("plugin {name} ({}): {e}", e.code()) }
+    }
+}
+
+impl PluginStage {
+    pub fn new(host: PluginHost, store: Arc<dyn Store>) -> Self {
+        PluginStage { host, store }
+    }
+
+    pub fn host(&self) -> &PluginHost {
+        &self.host
+    }
+
+    /// The transformer steps a webhook runs, in order (empty: no plugin).
+    pub fn steps(webhook: &Webhook) -> Vec<PluginRef> {
+        if !webhook.plugins.is_empty() {
+            return webhook.plugins.clone();
+        }
+        match (&webhook.data, webhook.forward_all) {
+            (Some(data), false) => {
+                let mut config = json!({ "body": data });
+                if let Some(url) = webhook.urls.first().filter(|u| is_template(u)) {
+                    config["url"] = json!(url);
+                }
+                if let Some(h) = webhook.headers.as_ref().filter(|h| is_template(h)) {
+                    config["headers"] = json!(h);
+                }
+                vec![PluginRef { name: "template".into(), version: None, config }]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Finds the installed plugin a reference names (the newest version when none is given).
+    pub async fn resolve(store: &dyn Store, r: &PluginRef) -> Result<Option<PluginRecord>, crate::store::StoreError> {
+        match &r.version {
+            Some(v) => store.get_plugin(&r.name, v).await,
+            None => {
+                let all = store.list_plugins().await?;
+                Ok(all.into_iter().filter(|p| p.name == r.name).max_by_key(|p| p.created_at))
+            }
+        }
+    }
+
+    async fn load(&self, r: &PluginRef, want: PluginKind) -> Result<String, AttemptResult> {
+        let record = Self::resolve(self.store.as_ref(), r)
+            .await
+            .map_err(|e| AttemptResult::Transport { message: format!("loading plugin {}: {e}", r.name) })?
+            .ok_or_else(|| AttemptResult::Plugin { message: format!("plugin {} is not installed", r.name) })?;
+        let store = self.store.clone();
+        let sha = record.sha256.clone();
+        let kind = self
+            .host
+            .load(&record.sha256, || async move {
+                store
+                    .plugin_bytes(&sha)
+                    .await
+                    .map_err(|e| PluginError::Internal(e.to_string()))?
+                    .ok_or_else(|| PluginError::Invalid("component bytes missing from the store".into()))
+            })
+            .await
+            .map_err(|e| plugin_failure(&r.name, e))?;
+        if kind != want {
+            return Err(AttemptResult::Plugin {
+                message: format!("plugin {} is a {}, not a {}", r.name, kind.as_str(), want.as_str()),
+            });
+        }
+        Ok(record.sha256)
+    }
+
+    /// Runs the webhook's transformer chain over the shaped request `base`.
+    pub async fn transform(
+        &self,
+        webhook: &Webhook,
+        event: &Event,
+        delivery: &Delivery,
+        base: PreparedRequest,
+        now_ms: i64,
+    ) -> Result<TransformResult, AttemptResult> {
+        let refs = Self::steps(webhook);
+        if refs.is_empty() {
+            return Ok(TransformResult::Send(base));
+        }
+        let mut steps = Vec::with_capacity(refs.len());
+        for r in &refs {
+            let sha256 = self.load(r, PluginKind::Transformer).await?;
+            steps.push(ChainStep { sha256, config_json: r.config.to_string() });
+        }
+        let payload = PayloadView::for_event(event, webhook).body(event).to_string();
+        let context = PluginContext {
+            webhook_id: webhook.id.clone(),
+            webhook_name: webhook.name.clone(),
+            event_type: event.event_type.clone(),
+            delivery_id: delivery.id.clone(),
+            url: delivery.url.clone(),
+            method: webhook.http_method.clone(),
+            now_ms,
+            attempt: delivery.attempts + 1,
+            previous: Some(base),
+        };
+        let names: Vec<&str> = refs.iter().map(|r| r.name.as_str()).collect();
+        let out = self
+            .host
+            .transform_chain(&steps, &payload, context)
+            .await
+            .map_err(|e| plugin_failure(&names.join(" > "), e))?;
+        for line in &out.logs {
+            tracing::debug!(webhook = %webhook.id, delivery = %delivery.id, plugin_log = %line);
+        }
+        Ok(match out.outcome {
+            Transformed::Request(r) => TransformResult::Send(r),
+            Transformed::Skip(reason) => TransformResult::Skip(reason),
+        })
+    }
+
+    /// Runs the authenticator, adding its headers and query parameters to `req`. Returns the
+    /// names whose values hold secrets (to mask in the attempt log).
+    pub async fn authenticate(
+        &self,
+        webhook: &Webhook,
+        delivery: &Delivery,
+        req: &mut PreparedRequest,
+        now_ms: i64,
+    ) -> Result<Vec<String>, AttemptResult> {
+        let Some(r) = &webhook.authenticator else { return Ok(Vec::new()) };
+        let sha256 = self.load(r, PluginKind::Authenticator).await?;
+        let input = AuthInput {
+            request: req.clone(),
+            delivery_id: delivery.id.clone(),
+            attempt: delivery.attempts + 1,
+            now_ms,
+            secrets: secrets_of(webhook),
+            config_json: if r.config.is_null() { "null".into() } else { r.config.to_string() },
+        };
+        let out = self.host.authenticate(&sha256, input).await.map_err(|e| plugin_failure(&r.name, e))?;
+        req.headers.extend(out.add_headers);
+        req.query.extend(out.add_query);
+        Ok(out.secret_names)
+    }
+}
+
+/// The secrets an authenticator may use (as handles, never values): the signing secret and the
+/// built-in auth's credentials, by name.
+pub fn secrets_of(w: &Webhook) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    match &w.signing {
+        Signing::StandardWebhooks { secret, .. } | Signing::HmacSha512 { secret, .. } => {
+            out.push(("signing_secret".to_string(), secret.clone()));
+        }
+        Signing::None => {}
+    }
+    match &w.auth {
+        Auth::Basic { password, .. } => out.push(("password".into(), password.clone())),
+        Auth::Bearer { token } => out.push(("token".into(), token.clone())),
+        Auth::ApiKey { value, .. } => out.push(("api_key".into(), value.clone())),
+        Auth::None => {}
+    }
+    if let Some(p) = &w.password {
+        out.push(("grafana_password".into(), p.clone()));
+    }
+    if let Some(h) = &w.authorization_header {
+        out.push(("authorization_header".into(), h.clone()));
+    }
+    out
+}
+
+/// Checks, when a webhook is saved, that its plugins are installed and of the right kind.
+pub async fn validate_refs(store: &dyn Store, webhook: &Webhook) -> Result<(), (String, String)> {
+    let check = |field: String, rec: Option<PluginRecord>, want: &str, name: &str| match rec {
+        None => Err((format!("{field}.name"), format!("plugin {name:?} is not installed"))),
+        Some(p) if p.kind != want => Err((format!("{field}.name"), format!("plugin {name:?} is a {}, not a {want}", p.kind))),
+        Some(_) => Ok(()),
+    };
+    for (i, r) in webhook.plugins.iter().enumerate() {
+        let rec = PluginStage::resolve(store, r).await.map_err(|e| ("plugins".to_string(), e.to_string()))?;
+        check(format!("plugins[{i}]"), rec, "transformer", &r.name)?;
+    }
+    if let Some(r) = &webhook.authenticator {
+        let rec = PluginStage::resolve(store, r).await.map_err(|e| ("authenticator".to_string(), e.to_string()))?;
+        check("authenticator".to_string(), rec, "authenticator", &r.name)?;
+    }
+    Ok(())
+}
