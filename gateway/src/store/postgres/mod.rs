@@ -19,136 +19,26 @@
 //!   connection. Either way the schema is created if missing and migrations run inside it, which
 //!   is how tests isolate themselves.
 
+mod connect;
+mod ingest;
+
+pub use connect::PostgresStoreBuilder;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio::sync::{Mutex, mpsc, oneshot};
-use tokio_postgres::error::SqlState;
+use deadpool_postgres::{GenericClient, Pool};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
 
-use super::migrations::{self, Dialect};
 use super::{AttemptRecord, HealthChange, Page, Store, StoreError, StoreResult, WebhookQuery};
 use crate::model::{
     ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
     PluginRecord, Role, Scope, Webhook, WebhookHealth,
 };
-
-/// Most ingests folded into one transaction.
-const MAX_BATCH: usize = 256;
-/// Writer tasks draining the ingest queue (each holds one connection while it commits).
-const INGEST_WRITERS: usize = 4;
-
-/// Connects a [`PostgresStore`]; every knob has a default suited to a gateway node.
-#[derive(Debug, Clone)]
-pub struct PostgresStoreBuilder {
-    url: String,
-    schema: Option<String>,
-    max_connections: usize,
-    connect_timeout: Duration,
-    op_timeout: Duration,
-}
-
-impl PostgresStoreBuilder {
-    /// Runs everything in `schema` (created if missing) by setting `search_path` on every
-    /// connection. Letters, digits and `_` only.
-    pub fn schema(mut self, schema: impl Into<String>) -> Self {
-        self.schema = Some(schema.into());
-        self
-    }
-    /// Pool size (default 16).
-    pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n.max(2);
-        self
-    }
-    /// How long to wait for a connection, a new connection or a recycle check (default 3 s).
-    pub fn connect_timeout(mut self, d: Duration) -> Self {
-        self.connect_timeout = d;
-        self
-    }
-    /// Deadline of one store operation, queueing included (default 15 s).
-    pub fn operation_timeout(mut self, d: Duration) -> Self {
-        self.op_timeout = d;
-        self
-    }
-
-    /// Builds the pool, creates the schema if needed and applies migrations.
-    pub async fn connect(self) -> StoreResult<PostgresStore> {
-        let mut pg: tokio_postgres::Config =
-            self.url.parse().map_err(|e| StoreError::Internal(format!("database_url: {e}")))?;
-        let schema = match &self.schema {
-            Some(s) => {
-                if !valid_schema_name(s) {
-                    return Err(StoreError::Internal(format!("schema {s:?}: letters, digits and _ only")));
-                }
-                let opts = pg.get_options().map(|o| format!("{o} ")).unwrap_or_default();
-                pg.options(format!("{opts}-csearch_path={s}"));
-                Some(s.clone())
-            }
-            None => pg.get_options().and_then(search_path_in_options),
-        };
-        pg.connect_timeout(self.connect_timeout);
-        pg.keepalives_idle(Duration::from_secs(30));
-        if pg.get_application_name().is_none() {
-            pg.application_name("webhook-gateway");
-        }
-        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager)
-            .max_size(self.max_connections)
-            .wait_timeout(Some(self.connect_timeout))
-            .create_timeout(Some(self.connect_timeout))
-            .recycle_timeout(Some(self.connect_timeout))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Internal(format!("building the pool: {e}")))?;
-        let (tx, rx) = mpsc::channel::<IngestJob>(MAX_BATCH * INGEST_WRITERS * 4);
-        let store = PostgresStore {
-            inner: Arc::new(Inner { pool: pool.clone(), ingest: tx, op_timeout: self.op_timeout }),
-        };
-        store.timed(async {
-            let mut client = store.inner.pool.get().await?;
-            if let Some(s) = &schema
-                && valid_schema_name(s)
-            {
-                // Creating the schema this connection already searches; harmless when it exists.
-                client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{s}\"")).await?;
-            }
-            migrate(&mut client).await
-        })
-        .await?;
-        let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..INGEST_WRITERS {
-            tokio::spawn(ingest_writer(pool.clone(), rx.clone()));
-        }
-        Ok(store)
-    }
-}
-
-fn valid_schema_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !s.starts_with(|c: char| c.is_ascii_digit())
-}
-
-/// The first schema of a `search_path` set in libpq-style `options` (`-csearch_path=a,b` or
-/// `-c search_path=a`).
-fn search_path_in_options(options: &str) -> Option<String> {
-    let mut words = options.split_whitespace();
-    while let Some(w) = words.next() {
-        let setting = match w.strip_prefix("-c") {
-            Some("") => words.next()?,
-            Some(rest) => rest,
-            None => w.strip_prefix("--").unwrap_or(""),
-        };
-        if let Some(v) = setting.strip_prefix("search_path=").or_else(|| setting.strip_prefix("search-path=")) {
-            return v.split(',').next().map(|s| s.trim().trim_matches('"').to_string()).filter(|s| !s.is_empty());
-        }
-    }
-    None
-}
+use ingest::IngestJob;
 
 /// The PostgreSQL implementation of [`Store`].
 #[derive(Clone)]
@@ -160,197 +50,6 @@ struct Inner {
     pool: Pool,
     ingest: mpsc::Sender<IngestJob>,
     op_timeout: Duration,
-}
-
-struct IngestJob {
-    new: NewEvent,
-    doc: String,
-    reply: oneshot::Sender<StoreResult<IngestOutcome>>,
-}
-
-impl From<tokio_postgres::Error> for StoreError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        if let Some(db) = e.as_db_error() {
-            let code = db.code();
-            let retryable = code.code().starts_with("08") // connection exception
-                || code.code().starts_with("53") // insufficient resources (too many connections, disk full)
-                || code.code().starts_with("57P") // server shutting down / starting up
-                || [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED, SqlState::LOCK_NOT_AVAILABLE, SqlState::QUERY_CANCELED]
-                    .contains(code);
-            let msg = format!("postgres {}: {}", code.code(), db.message());
-            return if retryable { StoreError::Unavailable(msg) } else { StoreError::Internal(msg) };
-        }
-        let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
-        let text = e.to_string();
-        let connection_level = e.is_closed()
-            || io
-            || ["error communicating", "error connecting", "timeout waiting", "unexpected message", "error performing TLS", "authentication"]
-                .iter()
-                .any(|p| text.starts_with(p));
-        let msg = match std::error::Error::source(&e) {
-            Some(s) => format!("postgres: {text}: {s}"),
-            None => format!("postgres: {text}"),
-        };
-        if connection_level { StoreError::Unavailable(msg) } else { StoreError::Internal(msg) }
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for StoreError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        match e {
-            deadpool_postgres::PoolError::Backend(e) => e.into(),
-            other => StoreError::Unavailable(format!("postgres pool: {other}")),
-        }
-    }
-}
-
-/// Applies pending migrations on `client`, in one transaction under an advisory lock so nodes
-/// starting together do not race; returns the versions applied.
-async fn migrate(client: &mut deadpool_postgres::Client) -> StoreResult<Vec<i64>> {
-    let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext('webhook-gateway migrations ' || COALESCE(current_schema(), '')))", &[])
-        .await?;
-    tx.batch_execute(migrations::VERSION_TABLE).await?;
-    let mut applied = Vec::new();
-    for (version, description, sql) in migrations::MIGRATIONS {
-        if tx.query_opt("SELECT version FROM schema_migrations WHERE version = $1", &[version]).await?.is_some() {
-            continue;
-        }
-        tx.batch_execute(&migrations::render(sql, Dialect::Postgres)).await?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)",
-            &[version, description, &chrono::Utc::now().timestamp_millis()],
-        )
-        .await?;
-        applied.push(*version);
-    }
-    tx.commit().await?;
-    Ok(applied)
-}
-
-/// Drains the ingest queue: each wake-up takes what is waiting (up to [`MAX_BATCH`]) and commits
-/// it as one transaction.
-async fn ingest_writer(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<IngestJob>>>) {
-    loop {
-        let mut batch = Vec::new();
-        {
-            let mut rx = rx.lock().await;
-            match rx.recv().await {
-                Some(job) => batch.push(job),
-                None => return,
-            }
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-        }
-        // Keys are taken in one global order, so concurrent batches (here or on other nodes)
-        // wait for each other instead of deadlocking.
-        batch.sort_by(|a, b| a.new.idempotency_key.cmp(&b.new.idempotency_key));
-        let jobs: Vec<(&NewEvent, &str)> = batch.iter().map(|j| (&j.new, j.doc.as_str())).collect();
-        match ingest_batch(&pool, &jobs).await {
-            Ok(outcomes) => {
-                for (job, out) in batch.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(out);
-                }
-            }
-            Err(e) => {
-                let msg = match e {
-                    StoreError::Unavailable(m) | StoreError::Internal(m) | StoreError::Conflict(m) => m,
-                    StoreError::NotFound => "not found".into(),
-                };
-                for job in batch {
-                    let _ = job.reply.send(Err(StoreError::Unavailable(msg.clone())));
-                }
-            }
-        }
-    }
-}
-
-/// One transaction for the batch; the outer error means nothing was committed.
-async fn ingest_batch(pool: &Pool, jobs: &[(&NewEvent, &str)]) -> StoreResult<Vec<StoreResult<IngestOutcome>>> {
-    let mut client = pool.get().await?;
-    let mut tx = client.transaction().await?;
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    if let [(new, doc)] = jobs {
-        // Alone in its transaction: no savepoint needed, a failure rolls back the whole thing.
-        let out = ingest_one(&tx, new, doc).await?;
-        tx.commit().await?;
-        return Ok(vec![Ok(out)]);
-    }
-    for (new, doc) in jobs {
-        let sp = tx.savepoint("op").await?;
-        match ingest_one(&sp, new, doc).await {
-            Ok(out) => {
-                sp.commit().await?;
-                outcomes.push(Ok(out));
-            }
-            Err(e) => {
-                sp.rollback().await?;
-                outcomes.push(Err(e));
-            }
-        }
-    }
-    tx.commit().await?;
-    Ok(outcomes)
-}
-
-async fn ingest_one(t: &impl GenericClient, new: &NewEvent, doc: &str) -> StoreResult<IngestOutcome> {
-    let ev = &new.event;
-    if let Some(key) = &new.idempotency_key {
-        let inserted = t
-            .execute(
-                &t.prepare_cached("INSERT INTO idempotency_keys (key, event_id, created_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING")
-                    .await?,
-                &[key, &ev.id, &ev.received_at],
-            )
-            .await?;
-        if inserted == 0 {
-            let row = t.query_one(&t.prepare_cached("SELECT event_id FROM idempotency_keys WHERE key = $1").await?, &[key]).await?;
-            return Ok(IngestOutcome::Duplicate { event_id: row.try_get(0)? });
-        }
-    }
-    t.execute(
-        &t.prepare_cached("INSERT INTO events (id, event_type, doc, received_at) VALUES ($1, $2, $3, $4)").await?,
-        &[&ev.id, &ev.event_type, &doc, &ev.received_at],
-    )
-    .await?;
-    insert_deliveries(t, &new.deliveries).await?;
-    Ok(IngestOutcome::Created { event_id: ev.id.clone(), deliveries: new.deliveries.len() })
-}
-
-/// Inserts deliveries in one statement (arrays unnested server-side).
-async fn insert_deliveries(t: &impl GenericClient, ds: &[Delivery]) -> StoreResult<()> {
-    if ds.is_empty() {
-        return Ok(());
-    }
-    let col = |f: fn(&Delivery) -> String| ds.iter().map(f).collect::<Vec<_>>();
-    let (ids, events, webhooks, urls) =
-        (col(|d| d.id.clone()), col(|d| d.event_id.clone()), col(|d| d.webhook_id.clone()), col(|d| d.url.clone()));
-    let statuses: Vec<&str> = ds.iter().map(|d| d.status.as_str()).collect();
-    let attempts: Vec<i64> = ds.iter().map(|d| d.attempts as i64).collect();
-    let next: Vec<i64> = ds.iter().map(|d| d.next_attempt_at).collect();
-    let leases: Vec<Option<i64>> = ds.iter().map(|d| d.lease_until).collect();
-    let requests: Vec<Option<String>> =
-        ds.iter().map(|d| d.request.as_ref().map(serde_json::to_string).transpose()).collect::<Result<_, _>>()?;
-    let errors: Vec<Option<String>> = ds.iter().map(|d| d.last_error.clone()).collect();
-    let codes: Vec<Option<i64>> = ds.iter().map(|d| d.last_status_code.map(i64::from)).collect();
-    let created: Vec<i64> = ds.iter().map(|d| d.created_at).collect();
-    let updated: Vec<i64> = ds.iter().map(|d| d.updated_at).collect();
-    let stmt = t
-        .prepare_cached(&format!(
-            "INSERT INTO deliveries ({DELIVERY_COLS}) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
-             $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[])"
-        ))
-        .await?;
-    t.execute(
-        &stmt,
-        &[&ids, &events, &webhooks, &urls, &statuses, &attempts, &next, &leases, &requests, &errors, &codes, &created, &updated],
-    )
-    .await?;
-    Ok(())
 }
 
 const DELIVERY_COLS: &str = "id, event_id, webhook_id, url, status, attempts, next_attempt_at, lease_until, request, last_error, last_status_code, created_at, updated_at";
@@ -419,14 +118,9 @@ impl PostgresStore {
         Self::builder(url).schema(schema).connect().await
     }
 
+    /// A builder for pool size, timeouts and schema.
     pub fn builder(url: &str) -> PostgresStoreBuilder {
-        PostgresStoreBuilder {
-            url: url.to_string(),
-            schema: None,
-            max_connections: 16,
-            connect_timeout: Duration::from_secs(3),
-            op_timeout: Duration::from_secs(15),
-        }
+        PostgresStoreBuilder::new(url)
     }
 
     /// The connection pool (for tools such as `store copy` that move rows in bulk).
@@ -438,7 +132,7 @@ impl PostgresStore {
     pub async fn migrate(&self) -> StoreResult<Vec<i64>> {
         self.timed(async {
             let mut client = self.inner.pool.get().await?;
-            migrate(&mut client).await
+            connect::migrate(&mut client).await
         })
         .await
     }
@@ -866,26 +560,5 @@ impl Store for PostgresStore {
             Ok(())
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn search_path_is_read_from_options() {
-        assert_eq!(search_path_in_options("-csearch_path=abc").as_deref(), Some("abc"));
-        assert_eq!(search_path_in_options("-c statement_timeout=5 -c search_path=x,public").as_deref(), Some("x"));
-        assert_eq!(search_path_in_options("--search_path=y").as_deref(), Some("y"));
-        assert_eq!(search_path_in_options("-c statement_timeout=5"), None);
-    }
-
-    #[test]
-    fn schema_names_are_plain_identifiers() {
-        assert!(valid_schema_name("gw_test_1"));
-        assert!(!valid_schema_name("1abc"));
-        assert!(!valid_schema_name("a\"; DROP"));
-        assert!(!valid_schema_name(""));
     }
 }

@@ -1,0 +1,149 @@
+//! Group commit for ingest: a few writer tasks fold whatever ingests are waiting into one
+//! transaction, each in its own savepoint.
+
+use std::sync::Arc;
+
+use deadpool_postgres::{GenericClient, Pool};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::DELIVERY_COLS;
+use crate::model::{Delivery, IngestOutcome, NewEvent};
+use crate::store::{StoreError, StoreResult};
+
+/// Most ingests folded into one transaction./// Most ingests folded into one transaction.
+pub(super) const MAX_BATCH: usize = 256;
+/// Writer tasks draining the ingest queue (each holds one connection while it commits).
+pub(super) const INGEST_WRITERS: usize = 4;
+
+/// One queued ingest and where its answer goes (after the commit).
+pub(super) struct IngestJob {
+    pub(super) new: NewEvent,
+    /// The event, serialised by the caller.
+    pub(super) doc: String,
+    pub(super) reply: oneshot::Sender<StoreResult<IngestOutcome>>,
+}
+
+/// Drains the ingest queue: each wake-up takes what is waiting (up to [`MAX_BATCH`]) and commits
+/// it as one transaction.
+pub(super) async fn ingest_writer(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<IngestJob>>>) {
+    loop {
+        let mut batch = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            match rx.recv().await {
+                Some(job) => batch.push(job),
+                None => return,
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        // Keys are taken in one global order, so concurrent batches (here or on other nodes)
+        // wait for each other instead of deadlocking.
+        batch.sort_by(|a, b| a.new.idempotency_key.cmp(&b.new.idempotency_key));
+        let jobs: Vec<(&NewEvent, &str)> = batch.iter().map(|j| (&j.new, j.doc.as_str())).collect();
+        match ingest_batch(&pool, &jobs).await {
+            Ok(outcomes) => {
+                for (job, out) in batch.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(out);
+                }
+            }
+            Err(e) => {
+                let msg = match e {
+                    StoreError::Unavailable(m) | StoreError::Internal(m) | StoreError::Conflict(m) => m,
+                    StoreError::NotFound => "not found".into(),
+                };
+                for job in batch {
+                    let _ = job.reply.send(Err(StoreError::Unavailable(msg.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for the batch; the outer error means nothing was committed.
+async fn ingest_batch(pool: &Pool, jobs: &[(&NewEvent, &str)]) -> StoreResult<Vec<StoreResult<IngestOutcome>>> {
+    let mut client = pool.get().await?;
+    let mut tx = client.transaction().await?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    if let [(new, doc)] = jobs {
+        // Alone in its transaction: no savepoint needed, a failure rolls back the whole thing.
+        let out = ingest_one(&tx, new, doc).await?;
+        tx.commit().await?;
+        return Ok(vec![Ok(out)]);
+    }
+    for (new, doc) in jobs {
+        let sp = tx.savepoint("op").await?;
+        match ingest_one(&sp, new, doc).await {
+            Ok(out) => {
+                sp.commit().await?;
+                outcomes.push(Ok(out));
+            }
+            Err(e) => {
+                sp.rollback().await?;
+                outcomes.push(Err(e));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+async fn ingest_one(t: &impl GenericClient, new: &NewEvent, doc: &str) -> StoreResult<IngestOutcome> {
+    let ev = &new.event;
+    if let Some(key) = &new.idempotency_key {
+        let inserted = t
+            .execute(
+                &t.prepare_cached("INSERT INTO idempotency_keys (key, event_id, created_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING")
+                    .await?,
+                &[key, &ev.id, &ev.received_at],
+            )
+            .await?;
+        if inserted == 0 {
+            let row = t.query_one(&t.prepare_cached("SELECT event_id FROM idempotency_keys WHERE key = $1").await?, &[key]).await?;
+            return Ok(IngestOutcome::Duplicate { event_id: row.try_get(0)? });
+        }
+    }
+    t.execute(
+        &t.prepare_cached("INSERT INTO events (id, event_type, doc, received_at) VALUES ($1, $2, $3, $4)").await?,
+        &[&ev.id, &ev.event_type, &doc, &ev.received_at],
+    )
+    .await?;
+    insert_deliveries(t, &new.deliveries).await?;
+    Ok(IngestOutcome::Created { event_id: ev.id.clone(), deliveries: new.deliveries.len() })
+}
+
+/// Inserts deliveries in one statement (arrays unnested server-side).
+async fn insert_deliveries(t: &impl GenericClient, ds: &[Delivery]) -> StoreResult<()> {
+    if ds.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&Delivery) -> String| ds.iter().map(f).collect::<Vec<_>>();
+    let (ids, events, webhooks, urls) =
+        (col(|d| d.id.clone()), col(|d| d.event_id.clone()), col(|d| d.webhook_id.clone()), col(|d| d.url.clone()));
+    let statuses: Vec<&str> = ds.iter().map(|d| d.status.as_str()).collect();
+    let attempts: Vec<i64> = ds.iter().map(|d| d.attempts as i64).collect();
+    let next: Vec<i64> = ds.iter().map(|d| d.next_attempt_at).collect();
+    let leases: Vec<Option<i64>> = ds.iter().map(|d| d.lease_until).collect();
+    let requests: Vec<Option<String>> =
+        ds.iter().map(|d| d.request.as_ref().map(serde_json::to_string).transpose()).collect::<Result<_, _>>()?;
+    let errors: Vec<Option<String>> = ds.iter().map(|d| d.last_error.clone()).collect();
+    let codes: Vec<Option<i64>> = ds.iter().map(|d| d.last_status_code.map(i64::from)).collect();
+    let created: Vec<i64> = ds.iter().map(|d| d.created_at).collect();
+    let updated: Vec<i64> = ds.iter().map(|d| d.updated_at).collect();
+    let stmt = t
+        .prepare_cached(&format!(
+            "INSERT INTO deliveries ({DELIVERY_COLS}) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+             $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[])"
+        ))
+        .await?;
+    t.execute(
+        &stmt,
+        &[&ids, &events, &webhooks, &urls, &statuses, &attempts, &next, &leases, &requests, &errors, &codes, &created, &updated],
+    )
+    .await?;
+    Ok(())
+}
