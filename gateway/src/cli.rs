@@ -43,6 +43,31 @@ enum Command {
     },
     /// Print the default configuration, every key commented.
     Config,
+    /// Plugin tooling.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Run a plugin file once on an event file: prints the request it produces, the time and
+    /// memory used, and its log lines.
+    Run {
+        #[arg(long)]
+        plugin: PathBuf,
+        #[arg(long)]
+        event: PathBuf,
+        /// The plugin's config (JSON file).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Re-run a stored delivery's transform with its exact input (secrets masked).
+    Replay {
+        /// The delivery id (`msg_...`).
+        delivery: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -104,6 +129,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         print!("{}", crate::config::DEFAULTS);
         return Ok(());
     }
+    if let Command::Plugin { command: PluginCommand::Run { plugin, event, config } } = &cli.command {
+        print!("{}", crate::plugin::run_file(plugin, event, config.as_deref()).await?);
+        return Ok(());
+    }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     init_tracing(&config);
     match cli.command {
@@ -146,6 +175,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{report}");
             Ok(())
         }
-        Command::Config => unreachable!("handled above"),
+        Command::Plugin { command: PluginCommand::Replay { delivery } } => {
+            let store = crate::server::open_store(&config).await?;
+            let d = store.get_delivery(&delivery).await?.with_context(|| format!("no delivery {delivery}"))?;
+            let w = store.get_webhook(&d.webhook_id).await?.with_context(|| format!("webhook {} is gone", d.webhook_id))?;
+            let e = store.get_event(&d.event_id).await?.with_context(|| format!("event {} is gone", d.event_id))?;
+            let host = crate::plugin::PluginHost::new(config.plugins.limits(), &config.data_dir.join("plugin-cache"))?;
+            let stage = crate::delivery::plugins::PluginStage::new(host, store);
+            let caps = crate::delivery::shaping::SizeCaps { body_chars: config.delivery.max_body_chars, query_chars: config.delivery.max_query_chars };
+            print!("{}", stage.replay(&w, &e, &d, &caps).await);
+            Ok(())
+        }
+        Command::Config | Command::Plugin { command: PluginCommand::Run { .. } } => unreachable!("handled above"),
     }
 }

@@ -210,3 +210,42 @@ async fn authenticator_signs_with_secret_handles_on_every_attempt() {
     assert!(!d.to_string().contains("tok-handle-only"), "secret placed by the plugin is masked: {d}");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_run_and_replay_from_the_command_line() {
+    let exe = env!("CARGO_BIN_EXE_gateway-under-test");
+    let guests = PathBuf::from(gateway::testing::GUESTS_DIR);
+    let event = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/squadcast/incident_triggered.json");
+    let out = std::process::Command::new(exe)
+        .args(["plugin", "run", "--plugin", guests.join("slack.wasm").to_str().unwrap(), "--event", event.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("\"blocks\""), "{text}");
+    assert!(text.to_lowercase().contains("memory"), "{text}");
+
+    // Replay a stored delivery's exact input, with secrets masked.
+    let rx = Receiver::start().await;
+    let gw = TestGateway::start().await;
+    gw.create_webhook(json!({"name": "r", "url": rx.url("/r"), "trigger_events": ["*"], "auth": {"type": "bearer", "token": "replay-SECRET"},
+        "plugins": [{"name": "template", "config": {"body": "{\"m\": {{ message | tojson }}}"}}]}))
+        .await;
+    let ev = gw.post_event(&json!({"event_type": "incident.triggered", "message": "hello"})).await;
+    rx.wait_for(1, WAIT).await;
+    let (_, e) = gw.admin(Method::GET, &format!("/api/v1/events/{ev}"), None).await;
+    let did = e["deliveries"][0]["id"].as_str().unwrap().to_string();
+    wait_status(&gw, &did, "succeeded").await;
+    let dir = gw.dir.path().to_path_buf();
+    let out = std::process::Command::new(exe)
+        .args(["--data-dir", dir.to_str().unwrap(), "plugin", "replay", &did])
+        .env("GATEWAY_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("{\"m\": \"hello\"}"), "{text}");
+    assert!(text.contains("template"), "{text}");
+    assert!(!text.contains("replay-SECRET"), "{text}");
+    gw.stop().await;
+}

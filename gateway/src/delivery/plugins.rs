@@ -13,7 +13,7 @@ use serde_json::json;
 use super::retry::AttemptResult;
 use crate::matching::PayloadView;
 use crate::model::{Auth, Delivery, Event, PluginRecord, PluginRef, PreparedRequest, Signing, Webhook};
-use crate::plugin::{AuthInput, ChainStep, PluginContext, PluginError, PluginHost, PluginKind, Transformed};
+use crate::plugin::{AuthInput, ChainStep, PluginContext, PluginError, PluginHost, PluginKind, TransformOutput, Transformed};
 use crate::store::Store;
 
 /// How a transform ended.
@@ -118,9 +118,30 @@ impl PluginStage {
         base: PreparedRequest,
         now_ms: i64,
     ) -> Result<TransformResult, AttemptResult> {
+        let Some(out) = self.run_chain(webhook, event, delivery, base.clone(), now_ms).await? else {
+            return Ok(TransformResult::Send(base));
+        };
+        for line in &out.logs {
+            tracing::debug!(webhook = %webhook.id, delivery = %delivery.id, plugin_log = %line);
+        }
+        Ok(match out.outcome {
+            Transformed::Request(r) => TransformResult::Send(r),
+            Transformed::Skip(reason) => TransformResult::Skip(reason),
+        })
+    }
+
+    /// The chain's full output (logs, time, memory); `None` when the webhook has no plugin.
+    pub async fn run_chain(
+        &self,
+        webhook: &Webhook,
+        event: &Event,
+        delivery: &Delivery,
+        base: PreparedRequest,
+        now_ms: i64,
+    ) -> Result<Option<TransformOutput>, AttemptResult> {
         let refs = Self::steps(webhook);
         if refs.is_empty() {
-            return Ok(TransformResult::Send(base));
+            return Ok(None);
         }
         let mut steps = Vec::with_capacity(refs.len());
         for r in &refs {
@@ -140,18 +161,58 @@ impl PluginStage {
             previous: Some(base),
         };
         let names: Vec<&str> = refs.iter().map(|r| r.name.as_str()).collect();
-        let out = self
-            .host
+        self.host
             .transform_chain(&steps, &payload, context)
             .await
-            .map_err(|e| plugin_failure(&names.join(" > "), e))?;
-        for line in &out.logs {
-            tracing::debug!(webhook = %webhook.id, delivery = %delivery.id, plugin_log = %line);
+            .map(Some)
+            .map_err(|e| plugin_failure(&names.join(" > "), e))
+    }
+
+    /// `plugin replay`: re-runs a stored delivery's transform with its exact input and reports the
+    /// input (secrets masked), the request produced, time, memory and the plugins' log lines.
+    pub async fn replay(&self, webhook: &Webhook, event: &Event, delivery: &Delivery, caps: &super::shaping::SizeCaps) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(out, "delivery {} of event {} ({}) to {}", delivery.id, event.id, event.event_type, delivery.url);
+        let _ = writeln!(out, "webhook {} ({}), attempts so far {}", webhook.id, webhook.name, delivery.attempts);
+        for (i, r) in Self::steps(webhook).iter().enumerate() {
+            let _ = writeln!(out, "step {}: {}@{} config {}", i + 1, r.name, r.version.as_deref().unwrap_or("newest"), mask_config(&r.config));
         }
-        Ok(match out.outcome {
-            Transformed::Request(r) => TransformResult::Send(r),
-            Transformed::Skip(reason) => TransformResult::Skip(reason),
-        })
+        let payload = PayloadView::for_event(event, webhook).body(event).into_owned();
+        let _ = writeln!(out, "input event: {payload}");
+        let base = match super::attempt::prepare(webhook, event, &delivery.url, caps) {
+            Ok(b) => b,
+            Err(f) => {
+                let _ = writeln!(out, "error: {}", f.result);
+                return out;
+            }
+        };
+        match self.run_chain(webhook, event, delivery, base.clone(), chrono::Utc::now().timestamp_millis()).await {
+            Ok(None) => {
+                let _ = writeln!(out, "no plugin: the request is the shaped payload");
+                write_request(&mut out, webhook, &base);
+            }
+            Ok(Some(o)) => {
+                match &o.outcome {
+                    Transformed::Request(r) => write_request(&mut out, webhook, r),
+                    Transformed::Skip(reason) => {
+                        let _ = writeln!(out, "skipped: {reason}");
+                    }
+                }
+                let _ = writeln!(out, "time: {:?}, memory peak: {} KiB", o.elapsed, o.memory_peak_bytes / 1024);
+                for l in &o.logs {
+                    let _ = writeln!(out, "log: {l}");
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(out, "error: {e}");
+            }
+        }
+        if let Some(stored) = &delivery.request {
+            let _ = writeln!(out, "stored request (sent on every attempt):");
+            write_request(&mut out, webhook, stored);
+        }
+        out
     }
 
     /// Runs the authenticator, adding its headers and query parameters to `req`. Returns the
@@ -177,6 +238,36 @@ impl PluginStage {
         req.headers.extend(out.add_headers);
         req.query.extend(out.add_query);
         Ok(out.secret_names)
+    }
+}
+
+fn write_request(out: &mut String, webhook: &Webhook, r: &PreparedRequest) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "{} {}", r.method, super::auth::mask_url(&r.url, webhook));
+    for (k, v) in &r.query {
+        let _ = writeln!(out, "  query {k}={v}");
+    }
+    for (k, v) in super::auth::mask_headers(&r.headers, webhook) {
+        let _ = writeln!(out, "  {k}: {v}");
+    }
+    if let Some(b) = &r.body {
+        let _ = writeln!(out, "\n{b}");
+    }
+}
+
+/// A plugin config with values of secret-looking keys masked.
+fn mask_config(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => serde_json::Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let lower = k.to_ascii_lowercase();
+                    let secret = ["secret", "token", "password", "key", "auth"].iter().any(|s| lower.contains(s));
+                    (k.clone(), if secret && v.is_string() { json!(crate::model::MASK) } else { mask_config(v) })
+                })
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
