@@ -1,6 +1,7 @@
 //! Group commit for ingest: a few writer tasks fold whatever ingests are waiting into one
-//! transaction, each in its own savepoint.
+//! transaction of a few set-wise statements.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use deadpool_postgres::{GenericClient, Pool};
@@ -64,29 +65,102 @@ pub(super) async fn ingest_writer(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Inges
     }
 }
 
-/// One transaction for the batch; the outer error means nothing was committed.
+/// Stores a batch; the outer error means nothing was committed and every caller hears it.
+///
+/// The batch goes in set-wise, a handful of statements whatever its size: that is what makes
+/// group commit pay (per-ingest statements would cost a round trip each). If the set-wise attempt
+/// fails for a reason other than the connection (one bad event), each ingest is retried in its
+/// own transaction so only the bad one fails.
 async fn ingest_batch(pool: &Pool, jobs: &[(&NewEvent, &str)]) -> StoreResult<Vec<StoreResult<IngestOutcome>>> {
-    let mut client = pool.get().await?;
-    let mut tx = client.transaction().await?;
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    if let [(new, doc)] = jobs {
-        // Alone in its transaction: no savepoint needed, a failure rolls back the whole thing.
-        let out = ingest_one(&tx, new, doc).await?;
-        tx.commit().await?;
-        return Ok(vec![Ok(out)]);
+    if jobs.len() > 1 {
+        match ingest_set(pool, jobs).await {
+            Err(StoreError::Internal(e)) => tracing::debug!(error = %e, "batched ingest failed; retrying one by one"),
+            other => return other,
+        }
     }
+    let mut outcomes = Vec::with_capacity(jobs.len());
     for (new, doc) in jobs {
-        let sp = tx.savepoint("op").await?;
-        match ingest_one(&sp, new, doc).await {
+        let mut client = pool.get().await?;
+        let tx = client.transaction().await?;
+        match ingest_one(&tx, new, doc).await {
             Ok(out) => {
-                sp.commit().await?;
+                tx.commit().await?;
                 outcomes.push(Ok(out));
             }
-            Err(e) => {
-                sp.rollback().await?;
-                outcomes.push(Err(e));
+            Err(StoreError::Unavailable(m)) => return Err(StoreError::Unavailable(m)),
+            Err(e) => outcomes.push(Err(e)),
+        }
+    }
+    Ok(outcomes)
+}
+
+/// The whole batch in one transaction and four statements: claim the keys, read the keys
+/// others hold, insert the events, insert the deliveries.
+async fn ingest_set(pool: &Pool, jobs: &[(&NewEvent, &str)]) -> StoreResult<Vec<StoreResult<IngestOutcome>>> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let keyed: Vec<(&str, &str, i64)> = jobs
+        .iter()
+        .filter_map(|(n, _)| n.idempotency_key.as_deref().map(|k| (k, n.event.id.as_str(), n.event.received_at)))
+        .collect();
+    // key -> the event that owns it (ours, an earlier one in this batch, or another caller's).
+    let mut owner: HashMap<String, String> = HashMap::new();
+    if !keyed.is_empty() {
+        let (keys, ids, ats): (Vec<&str>, Vec<&str>, Vec<i64>) =
+            (keyed.iter().map(|k| k.0).collect(), keyed.iter().map(|k| k.1).collect(), keyed.iter().map(|k| k.2).collect());
+        // In key order (the batch is sorted), so concurrent batches cannot deadlock; a duplicate
+        // inside the batch loses to its first occurrence.
+        let won = tx
+            .query(
+                &tx.prepare_cached(
+                    "INSERT INTO idempotency_keys (key, event_id, created_at) SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]) \
+                     ON CONFLICT (key) DO NOTHING RETURNING key, event_id",
+                )
+                .await?,
+                &[&keys, &ids, &ats],
+            )
+            .await?;
+        for r in &won {
+            owner.insert(r.try_get(0)?, r.try_get(1)?);
+        }
+        let taken: Vec<&str> = keys.iter().copied().filter(|k| !owner.contains_key(*k)).collect();
+        if !taken.is_empty() {
+            let rows = tx
+                .query(&tx.prepare_cached("SELECT key, event_id FROM idempotency_keys WHERE key = ANY($1)").await?, &[&taken])
+                .await?;
+            for r in &rows {
+                owner.insert(r.try_get(0)?, r.try_get(1)?);
             }
         }
+    }
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut winners: Vec<&(&NewEvent, &str)> = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let ev = &job.0.event;
+        match job.0.idempotency_key.as_deref().map(|k| owner.get(k)) {
+            Some(Some(first)) if first != &ev.id => outcomes.push(Ok(IngestOutcome::Duplicate { event_id: first.clone() })),
+            Some(None) => return Err(StoreError::Internal("idempotency key vanished during ingest".into())),
+            _ => {
+                outcomes.push(Ok(IngestOutcome::Created { event_id: ev.id.clone(), deliveries: job.0.deliveries.len() }));
+                winners.push(job);
+            }
+        }
+    }
+    if !winners.is_empty() {
+        let ids: Vec<&str> = winners.iter().map(|j| j.0.event.id.as_str()).collect();
+        let types: Vec<&str> = winners.iter().map(|j| j.0.event.event_type.as_str()).collect();
+        let docs: Vec<&str> = winners.iter().map(|j| j.1).collect();
+        let ats: Vec<i64> = winners.iter().map(|j| j.0.event.received_at).collect();
+        tx.execute(
+            &tx.prepare_cached(
+                "INSERT INTO events (id, event_type, doc, received_at) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])",
+            )
+            .await?,
+            &[&ids, &types, &docs, &ats],
+        )
+        .await?;
+        let deliveries: Vec<Delivery> = winners.iter().flat_map(|j| j.0.deliveries.iter().cloned()).collect();
+        insert_deliveries(&tx, &deliveries).await?;
     }
     tx.commit().await?;
     Ok(outcomes)

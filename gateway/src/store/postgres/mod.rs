@@ -8,8 +8,10 @@
 //!   transaction as the event and its deliveries; a loser then reads the winner's event id (a new
 //!   statement sees the winner's commit under READ COMMITTED, after the insert waited for it).
 //! - **Group commit.** Concurrent ingests are queued to a few writer tasks that fold whatever is
-//!   waiting into one transaction, each ingest in its own savepoint (so one failure rolls back only
-//!   itself). Batches take idempotency keys in sorted order, so two nodes' batches cannot deadlock.
+//!   waiting into one transaction of four set-wise statements (arrays `UNNEST`ed server-side), so
+//!   one commit and a few round trips serve the whole batch. Keys are claimed in sorted order, so
+//!   two nodes' batches cannot deadlock. If one ingest in a batch is bad, the batch is retried one
+//!   ingest per transaction so only that one fails.
 //! - **A dead database is seen quickly.** Pool wait/create/recycle and TCP connect time out after a
 //!   few seconds and every operation has an overall deadline; connection-level failures map to
 //!   [`StoreError::Unavailable`] (the API answers 503). Every write is one transaction, so a failure
