@@ -1,1 +1,166 @@
-fn main() {}
+//! Per-call cost of a transformer plugin (fresh store + instance + call) against the same
+//! transform written in native Rust, and throughput with 2 tokio workers.
+//!
+//! Run: `cargo bench -p webhook-gateway --bench plugin_call` (release build). Optional env:
+//! `PLUGIN_BENCH_CALLS` (default 5000 per latency case), `PLUGIN_BENCH_SECS` (default 3, for the
+//! throughput case). Plain std timing with percentiles; no harness.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use gateway::plugin::{PluginContext, PluginHost, PluginLimits, TransformInput, Transformed, builtin_plugins};
+use serde_json::{Value, json};
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn squadcast_event() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/squadcast/incident_triggered.json"))
+        .expect("squadcast fixture")
+}
+
+fn context() -> PluginContext {
+    PluginContext {
+        webhook_id: "wh_bench".into(),
+        webhook_name: "bench".into(),
+        event_type: "incident.triggered".into(),
+        delivery_id: "msg_bench".into(),
+        url: "https://hooks.slack.test/x".into(),
+        method: "POST".into(),
+        now_ms: 1_700_000_000_000,
+        attempt: 1,
+        previous: None,
+    }
+}
+
+/// The slack plugin's transform, natively: parse the event, build the message, serialize it.
+fn native_slack(event_json: &str) -> String {
+    let e: Value = serde_json::from_str(event_json).unwrap();
+    let s = |p: &str| e.pointer(p).and_then(Value::as_str).unwrap_or("");
+    let title = s("/message");
+    let service = s("/service/name");
+    let assigned = e["assigned_to"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| format!("{} `{}`", x["type"].as_str().unwrap_or(""), x["id"].as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let msg = json!({
+        "text": format!(":red_circle: [Triggered] {title} ({service})"),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": format!("Triggered: {title}"), "emoji": true}},
+            {"type": "section", "fields": [
+                {"type": "mrkdwn", "text": "*Status:*\n:red_circle: Triggered"},
+                {"type": "mrkdwn", "text": format!("*Service:*\n{service}")},
+                {"type": "mrkdwn", "text": format!("*Alert source:*\n{}", s("/alert_source/type"))},
+                {"type": "mrkdwn", "text": format!("*Assigned to:*\n{assigned}")},
+            ]},
+            {"type": "section", "text": {"type": "mrkdwn", "text": s("/description")}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("Incident `{}` · created {}", s("/id"), s("/time_of_creation"))}]},
+        ]
+    });
+    msg.to_string()
+}
+
+struct Stats {
+    p50: Duration,
+    p99: Duration,
+    mean: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
+    Stats { p50: at(0.50), p99: at(0.99), mean }
+}
+
+fn print(name: &str, s: &Stats) {
+    println!(
+        "{name:<48} p50 {:>8.1} us   p99 {:>8.1} us   mean {:>8.1} us",
+        s.p50.as_secs_f64() * 1e6,
+        s.p99.as_secs_f64() * 1e6,
+        s.mean.as_secs_f64() * 1e6
+    );
+}
+
+fn main() {
+    let calls = env_num("PLUGIN_BENCH_CALLS", 5000) as usize;
+    let secs = env_num("PLUGIN_BENCH_SECS", 3);
+    let event = squadcast_event();
+    let dir = std::env::temp_dir().join(format!("plugin-bench-{}", std::process::id()));
+    let host = PluginHost::new(PluginLimits::default(), &dir).unwrap();
+    let bytes = |name: &str| builtin_plugins().into_iter().find(|p| p.name == name).unwrap().bytes;
+    let slack = host.prepare(bytes("slack")).unwrap().sha256;
+    let template = host.prepare(bytes("template")).unwrap().sha256;
+    let grafana_config = json!({"body": "{\"labels\" : {{ alert_payload.commonLabels | tojson()}}, \"text\": {{ message | tojson }}}"}).to_string();
+    let grafana_event = json!({
+        "message": "Sample incident",
+        "alert_payload": {"commonLabels": {"job": "node", "severity": "critical", "alertname": "InstanceDown"}}
+    })
+    .to_string();
+
+    println!("plugin_call: {calls} calls per latency case, release build, {} cpus", std::thread::available_parallelism().map_or(0, |n| n.get()));
+
+    // Native floor.
+    let mut samples = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        std::hint::black_box(native_slack(std::hint::black_box(&event)));
+        samples.push(t.elapsed());
+    }
+    print("native Rust slack transform", &stats(samples));
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let input = |config: &str, event: &str| TransformInput { event_json: event.to_string(), context: context(), config_json: config.to_string() };
+
+    for (name, sha, config, ev) in [
+        ("wasm slack (fresh instance + call)", &slack, "null", event.as_str()),
+        ("wasm template/minijinja (fresh instance + call)", &template, grafana_config.as_str(), grafana_event.as_str()),
+    ] {
+        let samples = rt.block_on(async {
+            // Warm-up.
+            for _ in 0..100 {
+                host.transform(sha, input(config, ev)).await.unwrap();
+            }
+            let mut samples = Vec::with_capacity(calls);
+            for _ in 0..calls {
+                let t = Instant::now();
+                let out = host.transform(sha, input(config, ev)).await.unwrap();
+                samples.push(t.elapsed());
+                assert!(matches!(out.outcome, Transformed::Request(_)));
+            }
+            samples
+        });
+        print(name, &stats(samples));
+    }
+
+    // Throughput: 2 tokio workers, 8 tasks calling the slack plugin in a loop.
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (host, slack, event, done) = (host.clone(), slack.clone(), event.clone(), done.clone());
+                tokio::spawn(async move {
+                    while Instant::now() < deadline {
+                        let i = TransformInput { event_json: event.clone(), context: context(), config_json: "null".into() };
+                        host.transform(&slack, i).await.unwrap();
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let n = done.load(Ordering::Relaxed);
+    println!("wasm slack throughput, 2 tokio workers, 8 tasks: {:.0} calls/s ({n} calls in {secs} s)", n as f64 / secs as f64);
+    let _ = std::fs::remove_dir_all(&dir);
+}
