@@ -16,8 +16,15 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn build(webhooks: Vec<Webhook>) -> Self {
-        let by_id = webhooks.iter().map(|w| (w.id.clone(), Arc::new(w.clone()))).collect();
-        Snapshot { matcher: Matcher::new(webhooks), by_id }
+        Self::with_matcher(Matcher::new(webhooks.clone()), webhooks)
+    }
+
+    fn with_matcher(matcher: Matcher, webhooks: Vec<Webhook>) -> Self {
+        for bad in matcher.invalid() {
+            tracing::warn!(webhook = %bad.webhook_id, error = %bad.error, "stored webhook does not compile; it is skipped");
+        }
+        let by_id = webhooks.into_iter().map(|w| (w.id.clone(), Arc::new(w))).collect();
+        Snapshot { matcher, by_id }
     }
 }
 
@@ -49,7 +56,9 @@ impl Subscriptions {
     pub async fn reload(&self, store: &dyn Store) -> StoreResult<()> {
         let _guard = self.reload_lock.lock().await;
         let webhooks = store.all_webhooks().await?;
-        let snap = Arc::new(Snapshot::build(webhooks));
+        // Reuses the compiled form of unchanged webhooks.
+        let matcher = self.get().matcher.rebuild(webhooks.clone());
+        let snap = Arc::new(Snapshot::with_matcher(matcher, webhooks));
         *self.current.write() = snap;
         Ok(())
     }
