@@ -117,11 +117,11 @@ pub async fn run_file(plugin_path: &Path, event_path: &Path, config_path: Option
 
 fn write_request(out: &mut String, r: &PreparedRequest) -> std::fmt::Result {
     let mut url = r.url.clone();
-    if !r.query.is_empty() {
-        if let Ok(mut u) = url::Url::parse(&r.url) {
-            u.query_pairs_mut().extend_pairs(r.query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            url = u.to_string();
-        }
+    if !r.query.is_empty()
+        && let Ok(mut u) = url::Url::parse(&r.url)
+    {
+        u.query_pairs_mut().extend_pairs(r.query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        url = u.to_string();
     }
     writeln!(out, "{} {url}", r.method)?;
     for (k, v) in &r.headers {
