@@ -272,7 +272,7 @@ fn parse_if(rest: &str) -> Option<(&str, &str)> {
 /// `return(value)` or `return (value)` -> value.
 fn parse_return(stmt: &str) -> Option<&str> {
     let inner = stmt.strip_prefix("return")?.trim_start().strip_prefix('(')?;
-    Some(inner.strip_suffix(')')?)
+    inner.strip_suffix(')')
 }
 
 #[cfg(test)]
