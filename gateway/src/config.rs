@@ -63,6 +63,19 @@ max_response_bytes = 4096
 disable_after_failures = 6
 disable_after_days = 5
 
+[postgres]
+# Used only when database_url is set. Connections this node keeps open to PostgreSQL (the
+# server's max_connections must cover every node's pool plus tools such as `store copy`).
+max_connections = 16
+# Seconds to wait for a connection (TCP connect, a new pooled connection, or a free one) before the
+# request answers 503; keep it short so a dead database is noticed quickly.
+connect_timeout_secs = 3
+# Deadline of one store operation, queueing included, in seconds.
+operation_timeout_secs = 15
+# How often this node re-reads the webhooks, in seconds, so a webhook created, changed or deleted
+# through another node takes effect here too (the node that made the change applies it at once).
+webhooks_refresh_secs = 5
+
 [plugins]
 # CPU deadline per plugin call, in milliseconds.
 cpu_deadline_ms = 100
@@ -126,6 +139,16 @@ impl PluginsConfig {
     }
 }
 
+/// PostgreSQL connection settings (used when `database_url` is set).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    pub max_connections: usize,
+    pub connect_timeout_secs: u64,
+    pub operation_timeout_secs: u64,
+    pub webhooks_refresh_secs: u64,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,6 +163,7 @@ pub struct Config {
     pub log: String,
     pub log_format: String,
     pub delivery: DeliveryConfig,
+    pub postgres: PostgresConfig,
     pub plugins: PluginsConfig,
 }
 
@@ -204,6 +228,18 @@ impl Config {
         if !self.database_url.is_empty() && !self.database_url.starts_with("postgres") {
             return bad("database_url", "must be a postgres:// URL or empty");
         }
+        if self.postgres.max_connections < 2 {
+            return bad("postgres.max_connections", "must be at least 2");
+        }
+        if self.postgres.connect_timeout_secs == 0 {
+            return bad("postgres.connect_timeout_secs", "must be at least 1");
+        }
+        if self.postgres.operation_timeout_secs < self.postgres.connect_timeout_secs {
+            return bad("postgres.operation_timeout_secs", "must be at least connect_timeout_secs");
+        }
+        if self.postgres.webhooks_refresh_secs == 0 {
+            return bad("postgres.webhooks_refresh_secs", "must be at least 1");
+        }
         for cidr in self.allowed_networks.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             if cidr.parse::<ipnet::IpNet>().is_err() && cidr.parse::<std::net::IpAddr>().is_err() {
                 return bad("allowed_networks", &format!("{cidr:?} is not a CIDR or IP address"));
@@ -239,6 +275,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
     fn bad_values_name_the_key() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("GATEWAY_MAX_EVENT_BYTES", "lots");
@@ -249,11 +286,17 @@ mod tests {
             let err = Config::load(None, &Overrides::default()).unwrap_err().to_string();
             assert!(err.contains("delivery.workers"), "{err}");
             jail.set_env("GATEWAY_DELIVERY__WORKERS", "3");
+            jail.set_env("GATEWAY_POSTGRES__MAX_CONNECTIONS", "1");
+            let err = Config::load(None, &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains("postgres.max_connections"), "{err}");
+            jail.set_env("GATEWAY_POSTGRES__MAX_CONNECTIONS", "32");
             jail.create_file("gw.toml", "listen = \"127.0.0.1:9\"\n[delivery]\nlease_secs = 30\n")?;
             let c = Config::load(Some(Path::new("gw.toml")), &Overrides::default()).unwrap();
             assert_eq!(c.listen.port(), 9);
             assert_eq!(c.delivery.workers, 3);
             assert_eq!(c.delivery.lease_secs, 30);
+            assert_eq!(c.postgres.max_connections, 32);
+            assert_eq!(c.postgres.connect_timeout_secs, 3);
             jail.create_file("typo.toml", "lisen = \"x\"\n")?;
             let err = Config::load(Some(Path::new("typo.toml")), &Overrides::default()).unwrap_err().to_string();
             assert!(err.contains("lisen"), "{err}");

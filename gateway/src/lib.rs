@@ -7,7 +7,7 @@
 //! Crate map (one line per module):
 //! - [`config`]: layered configuration (embedded defaults, TOML file, `GATEWAY_*` env).
 //! - [`model`]: domain types: events and their canonical types, webhooks, deliveries, keys.
-//! - [`store`]: the `Store` trait and its SQLite (default) implementation.
+//! - [`store`]: the `Store` trait, its SQLite (default) and PostgreSQL implementations, the shared suite.
 //! - [`api`]: the HTTP API (axum routers per resource, problem+json errors, OpenAPI).
 //! - [`intake`]: accepting an event: match, one delivery per (webhook, url), store atomically.
 //! - [`subscriptions`]: the in-memory snapshot of webhooks (matcher + lookup), swapped on change.

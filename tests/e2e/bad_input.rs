@@ -29,6 +29,9 @@ async fn raw(gw: &TestGateway, method: Method, path: &str, body: &str, headers: 
     (s, v)
 }
 
+/// (method, path, body, extra headers, status, field named)
+type Case<'a> = (Method, &'a str, String, Vec<(&'a str, &'a str)>, u16, Option<&'a str>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_inputs_leave_the_store_unchanged() {
     let gw = TestGateway::start_with(|c| c.max_event_bytes = 4096, None).await;
@@ -41,8 +44,7 @@ async fn refused_inputs_leave_the_store_unchanged() {
     let big = format!("{{\"event_type\":\"resolve\",\"pad\":\"{}\"}}", "x".repeat(5000));
     let long_key = "k".repeat(300);
     let many_headers: serde_json::Map<String, Value> = (0..21).map(|i| (format!("X-H{i}"), json!("v"))).collect();
-    // (method, path, body, extra headers, status, field named)
-    let cases: Vec<(Method, &str, String, Vec<(&str, &str)>, u16, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (Method::POST, "/api/v1/events", "{not json".into(), vec![], 400, None),
         (Method::POST, "/api/v1/events", "[1,2]".into(), vec![], 400, None),
         (Method::POST, "/api/v1/events", "\"text\"".into(), vec![], 400, None),

@@ -113,7 +113,7 @@ async fn sigkill_during_delivery_redelivers_with_the_same_webhook_id() {
     let (s, _) = crate::support::call(&client, Method::POST, &gw.url("/api/v1/webhooks/"), Some(ADMIN),
         Some(&json!({"name": "slow", "url": rx.url("/slow"), "trigger_events": ["*"]}))).await;
     assert_eq!(s, 201);
-    let n = 40;
+    let n: usize = 40;
     let mut events = Vec::new();
     for i in 0..n {
         let (s, v) = crate::support::call(&client, Method::POST, &gw.url("/api/v1/events"), Some(ADMIN),
@@ -131,7 +131,7 @@ async fn sigkill_during_delivery_redelivers_with_the_same_webhook_id() {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let seqs: HashSet<u64> = rx.received().iter().filter_map(|r| r.json()["seq"].as_u64()).collect();
-        if seqs.len() == n as usize {
+        if seqs.len() == n {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "only {} of {n} delivered after restart", seqs.len());

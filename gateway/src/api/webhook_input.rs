@@ -250,10 +250,10 @@ fn plugin_ref(field: &str, v: &Value) -> Result<PluginRef, ApiError> {
 
 /// Keeps the stored secret when a client sends back the mask it was shown.
 fn secret_update(m: &Input, k: &str, current: &mut Option<String>) -> Result<(), ApiError> {
-    if let Some(v) = nullable_str(m, k, 1024)? {
-        if v.as_deref() != Some(MASK) {
-            *current = v;
-        }
+    if let Some(v) = nullable_str(m, k, 1024)?
+        && v.as_deref() != Some(MASK)
+    {
+        *current = v;
     }
     Ok(())
 }
