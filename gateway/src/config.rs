@@ -278,6 +278,8 @@ mod tests {
     #[allow(clippy::result_large_err)] // figment::Jail's closure signature
     fn bad_values_name_the_key() {
         figment::Jail::expect_with(|jail| {
+            // cargo exports the build script's GATEWAY_TEST_GUESTS_DIR to test processes too.
+            jail.clear_env();
             jail.set_env("GATEWAY_MAX_EVENT_BYTES", "lots");
             let err = Config::load(None, &Overrides::default()).unwrap_err().to_string();
             assert!(err.to_lowercase().contains("max_event_bytes"), "{err}");

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -26,7 +27,14 @@ use crate::store::sqlite::SqliteStore;
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     if !config.database_url.is_empty() {
         // Connecting applies migrations, as opening SQLite does.
-        let store = PostgresStore::connect(&config.database_url).await.context("database_url: connecting to PostgreSQL")?;
+        let pg = &config.postgres;
+        let store = PostgresStore::builder(&config.database_url)
+            .max_connections(pg.max_connections)
+            .connect_timeout(Duration::from_secs(pg.connect_timeout_secs))
+            .operation_timeout(Duration::from_secs(pg.operation_timeout_secs))
+            .connect()
+            .await
+            .context("database_url: connecting to PostgreSQL")?;
         return Ok(Arc::new(store));
     }
     std::fs::create_dir_all(&config.data_dir)
@@ -75,7 +83,11 @@ pub async fn run(parts: Parts, listener: TcpListener, shutdown: impl Future<Outp
         plugins.clone(),
     )?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = config.delivery.enabled.then(|| engine.spawn(stop_rx));
+    let workers = config.delivery.enabled.then(|| engine.spawn(stop_rx.clone()));
+    if !config.database_url.is_empty() {
+        // Other nodes change webhooks too; see their changes within a few seconds.
+        tokio::spawn(refresh_webhooks(subs.clone(), store.clone(), config.postgres.webhooks_refresh_secs, stop_rx));
+    }
     let state = AppState {
         store,
         config,
@@ -97,6 +109,23 @@ pub async fn run(parts: Parts, listener: TcpListener, shutdown: impl Future<Outp
     }
     tracing::info!("webhook-gateway stopped");
     served
+}
+
+/// Re-reads the webhooks every `secs` until `stop` turns true (a failed read is retried on the next
+/// tick: the snapshot in hand stays valid meanwhile).
+async fn refresh_webhooks(subs: Subscriptions, store: Arc<dyn Store>, secs: u64, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(secs));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = subs.reload(store.as_ref()).await {
+            tracing::debug!(error = %e, "re-reading webhooks failed; keeping the current set");
+        }
+    }
 }
 
 /// Registers the first-party plugins embedded in the binary (compiled lazily, on first use, and
