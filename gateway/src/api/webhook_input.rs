@@ -281,36 +281,13 @@ pub fn create(m: &Input, cx: &InputContext<'_>) -> Result<Webhook, ApiError> {
     }
     let mut w = Webhook {
         id: new_id("wh"),
-        name: String::new(),
-        description: None,
-        is_webhook_enabled: true,
         scope: cx.caller_team.map(|t| Scope::Team { team_id: t.to_string() }).unwrap_or_default(),
-        urls: Vec::new(),
-        http_method: "POST".into(),
-        trigger_events: Vec::new(),
-        trigger_type: None,
-        data: None,
-        forward_all: true,
-        username: None,
-        password: None,
-        authorization_header: None,
-        trigger_template: None,
-        headers: None,
-        integration_filter: None,
-        filter: None,
-        plugins: Vec::new(),
-        authenticator: None,
-        auth: Auth::None,
         signing: Signing::StandardWebhooks { secret: new_signing_secret(), previous: Vec::new() },
-        send_as: SendAs::Body,
-        retry: RetryPolicy::Default,
         timeout_secs: cx.default_timeout_secs,
         auto_disable: cx.default_auto_disable.clone(),
-        failure_email: None,
-        include_private_payloads: false,
-        disabled_reason: None,
         created_at: cx.now,
         updated_at: cx.now,
+        ..Webhook::default()
     };
     // OnCall sends the whole event unless a `data` template is given.
     if matches!(m.get("data"), Some(Value::String(_))) && m.get("forward_all").is_none() {

@@ -397,37 +397,5 @@ impl Engine {
 
 /// Stands in for a deleted webhook when logging why its delivery failed.
 fn placeholder_webhook(id: &str) -> Webhook {
-    Webhook {
-        id: id.to_string(),
-        name: String::new(),
-        description: None,
-        is_webhook_enabled: false,
-        scope: Default::default(),
-        urls: Vec::new(),
-        http_method: "POST".into(),
-        trigger_events: Vec::new(),
-        trigger_type: None,
-        data: None,
-        forward_all: true,
-        username: None,
-        password: None,
-        authorization_header: None,
-        trigger_template: None,
-        headers: None,
-        integration_filter: None,
-        filter: None,
-        plugins: Vec::new(),
-        authenticator: None,
-        auth: Default::default(),
-        signing: crate::model::Signing::None,
-        send_as: Default::default(),
-        retry: Default::default(),
-        timeout_secs: 15,
-        auto_disable: Default::default(),
-        failure_email: None,
-        include_private_payloads: false,
-        disabled_reason: None,
-        created_at: 0,
-        updated_at: 0,
-    }
+    Webhook { id: id.to_string(), is_webhook_enabled: false, ..Webhook::default() }
 }

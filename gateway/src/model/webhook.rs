@@ -215,6 +215,46 @@ pub struct WebhookHealth {
     pub failing_since: Option<i64>,
 }
 
+impl Default for Webhook {
+    /// An enabled global webhook with no url, no trigger and no signing: a base for builders and
+    /// tests (`Webhook { id, urls, ..Default::default() }`), not a valid webhook by itself.
+    fn default() -> Self {
+        Webhook {
+            id: String::new(),
+            name: String::new(),
+            description: None,
+            is_webhook_enabled: true,
+            scope: Scope::Global,
+            urls: Vec::new(),
+            http_method: "POST".into(),
+            trigger_events: Vec::new(),
+            trigger_type: None,
+            data: None,
+            forward_all: true,
+            username: None,
+            password: None,
+            authorization_header: None,
+            trigger_template: None,
+            headers: None,
+            integration_filter: None,
+            filter: None,
+            plugins: Vec::new(),
+            authenticator: None,
+            auth: Auth::None,
+            signing: Signing::None,
+            send_as: SendAs::Body,
+            retry: RetryPolicy::Default,
+            timeout_secs: 15,
+            auto_disable: AutoDisable::default(),
+            failure_email: None,
+            include_private_payloads: false,
+            disabled_reason: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+}
+
 impl Webhook {
     /// The Grafana `trigger_type` to show: what the client sent, else the OnCall name of the first
     /// trigger, else the canonical name.

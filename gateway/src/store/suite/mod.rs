@@ -21,7 +21,7 @@ use super::postgres::PostgresStore;
 use super::{AttemptRecord, HealthChange, Store};
 use crate::model::{
     Attempt, AttemptOutcome, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent, PluginRecord, PreparedRequest, Scope,
-    Signing, Webhook, new_id,
+    Webhook, new_id,
 };
 
 // ---------------------------------------------------------------- fixtures
@@ -31,35 +31,12 @@ pub fn webhook(scope: Scope, created_at: i64) -> Webhook {
     Webhook {
         id: new_id("wh"),
         name: "suite".into(),
-        description: None,
-        is_webhook_enabled: true,
         scope,
         urls: vec!["https://receiver.example/hook".into()],
-        http_method: "POST".into(),
         trigger_events: vec!["incident.triggered".into()],
-        trigger_type: None,
-        data: None,
-        forward_all: true,
-        username: None,
-        password: None,
-        authorization_header: None,
-        trigger_template: None,
-        headers: None,
-        integration_filter: None,
-        filter: None,
-        plugins: Vec::new(),
-        authenticator: None,
-        auth: Default::default(),
-        signing: Signing::None,
-        send_as: Default::default(),
-        retry: Default::default(),
-        timeout_secs: 15,
-        auto_disable: Default::default(),
-        failure_email: None,
-        include_private_payloads: false,
-        disabled_reason: None,
         created_at,
         updated_at: created_at,
+        ..Webhook::default()
     }
 }
 
