@@ -11,116 +11,13 @@
 //! `GATEWAY_TEST_REQUIRE_POSTGRES=1`. As root, the server runs as the `postgres` user (initdb
 //! refuses root).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gateway::model::IngestOutcome;
 use gateway::store::postgres::PostgresStore;
+use gateway::store::suite::throwaway::Throwaway;
 use gateway::store::suite::{new_event, pg_required};
 use gateway::store::{Store, StoreError};
-
-/// A private PostgreSQL server; stopped (and its directory removed) when dropped.
-struct Throwaway {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-    as_postgres: bool,
-}
-
-impl Throwaway {
-    /// Why there is none, when there is none.
-    fn create() -> Result<Self, String> {
-        let bin = find_bin().ok_or("initdb not found (set GATEWAY_TEST_PG_BIN or install postgresql)")?;
-        let as_postgres = is_root();
-        if as_postgres && Command::new("id").arg("postgres").output().map(|o| !o.status.success()).unwrap_or(true) {
-            return Err("running as root and there is no `postgres` user to run initdb as".into());
-        }
-        let dir = tempfile::Builder::new().prefix("gw-pg-fault-").tempdir().map_err(|e| e.to_string())?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
-        let me = Throwaway { bin, dir, port, as_postgres };
-        if as_postgres {
-            let ok = Command::new("chown").args(["-R", "postgres"]).arg(me.dir.path()).status().is_ok_and(|s| s.success());
-            if !ok {
-                return Err("could not chown the temp dir to postgres".into());
-            }
-        }
-        let data = me.data();
-        me.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "--no-instructions"])?;
-        me.start()?;
-        Ok(me)
-    }
-
-    fn data(&self) -> String {
-        self.dir.path().join("data").display().to_string()
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) -> Result<(), String> {
-        let exe = self.bin.join(tool);
-        let mut cmd = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
-        };
-        let out = cmd.args(args).output().map_err(|e| format!("{tool}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!("{tool} {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-        }
-    }
-
-    fn start(&self) -> Result<(), String> {
-        let (data, log) = (self.data(), self.dir.path().join("server.log").display().to_string());
-        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.path().display());
-        self.run("pg_ctl", &["-D", &data, "-l", &log, "-w", "-t", "30", "-o", &opts, "start"])
-    }
-
-    fn stop(&self, mode: &str) -> Result<(), String> {
-        self.run("pg_ctl", &["-D", &self.data(), "-w", "-m", mode, "stop"])
-    }
-}
-
-impl Drop for Throwaway {
-    fn drop(&mut self) {
-        let _ = self.stop("immediate");
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// The directory holding initdb and pg_ctl.
-fn find_bin() -> Option<PathBuf> {
-    if let Ok(dir) = std::env::var("GATEWAY_TEST_PG_BIN") {
-        return Some(PathBuf::from(dir));
-    }
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin"))
-        .filter(|b| b.join("initdb").exists())
-        .collect();
-    versions.sort();
-    if let Some(newest) = versions.pop() {
-        return Some(newest);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).find(|p| p.join("initdb").exists() && p.join("pg_ctl").exists()).map(|p| resolve(&p))
-}
-
-fn resolve(dir: &Path) -> PathBuf {
-    // /usr/local/bin/initdb may be a symlink into the real bin dir, next to pg_ctl's postgres.
-    std::fs::canonicalize(dir.join("initdb")).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_else(|| dir.into())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_database_answers_unavailable_and_the_store_recovers() {

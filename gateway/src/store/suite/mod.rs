@@ -3,10 +3,12 @@
 //!
 //! Each function takes a fresh, empty store and panics when the store misbehaves. They live in the
 //! library (hidden from the docs) so integration tests and other crates' tests can share them.
-//! [`PgTestDb`] gives tests a PostgreSQL store in a throwaway schema.
+//! [`PgTestDb`] gives tests a PostgreSQL store in a throwaway schema; [`throwaway::Throwaway`] a
+//! private PostgreSQL server they may stop and restart.
 
 mod attempts;
 mod queue;
+pub mod throwaway;
 mod webhooks;
 
 pub use attempts::*;
