@@ -211,3 +211,51 @@ pub async fn wait_status(gw: &TestGateway, delivery: &str, status: &str) -> Valu
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_secrets_sign_side_by_side_during_the_grace_period() {
+    let rx = Receiver::start().await;
+    let gw = TestGateway::start().await;
+    let w = gw.create_webhook(json!({"name": "rot", "url": rx.url("/rot"), "trigger_events": ["*"]})).await;
+    let id = w["id"].as_str().unwrap();
+    let old = secret_of(&gw, id).await["secret"].as_str().unwrap().to_string();
+    let (s, rotated) = gw.admin(Method::POST, &format!("/api/v1/webhooks/{id}/secret/rotate"), Some(&json!({"grace_period_secs": 3600}))).await;
+    assert_eq!(s, 200, "{rotated}");
+    let new = rotated["secret"].as_str().unwrap().to_string();
+    assert_ne!(old, new);
+    assert_eq!(secret_of(&gw, id).await["secret"], new.as_str());
+    gw.post_event(&json!({"event_type": "incident.triggered"})).await;
+    let r = &rx.wait_for(1, WAIT).await[0];
+    assert_eq!(r.header("webhook-signature").unwrap().split(' ').count(), 2, "old and new both sign");
+    for secret in [&old, &new] {
+        standardwebhooks::Webhook::new(secret).unwrap().verify(&r.body, &r.headers).expect("verifies with either secret");
+    }
+    // Managers may not read or rotate secrets.
+    let (_, k) = gw.admin(Method::POST, "/api/v1/keys", Some(&json!({"name": "m", "role": "manager", "team_id": "T"}))).await;
+    let (s, _) = gw.call(Method::GET, &format!("/api/v1/webhooks/{id}/secret"), k["token"].as_str(), None).await;
+    assert_eq!(s, 403);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_created_on_the_command_line_work_once_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = env!("CARGO_BIN_EXE_gateway-under-test");
+    let out = std::process::Command::new(exe)
+        .args(["--data-dir", dir.path().to_str().unwrap(), "keys", "create", "--role", "manager", "--team", "T9"])
+        .env("GATEWAY_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("gw_"));
+    let listed = std::process::Command::new(exe).args(["--data-dir", dir.path().to_str().unwrap(), "keys", "list"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("manager") && listed.contains("T9") && !listed.contains(&token), "{listed}");
+    let gw = crate::support::GatewayProcess::spawn(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let (s, w) = crate::support::call(&client, Method::POST, &gw.url("/api/v1/webhooks/"), Some(&format!("Bearer {token}")),
+        Some(&json!({"name": "t9", "url": "https://example.com", "trigger_type": "resolve"}))).await;
+    assert_eq!(s, 201, "{w}");
+    assert_eq!(w["team"], "T9");
+}
