@@ -13,4 +13,5 @@ mod matching;
 mod plugins;
 mod retries;
 mod roles;
+mod scaleout;
 mod seed003;

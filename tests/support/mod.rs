@@ -275,6 +275,13 @@ impl GatewayProcess {
     pub fn spawn(data_dir: &Path, envs: &[(&str, &str)]) -> Self {
         let exe = env!("CARGO_BIN_EXE_gateway-under-test");
         let mut cmd = Command::new(exe);
+        // Only the configuration set here: inherited GATEWAY_* variables (CI's
+        // GATEWAY_TEST_REQUIRE_POSTGRES, a developer's GATEWAY_LISTEN) would change or break it.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("GATEWAY_") {
+                cmd.env_remove(k);
+            }
+        }
         cmd.args(["--data-dir", data_dir.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
             .env("GATEWAY_ADMIN_TOKEN", ADMIN)
             .env("GATEWAY_ALLOWED_NETWORKS", "127.0.0.0/8")

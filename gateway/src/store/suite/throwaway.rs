@@ -39,6 +39,19 @@ impl Throwaway {
         Ok(me)
     }
 
+    /// [`Throwaway::create`] for tests: `None` after printing why there is none, unless
+    /// `GATEWAY_TEST_REQUIRE_POSTGRES=1`, which makes it panic instead. Blocking.
+    pub fn create_or_skip() -> Option<Self> {
+        match Self::create() {
+            Ok(s) => Some(s),
+            Err(why) if !super::pg_required() => {
+                eprintln!("skipped: no throwaway PostgreSQL: {why}");
+                None
+            }
+            Err(why) => panic!("GATEWAY_TEST_REQUIRE_POSTGRES=1 but no throwaway PostgreSQL: {why}"),
+        }
+    }
+
     fn data(&self) -> String {
         self.dir.join("data").display().to_string()
     }
