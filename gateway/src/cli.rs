@@ -135,6 +135,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     init_tracing(&config);
+    for var in Config::unknown_env() {
+        tracing::warn!(%var, "environment variable names no configuration key; ignored");
+    }
     match cli.command {
         Command::Serve { .. } => {
             let listener = tokio::net::TcpListener::bind(config.listen)

@@ -93,6 +93,25 @@ max_component_bytes = 20971520
 max_concurrency = 64
 "#;
 
+/// Every dotted key of the embedded defaults (`listen`, `delivery.workers`, ...).
+fn known_keys() -> std::collections::HashSet<String> {
+    fn walk(prefix: &str, table: &toml::Table, out: &mut std::collections::HashSet<String>) {
+        for (k, v) in table {
+            let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            match v {
+                toml::Value::Table(t) => walk(&key, t, out),
+                _ => {
+                    out.insert(key);
+                }
+            }
+        }
+    }
+    let table: toml::Table = toml::from_str(DEFAULTS).expect("embedded defaults parse");
+    let mut out = std::collections::HashSet::new();
+    walk("", &table, &mut out);
+    out
+}
+
 /// Delivery settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -183,8 +202,26 @@ pub struct Overrides {
 
 impl Config {
     /// Loads defaults, then `file` (when given), then the environment, then `overrides`.
+    ///
+    /// A file with an unknown key is refused (a typo should not pass silently), but `GATEWAY_*`
+    /// environment variables that name no key are ignored: environments carry unrelated variables
+    /// with the same prefix (CI flags, a build script's). [`Config::unknown_env`] lists them so
+    /// the caller can warn.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
-        Self::load_from(file, overrides, Env::prefixed("GATEWAY_").split("__"))
+        let known = known_keys();
+        let env = Env::prefixed("GATEWAY_").split("__").filter(move |k| known.contains(&k.as_str().to_ascii_lowercase()));
+        Self::load_from(file, overrides, env)
+    }
+
+    /// `GATEWAY_*` variables in the environment that name no configuration key.
+    pub fn unknown_env() -> Vec<String> {
+        let known = known_keys();
+        std::env::vars()
+            .filter_map(|(k, _)| {
+                let key = k.strip_prefix("GATEWAY_")?.to_ascii_lowercase().replace("__", ".");
+                (!known.contains(&key)).then_some(k)
+            })
+            .collect()
     }
 
     fn load_from(file: Option<&Path>, overrides: &Overrides, env: Env) -> Result<Config, ConfigError> {
@@ -288,6 +325,9 @@ mod tests {
             let err = Config::load(None, &Overrides::default()).unwrap_err().to_string();
             assert!(err.contains("delivery.workers"), "{err}");
             jail.set_env("GATEWAY_DELIVERY__WORKERS", "3");
+            // Unrelated variables with the prefix are ignored, and reported.
+            jail.set_env("GATEWAY_TEST_SOMETHING", "1");
+            assert!(Config::unknown_env().contains(&"GATEWAY_TEST_SOMETHING".to_string()));
             jail.set_env("GATEWAY_POSTGRES__MAX_CONNECTIONS", "1");
             let err = Config::load(None, &Overrides::default()).unwrap_err().to_string();
             assert!(err.contains("postgres.max_connections"), "{err}");
