@@ -1,12 +1,17 @@
-//! Load generator for the README's figures. Starts a gateway in this process (temp SQLite,
-//! `run()` on 127.0.0.1:0, its own runtime) and a fast local receiver, then drives it over HTTP.
+//! Load generator for the README's figures. Starts gateways in this process (`run()` on
+//! 127.0.0.1:0, each on its own runtime, as separate processes would be) and a fast local
+//! receiver, then drives them over HTTP.
 //!
 //! ```text
 //! cargo run --release -p gateway-e2e --bin loadgen -- ingest  [--events N] [--concurrency C]
 //! cargo run --release -p gateway-e2e --bin loadgen -- ingest  --rate R [--seconds S]
 //! cargo run --release -p gateway-e2e --bin loadgen -- deliver [--events N] [--concurrency C]
 //! cargo run --release -p gateway-e2e --bin loadgen -- deliver --rate R [--seconds S]
+//!   ... [--database-url postgres://...] [--nodes N]
 //! ```
+//! By default the gateway uses a temp SQLite database. `--database-url` uses PostgreSQL instead,
+//! in a fresh schema that is dropped at the end; `--nodes N` starts N gateways on it, each with
+//! its own data_dir, and spreads the requests round-robin over them.
 //! `ingest` runs with delivery workers off (an API-only node) and measures accepted events/s and
 //! the latency of the 202. `deliver` turns workers on and measures signed deliveries/s received
 //! and ingest-to-receipt latency. Every event matches one webhook.
@@ -28,12 +33,16 @@ struct Args {
     concurrency: usize,
     rate: Option<u64>,
     seconds: u64,
+    database_url: Option<String>,
+    nodes: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut it = std::env::args().skip(1);
-    let mode = it.next().context("usage: loadgen ingest|deliver [--events N] [--concurrency C] [--rate R --seconds S]")?;
-    let mut a = Args { mode, events: 50_000, concurrency: 64, rate: None, seconds: 10 };
+    let mode = it.next().context(
+        "usage: loadgen ingest|deliver [--events N] [--concurrency C] [--rate R --seconds S] [--database-url URL] [--nodes N]",
+    )?;
+    let mut a = Args { mode, events: 50_000, concurrency: 64, rate: None, seconds: 10, database_url: None, nodes: 1 };
     while let Some(flag) = it.next() {
         let v = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
@@ -41,10 +50,46 @@ fn parse_args() -> anyhow::Result<Args> {
             "--concurrency" => a.concurrency = v.parse()?,
             "--rate" => a.rate = Some(v.parse()?),
             "--seconds" => a.seconds = v.parse()?,
+            "--database-url" => a.database_url = Some(v),
+            "--nodes" => a.nodes = v.parse()?,
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
+    anyhow::ensure!(a.nodes >= 1, "--nodes must be at least 1");
+    anyhow::ensure!(a.nodes == 1 || a.database_url.is_some(), "--nodes > 1 needs --database-url (nodes share one database)");
     Ok(a)
+}
+
+/// A fresh schema for this run: the URL that selects it, and its name (to drop it afterwards).
+fn fresh_schema(url: &str) -> (String, String) {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let schema = format!("loadgen_{}_{nanos:x}", std::process::id());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    (format!("{url}{sep}options=-csearch_path%3D{schema}"), schema)
+}
+
+/// One gateway on its own runtime; dropping the runtime stops it.
+struct Node {
+    addr: std::net::SocketAddr,
+    _rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+fn start_node(database_url: Option<&str>, deliver: bool) -> anyhow::Result<Node> {
+    let dir = tempfile::tempdir()?;
+    let mut config = gateway::config::Config::defaults();
+    config.data_dir = dir.path().to_path_buf();
+    config.database_url = database_url.unwrap_or_default().to_string();
+    config.admin_token = ADMIN.into();
+    config.allowed_networks = "127.0.0.0/8".into();
+    config.log = "warn".into();
+    config.delivery.enabled = deliver;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let addr = listener.local_addr()?;
+    let parts = rt.block_on(gateway::server::Parts::new(config))?;
+    rt.spawn(gateway::server::run(parts, listener, std::future::pending()));
+    Ok(Node { addr, _rt: rt, _dir: dir })
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -99,45 +144,48 @@ fn main() -> anyhow::Result<()> {
         "deliver" => true,
         other => anyhow::bail!("unknown mode {other} (ingest or deliver)"),
     };
-    let dir = tempfile::tempdir()?;
-    let mut config = gateway::config::Config::defaults();
-    config.data_dir = dir.path().to_path_buf();
-    config.admin_token = ADMIN.into();
-    config.allowed_networks = "127.0.0.0/8".into();
-    config.log = "warn".into();
-    config.delivery.enabled = deliver;
-
-    // The gateway gets its own runtime, as a separate process would.
-    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
-    let parts = server_rt.block_on(gateway::server::Parts::new(config))?;
-    server_rt.spawn(gateway::server::run(parts, listener, std::future::pending()));
+    let db = args.database_url.as_deref().map(fresh_schema);
+    let db_url = db.as_ref().map(|(url, _)| url.as_str());
+    let store = match db_url {
+        Some(_) => format!("PostgreSQL, {} node(s)", args.nodes),
+        None => "SQLite".into(),
+    };
+    println!("{} on {store}", args.mode);
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(async move {
-        let receipts: Receipts = Arc::default();
-        let receiver = start_receiver(receipts.clone()).await?;
-        let client = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
-        let base = format!("http://{addr}");
+    let receipts: Receipts = Arc::default();
+    let receiver = rt.block_on(start_receiver(receipts.clone()))?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
+    // The first node creates the schema and the webhook; the others start after, so they load it.
+    let mut nodes = vec![start_node(db_url, deliver)?];
+    rt.block_on(async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let r = client
-            .post(format!("{base}/api/v1/webhooks/"))
+            .post(format!("http://{}/api/v1/webhooks/", nodes[0].addr))
             .header("Authorization", ADMIN)
             .json(&json!({"name": "bench", "url": format!("http://{receiver}/hook"), "trigger_events": ["incident.triggered"]}))
             .send()
             .await?;
         anyhow::ensure!(r.status() == 201, "creating the webhook: {}", r.text().await?);
-        let url = format!("{base}/api/v1/events");
+        anyhow::Ok(())
+    })?;
+    for _ in 1..args.nodes {
+        nodes.push(start_node(db_url, deliver)?);
+    }
+    let urls: Arc<Vec<String>> = Arc::new(nodes.iter().map(|n| format!("http://{}/api/v1/events", n.addr)).collect());
+    let drop_after = args.database_url.clone().zip(db.as_ref().map(|(_, schema)| schema.clone()));
+
+    rt.block_on(async move {
         let sent_at: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(Vec::new()));
         let post = {
-            let (client, url, sent_at) = (client.clone(), url.clone(), sent_at.clone());
+            let (client, urls, sent_at) = (client.clone(), urls.clone(), sent_at.clone());
             move |seq: u64| {
-                let (client, url, sent_at) = (client.clone(), url.clone(), sent_at.clone());
+                let (client, urls, sent_at) = (client.clone(), urls.clone(), sent_at.clone());
                 async move {
                     let body = json!({"event_type": "incident_triggered", "seq": seq, "message": "load", "service": {"id": "S1"}});
+                    let url = &urls[seq as usize % urls.len()];
                     let t0 = Instant::now();
-                    let r = client.post(&url).header("Authorization", ADMIN).json(&body).send().await;
+                    let r = client.post(url).header("Authorization", ADMIN).json(&body).send().await;
                     let ok = matches!(&r, Ok(r) if r.status() == 202);
                     let mut s = sent_at.lock();
                     if s.len() <= seq as usize {
@@ -211,6 +259,9 @@ fn main() -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })?;
-    drop(server_rt);
+    drop(nodes);
+    if let Some((url, schema)) = drop_after {
+        rt.block_on(gateway::store::suite::drop_schema(&url, &schema))?;
+    }
     Ok(())
 }
