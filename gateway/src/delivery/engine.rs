@@ -3,6 +3,7 @@
 //! HTTP client, and a recorder that writes attempt logs in batches (one commit for many
 //! attempts). Auto-disable and the `webhook.disabled` operational event happen after recording.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -132,11 +133,21 @@ impl Engine {
             match e.store.claim_due(now, now + lease_ms, free.min(CLAIM_BATCH)).await {
                 Ok(batch) if !batch.is_empty() => {
                     backoff = Duration::from_millis(100);
+                    // One read for the events of every first attempt in the batch.
+                    let mut wanted: Vec<String> = batch.iter().filter(|d| d.request.is_none()).map(|d| d.event_id.clone()).collect();
+                    wanted.sort_unstable();
+                    wanted.dedup();
+                    let events: HashMap<String, Arc<Event>> = if wanted.is_empty() {
+                        HashMap::new()
+                    } else {
+                        e.store.get_events(&wanted).await.unwrap_or_default().into_iter().map(|ev| (ev.id.clone(), Arc::new(ev))).collect()
+                    };
                     for d in batch {
                         let Ok(permit) = slots.clone().acquire_owned().await else { break };
                         let (me, tx) = (self.clone(), tx.clone());
+                        let event = events.get(&d.event_id).cloned();
                         tokio::spawn(async move {
-                            let f = me.attempt(d, false).await;
+                            let f = me.attempt(d, event, false).await;
                             let _ = tx.send(f).await;
                             drop(permit);
                         });
@@ -217,8 +228,9 @@ impl Engine {
         }
     }
 
-    /// One attempt of `d`: prepare (once), finalize (auth, signature), send, conclude.
-    async fn attempt(&self, d: Delivery, test: bool) -> Finished {
+    /// One attempt of `d`: prepare (once), finalize (auth, signature), send, conclude. `event`
+    /// is the delivery's event when the caller already has it.
+    async fn attempt(&self, d: Delivery, event: Option<Arc<Event>>, test: bool) -> Finished {
         let e = &self.0;
         let now = e.clock.now_ms();
         let mut jitter = || rand::thread_rng().r#gen::<f64>();
@@ -236,7 +248,11 @@ impl Engine {
         let prepared = match &d.request {
             Some(r) => r.clone(),
             None => {
-                let event = match e.store.get_event(&d.event_id).await {
+                let event = match event {
+                    Some(ev) => Ok(Some(ev)),
+                    None => e.store.get_event(&d.event_id).await.map(|o| o.map(Arc::new)),
+                };
+                let event = match event {
                     Ok(Some(ev)) => ev,
                     Ok(None) => return self.give_up(&d, "the event no longer exists", now),
                     Err(err) => return self.retry_later(&d, &err.to_string(), now),
@@ -387,7 +403,7 @@ impl Engine {
         d.next_attempt_at = i64::MAX / 2;
         d.status = DeliveryStatus::InFlight;
         e.store.ingest(NewEvent { event, deliveries: vec![d.clone()], idempotency_key: None }).await?;
-        let f = self.attempt(d, true).await;
+        let f = self.attempt(d, None, true).await;
         let attempt = f.record.attempt.clone();
         e.store.record_attempts(vec![f.record]).await?;
         e.metrics.attempt(attempt.outcome.as_str());

@@ -101,6 +101,8 @@ pub trait Store: Send + Sync + 'static {
     /// Stores the event and its deliveries atomically; durable when it returns `Ok`.
     async fn ingest(&self, new: NewEvent) -> StoreResult<IngestOutcome>;
     async fn get_event(&self, id: &str) -> StoreResult<Option<Event>>;
+    /// The events among `ids` that exist (any order): one query for a claimed batch.
+    async fn get_events(&self, ids: &[String]) -> StoreResult<Vec<Event>>;
     async fn get_delivery(&self, id: &str) -> StoreResult<Option<Delivery>>;
     async fn deliveries_for_event(&self, event_id: &str) -> StoreResult<Vec<Delivery>>;
     /// Claims up to `limit` deliveries due at `now` (pending and due, or in flight with an expired
@@ -109,7 +111,8 @@ pub trait Store: Send + Sync + 'static {
     /// Earliest `next_attempt_at` of a pending delivery (lets idle workers sleep precisely).
     async fn next_due_at(&self) -> StoreResult<Option<i64>>;
     /// Records attempts and their delivery/webhook updates, one transaction for the batch. Returns
-    /// the webhooks' health after the batch, for each record whose change was not `None`.
+    /// the webhook's health after each record that counted a failure (`AttemptFailed`,
+    /// `DeliveryFailed`): what auto-disable needs.
     async fn record_attempts(&self, records: Vec<AttemptRecord>) -> StoreResult<Vec<(String, WebhookHealth)>>;
     /// Sets a webhook's enabled flag (and the reason when the gateway disables it); resets health
     /// when enabling.

@@ -514,6 +514,23 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn get_events(&self, ids: &[String]) -> StoreResult<Vec<Event>> {
+        let ids = ids.to_vec();
+        let docs: Vec<String> = self
+            .read(move |c| {
+                let mut out = Vec::with_capacity(ids.len());
+                let mut stmt = c.prepare_cached("SELECT doc FROM events WHERE id = ?1")?;
+                for id in &ids {
+                    if let Some(d) = stmt.query_row([id], |r| r.get::<_, String>(0)).optional()? {
+                        out.push(d);
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        Ok(docs.iter().map(|d| serde_json::from_str(d)).collect::<Result<Vec<Event>, _>>()?)
+    }
+
     async fn get_delivery(&self, id: &str) -> StoreResult<Option<Delivery>> {
         let id = id.to_string();
         self.read(move |c| {
@@ -595,14 +612,20 @@ impl Store for SqliteStore {
                 let now = a.started_at;
                 let sql = match rec.health {
                     HealthChange::None => continue,
-                    HealthChange::Success => "UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL WHERE id = ?1",
+                    // Healthy webhooks (the common case) are not rewritten.
+                    HealthChange::Success => {
+                        "UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL \
+                         WHERE id = ?1 AND (consecutive_failures <> 0 OR failing_since IS NOT NULL)"
+                    }
                     HealthChange::AttemptFailed => "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?2) WHERE id = ?1",
                     HealthChange::DeliveryFailed => {
                         "UPDATE webhooks SET consecutive_failures = consecutive_failures + 1, failing_since = COALESCE(failing_since, ?2) WHERE id = ?1"
                     }
                 };
                 if rec.health == HealthChange::Success {
+                    // A success never disables: nothing to read back.
                     t.prepare_cached(sql)?.execute([&a.webhook_id])?;
+                    continue;
                 } else {
                     t.prepare_cached(sql)?.execute(params![a.webhook_id, now])?;
                 }

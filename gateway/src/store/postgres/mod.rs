@@ -335,6 +335,10 @@ impl Store for PostgresStore {
         self.doc_by("SELECT doc FROM events WHERE id = $1", &[&id]).await
     }
 
+    async fn get_events(&self, ids: &[String]) -> StoreResult<Vec<Event>> {
+        docs(&self.query("SELECT doc FROM events WHERE id = ANY($1)", &[&ids]).await?)
+    }
+
     async fn get_delivery(&self, id: &str) -> StoreResult<Option<Delivery>> {
         self.query_opt(&format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = $1"), &[&id])
             .await?
@@ -388,40 +392,82 @@ impl Store for PostgresStore {
             if !ids.is_empty() {
                 t.execute("SELECT 1 FROM (SELECT id FROM webhooks WHERE id = ANY($1) ORDER BY id FOR UPDATE) l", &[&ids]).await?;
             }
+            // Two statements for the whole batch (arrays unnested), not two per attempt.
+            let (mut ids, mut dids, mut wids, mut eids, mut nos, mut starts, mut outcomes, mut adocs) =
+                (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+            // One row per delivery (a batch may hold two attempts of one delivery): the last
+            // attempt sets the state, the first request given is kept, attempts add up.
+            let (mut udids, mut statuses, mut nexts, mut requests, mut errors, mut codes, mut updated, mut counts) =
+                (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+            let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+            for rec in &records {
+                let a = &rec.attempt;
+                ids.push(a.id.as_str());
+                dids.push(rec.delivery_id.as_str());
+                wids.push(a.webhook_id.as_str());
+                eids.push(a.event_id.as_str());
+                nos.push(a.attempt_no as i64);
+                starts.push(a.started_at);
+                outcomes.push(a.outcome.as_str());
+                adocs.push(serde_json::to_string(a)?);
+                let request = rec.request.as_ref().map(serde_json::to_string).transpose()?;
+                let i = *index.entry(rec.delivery_id.as_str()).or_insert_with(|| {
+                    udids.push(rec.delivery_id.as_str());
+                    statuses.push("");
+                    nexts.push(0);
+                    requests.push(None);
+                    errors.push(None);
+                    codes.push(None);
+                    updated.push(0);
+                    counts.push(0i64);
+                    udids.len() - 1
+                });
+                statuses[i] = rec.status.as_str();
+                nexts[i] = rec.next_attempt_at;
+                if requests[i].is_none() {
+                    requests[i] = request;
+                }
+                errors[i] = a.error.clone();
+                codes[i] = a.status_code.map(i64::from);
+                updated[i] = a.started_at + a.duration_ms as i64;
+                counts[i] += 1;
+            }
+            t.execute(
+                &t.prepare_cached(
+                    "INSERT INTO attempts (id, delivery_id, webhook_id, event_id, attempt_no, started_at, outcome, doc) \
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[])",
+                )
+                .await?,
+                &[&ids, &dids, &wids, &eids, &nos, &starts, &outcomes, &adocs],
+            )
+            .await?;
+            t.execute(
+                &t.prepare_cached(
+                    "UPDATE deliveries d SET status = v.status, attempts = d.attempts + v.n, next_attempt_at = v.next, lease_until = NULL, \
+                     request = COALESCE(d.request, v.request), last_error = v.error, last_status_code = v.code, updated_at = v.updated \
+                     FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[]) \
+                     AS v(id, status, next, request, error, code, updated, n) WHERE d.id = v.id",
+                )
+                .await?,
+                &[&udids, &statuses, &nexts, &requests, &errors, &codes, &updated, &counts],
+            )
+            .await?;
             let mut healths = Vec::new();
             for rec in &records {
                 let a = &rec.attempt;
-                t.execute(
-                    &t.prepare_cached(
-                        "INSERT INTO attempts (id, delivery_id, webhook_id, event_id, attempt_no, started_at, outcome, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    )
-                    .await?,
-                    &[&a.id, &a.delivery_id, &a.webhook_id, &a.event_id, &(a.attempt_no as i64), &a.started_at, &a.outcome.as_str(), &serde_json::to_string(a)?],
-                )
-                .await?;
-                let request = rec.request.as_ref().map(serde_json::to_string).transpose()?;
-                t.execute(
-                    &t.prepare_cached(
-                        "UPDATE deliveries SET status = $2, attempts = attempts + 1, next_attempt_at = $3, lease_until = NULL, \
-                         request = COALESCE(request, $4), last_error = $5, last_status_code = $6, updated_at = $7 WHERE id = $1",
-                    )
-                    .await?,
-                    &[
-                        &rec.delivery_id,
-                        &rec.status.as_str(),
-                        &rec.next_attempt_at,
-                        &request,
-                        &a.error,
-                        &a.status_code.map(i64::from),
-                        &(a.started_at + a.duration_ms as i64),
-                    ],
-                )
-                .await?;
                 let now = a.started_at;
                 match rec.health {
                     HealthChange::None => continue,
                     HealthChange::Success => {
-                        t.execute("UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL WHERE id = $1", &[&a.webhook_id]).await?
+                        // Healthy webhooks (the common case) are not rewritten, and nothing is
+                        // read back: a success never disables.
+                        t.execute(
+                            "UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL \
+                             WHERE id = $1 AND (consecutive_failures <> 0 OR failing_since IS NOT NULL)",
+                            &[&a.webhook_id],
+                        )
+                        .await?;
+                        continue;
                     }
                     HealthChange::AttemptFailed => {
                         t.execute("UPDATE webhooks SET failing_since = COALESCE(failing_since, $2) WHERE id = $1", &[&a.webhook_id, &now])
