@@ -107,6 +107,9 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a commit is on disk (WAL fsynced) before the caller hears "ok".
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Checkpoints run on their own thread (below), never inside a commit: an automatic
+        // checkpoint would stall every caller in that batch for the whole copy and fsync.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         migrate(&mut conn)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
@@ -117,7 +120,14 @@ impl SqliteStore {
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Internal(e.to_string()))?;
-        Ok(SqliteStore { inner: Arc::new(Inner { writer: tx, readers: Mutex::new(readers), path: path.to_path_buf() }) })
+        let inner = Arc::new(Inner { writer: tx, readers: Mutex::new(readers), path: path.to_path_buf() });
+        let checkpointer = open(path, OpenFlags::default())?;
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, weak))
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        Ok(SqliteStore { inner })
     }
 
     /// The database file.
@@ -191,6 +201,17 @@ type Waiter = Box<dyn FnOnce(Result<(), String>) + Send>;
 thread_local! {
     /// Answers owed by the writer thread once the current transaction commits.
     static COMMIT_WAITERS: std::cell::RefCell<Vec<Waiter>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Copies the WAL back into the database in the background (PASSIVE: never blocks the writer or
+/// readers), until the store is dropped.
+fn checkpoint_loop(conn: Connection, store: std::sync::Weak<Inner>) {
+    while store.strong_count() > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "sqlite checkpoint failed");
+        }
+    }
 }
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteFn>) {
