@@ -73,6 +73,9 @@ pub async fn run(parts: Parts, listener: TcpListener, shutdown: impl Future<Outp
     let host = PluginHost::new(config.plugins.limits(), &config.data_dir.join("plugin-cache")).context("starting the plugin host")?;
     install_builtins(store.as_ref()).await.context("installing the first-party plugins")?;
     let plugins = PluginStage::new(host, store.clone());
+    for w in subs.get().by_id.values() {
+        plugins.preload(w);
+    }
     let engine = Engine::new(
         store.clone(),
         clock.clone(),

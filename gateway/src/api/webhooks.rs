@@ -137,6 +137,7 @@ pub async fn create(
     check(&st, &w, true).await?;
     st.store.insert_webhook(&w).await?;
     st.subs.reload(st.store.as_ref()).await?;
+    st.plugins.preload(&w);
     Ok((StatusCode::CREATED, Json(webhook_input::view(&w))))
 }
 
@@ -162,6 +163,7 @@ pub async fn update(
         }
     }
     st.subs.reload(st.store.as_ref()).await?;
+    st.plugins.preload(&w);
     Ok(Json(webhook_input::view(&w)))
 }
 

@@ -28,6 +28,9 @@ pub enum TransformResult {
 pub struct PluginStage {
     host: PluginHost,
     store: Arc<dyn Store>,
+    /// Single flight for loading: the first use of a plugin compiles it (up to a second of CPU);
+    /// concurrent deliveries wait for that one compile instead of each starting their own.
+    loading: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn is_template(s: &str) -> bool {
@@ -45,7 +48,7 @@ fn plugin_failure(name: &str, e: PluginError) -> AttemptResult {
 
 impl PluginStage {
     pub fn new(host: PluginHost, store: Arc<dyn Store>) -> Self {
-        PluginStage { host, store }
+        PluginStage { host, store, loading: Arc::default() }
     }
 
     pub fn host(&self) -> &PluginHost {
@@ -88,11 +91,24 @@ impl PluginStage {
             .await
             .map_err(|e| AttemptResult::Transport { message: format!("loading plugin {}: {e}", r.name) })?
             .ok_or_else(|| AttemptResult::Plugin { message: format!("plugin {} is not installed", r.name) })?;
+        let kind = match self.host.loaded_kind(&record.sha256) {
+            Some(kind) => kind,
+            None => self.load_slow(r, &record.sha256).await?,
+        };
+        if kind != want {
+            return Err(AttemptResult::Plugin {
+                message: format!("plugin {} is a {}, not a {}", r.name, kind.as_str(), want.as_str()),
+            });
+        }
+        Ok(record.sha256)
+    }
+
+    async fn load_slow(&self, r: &PluginRef, sha256: &str) -> Result<PluginKind, AttemptResult> {
+        let _one_at_a_time = self.loading.lock().await;
         let store = self.store.clone();
-        let sha = record.sha256.clone();
-        let kind = self
-            .host
-            .load(&record.sha256, || async move {
+        let sha = sha256.to_string();
+        self.host
+            .load(sha256, || async move {
                 store
                     .plugin_bytes(&sha)
                     .await
@@ -100,13 +116,23 @@ impl PluginStage {
                     .ok_or_else(|| PluginError::Invalid("component bytes missing from the store".into()))
             })
             .await
-            .map_err(|e| plugin_failure(&r.name, e))?;
-        if kind != want {
-            return Err(AttemptResult::Plugin {
-                message: format!("plugin {} is a {}, not a {}", r.name, kind.as_str(), want.as_str()),
-            });
+            .map_err(|e| plugin_failure(&r.name, e))
+    }
+
+    /// Loads (compiling on first use) every plugin a webhook names, in the background, so its
+    /// first delivery does not wait for a compile. Errors surface later, on delivery.
+    pub fn preload(&self, webhook: &Webhook) {
+        let mut refs: Vec<(PluginRef, PluginKind)> = Self::steps(webhook).into_iter().map(|r| (r, PluginKind::Transformer)).collect();
+        refs.extend(webhook.authenticator.clone().map(|r| (r, PluginKind::Authenticator)));
+        if refs.is_empty() {
+            return;
         }
-        Ok(record.sha256)
+        let me = self.clone();
+        tokio::spawn(async move {
+            for (r, kind) in refs {
+                let _ = me.load(&r, kind).await;
+            }
+        });
     }
 
     /// Runs the webhook's transformer chain over the shaped request `base`.
