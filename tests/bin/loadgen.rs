@@ -80,7 +80,8 @@ struct Node {
 
 fn start_node(database_url: Option<&str>, deliver: bool) -> anyhow::Result<Node> {
     let dir = tempfile::tempdir()?;
-    let mut config = gateway::config::Config::defaults();
+    // GATEWAY_* variables apply (e.g. GATEWAY_DELIVERY__WORKERS), as for the real binary.
+    let mut config = gateway::config::Config::load(None, &gateway::config::Overrides::default())?;
     config.data_dir = dir.path().to_path_buf();
     config.database_url = database_url.unwrap_or_default().to_string();
     config.admin_token = ADMIN.into();
