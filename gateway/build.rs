@@ -14,7 +14,14 @@ use std::process::Command;
 use std::{env, fs};
 
 /// Components embedded in the gateway (first-party) or used by its tests (testdata).
-const COMPONENTS: &[&str] = &["template", "placeholders", "slack", "signed_header", "hostile", "wrong_world"];
+const COMPONENTS: &[&str] = &[
+    "template",
+    "placeholders",
+    "slack",
+    "signed_header",
+    "hostile",
+    "wrong_world",
+];
 
 /// Environment of the outer build that must not leak into the nested one.
 const CLEARED_ENV: &[&str] = &[
@@ -66,19 +73,33 @@ fn main() {
     let target_dir = plugins.join("target");
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(&plugins)
-        .args(["build", "--release", "--workspace", "--target", "wasm32-wasip2"])
+        .args([
+            "build",
+            "--release",
+            "--workspace",
+            "--target",
+            "wasm32-wasip2",
+        ])
         .env("CARGO_TARGET_DIR", &target_dir);
     for var in CLEARED_ENV {
         cmd.env_remove(var);
     }
     // The outer build's per-package variables would only confuse the plugins' own build scripts.
     for (key, _) in env::vars() {
-        if key.starts_with("CARGO_FEATURE_") || key.starts_with("CARGO_CFG_") || key.starts_with("DEP_") {
+        if key.starts_with("CARGO_FEATURE_")
+            || key.starts_with("CARGO_CFG_")
+            || key.starts_with("DEP_")
+        {
             cmd.env_remove(key);
         }
     }
     cmd.env("CARGO_TARGET_DIR", &target_dir);
-    let output = cmd.output().unwrap_or_else(|e| panic!("could not run `{cargo} build` in {}: {e}", plugins.display()));
+    let output = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "could not run `{cargo} build` in {}: {e}",
+            plugins.display()
+        )
+    });
     if !output.status.success() {
         panic!(
             "\n\nbuilding the first-party plugins failed (cd plugins && cargo build --release):\n{}\n",
@@ -117,7 +138,8 @@ fn check_target_installed() {
 }
 
 fn copy_if_changed(from: &Path, to: &Path) {
-    let bytes = fs::read(from).unwrap_or_else(|e| panic!("plugin build produced no {}: {e}", from.display()));
+    let bytes = fs::read(from)
+        .unwrap_or_else(|e| panic!("plugin build produced no {}: {e}", from.display()));
     write_if_changed(to, &bytes);
 }
 
@@ -131,9 +153,20 @@ fn write_if_changed(to: &Path, bytes: &[u8]) {
 /// `version = "x"` of `[workspace.package]` in plugins/Cargo.toml.
 fn workspace_version(manifest: &Path) -> String {
     let text = fs::read_to_string(manifest).expect("plugins/Cargo.toml");
-    let section = text.split("[workspace.package]").nth(1).expect("[workspace.package] in plugins/Cargo.toml");
+    let section = text
+        .split("[workspace.package]")
+        .nth(1)
+        .expect("[workspace.package] in plugins/Cargo.toml");
     section
         .lines()
-        .find_map(|l| l.trim().strip_prefix("version").map(|v| v.trim().trim_start_matches('=').trim().trim_matches('"').to_string()))
+        .find_map(|l| {
+            l.trim().strip_prefix("version").map(|v| {
+                v.trim()
+                    .trim_start_matches('=')
+                    .trim()
+                    .trim_matches('"')
+                    .to_string()
+            })
+        })
         .expect("version in [workspace.package]")
 }

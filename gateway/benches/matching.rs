@@ -55,7 +55,9 @@ fn webhook(i: usize, rng: &mut Rng) -> Webhook {
     let scope = match rng.below(100) {
         0..5 => json!({"kind": "global"}),
         5..60 => json!({"kind": "team", "team_id": format!("team-{}", rng.below(TEAMS))}),
-        _ => json!({"kind": "service", "team_id": null, "service_id": format!("svc-{}", rng.below(SERVICES))}),
+        _ => {
+            json!({"kind": "service", "team_id": null, "service_id": format!("svc-{}", rng.below(SERVICES))})
+        }
     };
     let triggers: Vec<&str> = match rng.below(100) {
         0..2 => vec!["*"],
@@ -65,7 +67,9 @@ fn webhook(i: usize, rng: &mut Rng) -> Webhook {
     };
     let filter = match rng.below(100) {
         0..10 => json!({"services": [format!("svc-{}", rng.below(SERVICES)), "team-2-service-1"]}),
-        10..18 => json!({"status": {"$in": ["triggered", "acknowledged"]}, "event_count": {"$gte": 1}}),
+        10..18 => {
+            json!({"status": {"$in": ["triggered", "acknowledged"]}, "event_count": {"$gte": 1}})
+        }
         18..24 => json!({"message": {"$regex": "(?i)database|disk full"}}),
         24..30 => json!({"match": "any", "rules": [
             {"field": "alert_source", "op": "in", "value": ["squadcastui", "prometheus"]},
@@ -77,9 +81,16 @@ fn webhook(i: usize, rng: &mut Rng) -> Webhook {
         30..33 => json!({"$or": [{"tags.env": "prod"}, {"owner.type": {"$ne": "team"}}]}),
         _ => Value::Null,
     };
-    let integration_filter = if rng.below(100) < 5 { json!(["CRV8A5MXC751A", "6077f7225fdc7075e371685f"]) } else { Value::Null };
-    let trigger_template =
-        if rng.below(1000) < 5 { json!("{{ status == 'triggered' and service.slug.startswith('team-') }}") } else { Value::Null };
+    let integration_filter = if rng.below(100) < 5 {
+        json!(["CRV8A5MXC751A", "6077f7225fdc7075e371685f"])
+    } else {
+        Value::Null
+    };
+    let trigger_template = if rng.below(1000) < 5 {
+        json!("{{ status == 'triggered' and service.slug.startswith('team-') }}")
+    } else {
+        Value::Null
+    };
     serde_json::from_value(json!({
         "id": format!("wh_{i}"), "name": format!("webhook {i}"), "is_webhook_enabled": rng.below(100) >= 5,
         "scope": scope, "urls": [format!("https://hooks.example.com/{i}")], "http_method": "POST",
@@ -92,18 +103,23 @@ fn webhook(i: usize, rng: &mut Rng) -> Webhook {
 
 fn events() -> Vec<Event> {
     let base: Value = serde_json::from_str(FIXTURE).expect("fixture");
-    [("incident_triggered", 7, 42), ("incident_acknowledged", 13, 7), ("incident_resolved", 199, 999), ("deploy.finished", 0, 1)]
-        .into_iter()
-        .enumerate()
-        .map(|(i, (ty, team, svc))| {
-            let mut body = base.clone();
-            body["event_type"] = json!(ty);
-            body["owner"] = json!({"id": format!("team-{team}"), "type": "team"});
-            body["service_id"] = json!(format!("svc-{svc}"));
-            body["service"]["id"] = json!(format!("svc-{svc}"));
-            Event::from_body(format!("evt_{i}"), body, 0).expect("event")
-        })
-        .collect()
+    [
+        ("incident_triggered", 7, 42),
+        ("incident_acknowledged", 13, 7),
+        ("incident_resolved", 199, 999),
+        ("deploy.finished", 0, 1),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (ty, team, svc))| {
+        let mut body = base.clone();
+        body["event_type"] = json!(ty);
+        body["owner"] = json!({"id": format!("team-{team}"), "type": "team"});
+        body["service_id"] = json!(format!("svc-{svc}"));
+        body["service"]["id"] = json!(format!("svc-{svc}"));
+        Event::from_body(format!("evt_{i}"), body, 0).expect("event")
+    })
+    .collect()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -134,7 +150,9 @@ fn main() {
     let t = Instant::now();
     let rebuilt = black_box(matcher.rebuild(changed));
     let rebuild = t.elapsed();
-    println!("matcher over {WEBHOOKS} webhooks: build {build:.2?}, rebuild with one change {rebuild:.2?}");
+    println!(
+        "matcher over {WEBHOOKS} webhooks: build {build:.2?}, rebuild with one change {rebuild:.2?}"
+    );
     drop(rebuilt);
 
     let events = events();
@@ -142,7 +160,11 @@ fn main() {
         let fired = matcher.matches(e).len();
         let explained = matcher.explain(e).iter().filter(|d| d.fired()).count();
         assert_eq!(fired, explained, "explain and matches disagree");
-        println!("  {:<24} team {:<9} fires {fired} webhooks", e.event_type, e.scope.team_id.as_deref().unwrap_or("-"));
+        println!(
+            "  {:<24} team {:<9} fires {fired} webhooks",
+            e.event_type,
+            e.scope.team_id.as_deref().unwrap_or("-")
+        );
     }
 
     for _ in 0..2_000 {

@@ -9,16 +9,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use gateway::plugin::{PluginContext, PluginHost, PluginLimits, TransformInput, Transformed, builtin_plugins};
+use gateway::plugin::{
+    PluginContext, PluginHost, PluginLimits, TransformInput, Transformed, builtin_plugins,
+};
 use serde_json::{Value, json};
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn squadcast_event() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/squadcast/incident_triggered.json"))
-        .expect("squadcast fixture")
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/squadcast/incident_triggered.json"
+    ))
+    .expect("squadcast fixture")
 }
 
 fn context() -> PluginContext {
@@ -45,7 +53,13 @@ fn native_slack(event_json: &str) -> String {
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|x| format!("{} `{}`", x["type"].as_str().unwrap_or(""), x["id"].as_str().unwrap_or("")))
+                .map(|x| {
+                    format!(
+                        "{} `{}`",
+                        x["type"].as_str().unwrap_or(""),
+                        x["id"].as_str().unwrap_or("")
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         })
@@ -77,7 +91,11 @@ fn stats(mut samples: Vec<Duration>) -> Stats {
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
     let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
-    Stats { p50: at(0.50), p99: at(0.99), mean }
+    Stats {
+        p50: at(0.50),
+        p99: at(0.99),
+        mean,
+    }
 }
 
 fn print(name: &str, s: &Stats) {
@@ -95,7 +113,13 @@ fn main() {
     let event = squadcast_event();
     let dir = std::env::temp_dir().join(format!("plugin-bench-{}", std::process::id()));
     let host = PluginHost::new(PluginLimits::default(), &dir).unwrap();
-    let bytes = |name: &str| builtin_plugins().into_iter().find(|p| p.name == name).unwrap().bytes;
+    let bytes = |name: &str| {
+        builtin_plugins()
+            .into_iter()
+            .find(|p| p.name == name)
+            .unwrap()
+            .bytes
+    };
     let slack = host.prepare(bytes("slack")).unwrap().sha256;
     let template = host.prepare(bytes("template")).unwrap().sha256;
     let grafana_config = json!({"body": "{\"labels\" : {{ alert_payload.commonLabels | tojson()}}, \"text\": {{ message | tojson }}}"}).to_string();
@@ -105,7 +129,10 @@ fn main() {
     })
     .to_string();
 
-    println!("plugin_call: {calls} calls per latency case, release build, {} cpus", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "plugin_call: {calls} calls per latency case, release build, {} cpus",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
 
     // Native floor.
     let mut samples = Vec::with_capacity(calls);
@@ -116,12 +143,30 @@ fn main() {
     }
     print("native Rust slack transform", &stats(samples));
 
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let input = |config: &str, event: &str| TransformInput { event_json: event.to_string(), context: context(), config_json: config.to_string() };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let input = |config: &str, event: &str| TransformInput {
+        event_json: event.to_string(),
+        context: context(),
+        config_json: config.to_string(),
+    };
 
     for (name, sha, config, ev) in [
-        ("wasm slack (fresh instance + call)", &slack, "null", event.as_str()),
-        ("wasm template/minijinja (fresh instance + call)", &template, grafana_config.as_str(), grafana_event.as_str()),
+        (
+            "wasm slack (fresh instance + call)",
+            &slack,
+            "null",
+            event.as_str(),
+        ),
+        (
+            "wasm template/minijinja (fresh instance + call)",
+            &template,
+            grafana_config.as_str(),
+            grafana_event.as_str(),
+        ),
     ] {
         let samples = rt.block_on(async {
             // Warm-up.
@@ -146,10 +191,15 @@ fn main() {
     rt.block_on(async {
         let tasks: Vec<_> = (0..8)
             .map(|_| {
-                let (host, slack, event, done) = (host.clone(), slack.clone(), event.clone(), done.clone());
+                let (host, slack, event, done) =
+                    (host.clone(), slack.clone(), event.clone(), done.clone());
                 tokio::spawn(async move {
                     while Instant::now() < deadline {
-                        let i = TransformInput { event_json: event.clone(), context: context(), config_json: "null".into() };
+                        let i = TransformInput {
+                            event_json: event.clone(),
+                            context: context(),
+                            config_json: "null".into(),
+                        };
                         host.transform(&slack, i).await.unwrap();
                         done.fetch_add(1, Ordering::Relaxed);
                     }
@@ -161,6 +211,9 @@ fn main() {
         }
     });
     let n = done.load(Ordering::Relaxed);
-    println!("wasm slack throughput, 2 tokio workers, 8 tasks: {:.0} calls/s ({n} calls in {secs} s)", n as f64 / secs as f64);
+    println!(
+        "wasm slack throughput, 2 tokio workers, 8 tasks: {:.0} calls/s ({n} calls in {secs} s)",
+        n as f64 / secs as f64
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

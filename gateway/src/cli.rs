@@ -3,13 +3,17 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
 use crate::config::{Config, Overrides};
 use crate::model::Role;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "webhook-gateway", version, about = "WebAssembly-extensible outgoing webhook gateway")]
+#[command(
+    name = "webhook-gateway",
+    version,
+    about = "WebAssembly-extensible outgoing webhook gateway"
+)]
 struct Cli {
     /// TOML configuration file (layered over the embedded defaults; GATEWAY_* env vars win).
     #[arg(long, global = true)]
@@ -104,8 +108,11 @@ enum StoreCommand {
 }
 
 fn init_tracing(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if config.log_format == "json" {
         builder.json().init();
     } else {
@@ -116,7 +123,10 @@ fn init_tracing(config: &Config) {
 /// Parses the command line and runs the command.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cli))
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -124,13 +134,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { listen } => *listen,
         _ => None,
     };
-    let overrides = Overrides { listen, data_dir: cli.data_dir.clone() };
+    let overrides = Overrides {
+        listen,
+        data_dir: cli.data_dir.clone(),
+    };
     if let Command::Config = cli.command {
         print!("{}", crate::config::DEFAULTS);
         return Ok(());
     }
-    if let Command::Plugin { command: PluginCommand::Run { plugin, event, config } } = &cli.command {
-        print!("{}", crate::plugin::run_file(plugin, event, config.as_deref()).await?);
+    if let Command::Plugin {
+        command:
+            PluginCommand::Run {
+                plugin,
+                event,
+                config,
+            },
+    } = &cli.command
+    {
+        print!(
+            "{}",
+            crate::plugin::run_file(plugin, event, config.as_deref()).await?
+        );
         return Ok(());
     }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
@@ -159,36 +183,77 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     if role == Role::Manager && team.is_none() {
                         anyhow::bail!("a manager key needs --team");
                     }
-                    let (key, token) = crate::api::auth::create_key(store.as_ref(), &name, role, team, None).await?;
-                    eprintln!("created key {} ({}); the token is shown only once:", key.id, key.role.as_str());
+                    let (key, token) =
+                        crate::api::auth::create_key(store.as_ref(), &name, role, team, None)
+                            .await?;
+                    eprintln!(
+                        "created key {} ({}); the token is shown only once:",
+                        key.id,
+                        key.role.as_str()
+                    );
                     println!("{token}");
                 }
                 KeysCommand::List => {
                     for k in store.list_api_keys().await? {
-                        println!("{}\t{}\t{}\t{}", k.id, k.role.as_str(), k.team_id.unwrap_or_else(|| "-".into()), k.name);
+                        println!(
+                            "{}\t{}\t{}\t{}",
+                            k.id,
+                            k.role.as_str(),
+                            k.team_id.unwrap_or_else(|| "-".into()),
+                            k.name
+                        );
                     }
                 }
             }
             Ok(())
         }
-        Command::Store { command: StoreCommand::Copy { from, to, attempts_days } } => {
-            let target = crate::store::postgres::PostgresStore::connect(&to).await.context("--to: connecting to PostgreSQL")?;
+        Command::Store {
+            command:
+                StoreCommand::Copy {
+                    from,
+                    to,
+                    attempts_days,
+                },
+        } => {
+            let target = crate::store::postgres::PostgresStore::connect(&to)
+                .await
+                .context("--to: connecting to PostgreSQL")?;
             let options = crate::store::copy::CopyOptions::last_days(attempts_days);
             let report = crate::store::copy::sqlite_to_postgres(&from, &target, options).await?;
             print!("{report}");
             Ok(())
         }
-        Command::Plugin { command: PluginCommand::Replay { delivery } } => {
+        Command::Plugin {
+            command: PluginCommand::Replay { delivery },
+        } => {
             let store = crate::server::open_store(&config).await?;
-            let d = store.get_delivery(&delivery).await?.with_context(|| format!("no delivery {delivery}"))?;
-            let w = store.get_webhook(&d.webhook_id).await?.with_context(|| format!("webhook {} is gone", d.webhook_id))?;
-            let e = store.get_event(&d.event_id).await?.with_context(|| format!("event {} is gone", d.event_id))?;
-            let host = crate::plugin::PluginHost::new(config.plugins.limits(), &config.data_dir.join("plugin-cache"))?;
+            let d = store
+                .get_delivery(&delivery)
+                .await?
+                .with_context(|| format!("no delivery {delivery}"))?;
+            let w = store
+                .get_webhook(&d.webhook_id)
+                .await?
+                .with_context(|| format!("webhook {} is gone", d.webhook_id))?;
+            let e = store
+                .get_event(&d.event_id)
+                .await?
+                .with_context(|| format!("event {} is gone", d.event_id))?;
+            let host = crate::plugin::PluginHost::new(
+                config.plugins.limits(),
+                &config.data_dir.join("plugin-cache"),
+            )?;
             let stage = crate::delivery::plugins::PluginStage::new(host, store);
-            let caps = crate::delivery::shaping::SizeCaps { body_chars: config.delivery.max_body_chars, query_chars: config.delivery.max_query_chars };
+            let caps = crate::delivery::shaping::SizeCaps {
+                body_chars: config.delivery.max_body_chars,
+                query_chars: config.delivery.max_query_chars,
+            };
             print!("{}", stage.replay(&w, &e, &d, &caps).await);
             Ok(())
         }
-        Command::Config | Command::Plugin { command: PluginCommand::Run { .. } } => unreachable!("handled above"),
+        Command::Config
+        | Command::Plugin {
+            command: PluginCommand::Run { .. },
+        } => unreachable!("handled above"),
     }
 }

@@ -98,7 +98,11 @@ max_concurrency = 64
 fn known_keys() -> std::collections::HashSet<String> {
     fn walk(prefix: &str, table: &toml::Table, out: &mut std::collections::HashSet<String>) {
         for (k, v) in table {
-            let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
             match v {
                 toml::Value::Table(t) => walk(&key, t, out),
                 _ => {
@@ -210,7 +214,9 @@ impl Config {
     /// the caller can warn.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let known = known_keys();
-        let env = Env::prefixed("GATEWAY_").split("__").filter(move |k| known.contains(&k.as_str().to_ascii_lowercase()));
+        let env = Env::prefixed("GATEWAY_")
+            .split("__")
+            .filter(move |k| known.contains(&k.as_str().to_ascii_lowercase()));
         Self::load_from(file, overrides, env)
     }
 
@@ -219,17 +225,27 @@ impl Config {
         let known = known_keys();
         std::env::vars()
             .filter_map(|(k, _)| {
-                let key = k.strip_prefix("GATEWAY_")?.to_ascii_lowercase().replace("__", ".");
+                let key = k
+                    .strip_prefix("GATEWAY_")?
+                    .to_ascii_lowercase()
+                    .replace("__", ".");
                 (!known.contains(&key)).then_some(k)
             })
             .collect()
     }
 
-    fn load_from(file: Option<&Path>, overrides: &Overrides, env: Env) -> Result<Config, ConfigError> {
+    fn load_from(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        env: Env,
+    ) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Toml::string(DEFAULTS));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(ConfigError(format!("config file {} does not exist", path.display())));
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
             }
             fig = fig.merge(Toml::file(path));
         }
@@ -244,7 +260,9 @@ impl Config {
 
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key: &str, why: &str| Err(ConfigError(format!("invalid value for key `{key}`: {why}")));
+        let bad = |key: &str, why: &str| {
+            Err(ConfigError(format!("invalid value for key `{key}`: {why}")))
+        };
         if self.max_event_bytes == 0 {
             return bad("max_event_bytes", "must be greater than 0");
         }
@@ -254,11 +272,18 @@ impl Config {
         if self.delivery.lease_secs < 5 {
             return bad("delivery.lease_secs", "must be at least 5 seconds");
         }
-        if self.delivery.timeout_secs == 0 || self.delivery.timeout_secs >= self.delivery.lease_secs {
-            return bad("delivery.timeout_secs", "must be between 1 and lease_secs - 1");
+        if self.delivery.timeout_secs == 0 || self.delivery.timeout_secs >= self.delivery.lease_secs
+        {
+            return bad(
+                "delivery.timeout_secs",
+                "must be between 1 and lease_secs - 1",
+            );
         }
         if self.delivery.retry_after_min_secs > self.delivery.retry_after_max_secs {
-            return bad("delivery.retry_after_min_secs", "must not exceed retry_after_max_secs");
+            return bad(
+                "delivery.retry_after_min_secs",
+                "must not exceed retry_after_max_secs",
+            );
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return bad("log_format", "must be \"text\" or \"json\"");
@@ -273,18 +298,32 @@ impl Config {
             return bad("postgres.connect_timeout_secs", "must be at least 1");
         }
         if self.postgres.operation_timeout_secs < self.postgres.connect_timeout_secs {
-            return bad("postgres.operation_timeout_secs", "must be at least connect_timeout_secs");
+            return bad(
+                "postgres.operation_timeout_secs",
+                "must be at least connect_timeout_secs",
+            );
         }
         if self.postgres.webhooks_refresh_secs == 0 {
             return bad("postgres.webhooks_refresh_secs", "must be at least 1");
         }
-        for cidr in self.allowed_networks.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for cidr in self
+            .allowed_networks
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             if cidr.parse::<ipnet::IpNet>().is_err() && cidr.parse::<std::net::IpAddr>().is_err() {
-                return bad("allowed_networks", &format!("{cidr:?} is not a CIDR or IP address"));
+                return bad(
+                    "allowed_networks",
+                    &format!("{cidr:?} is not a CIDR or IP address"),
+                );
             }
         }
         if self.plugins.cpu_deadline_ms == 0 || self.plugins.memory_bytes < 1 << 20 {
-            return bad("plugins", "cpu_deadline_ms must be > 0 and memory_bytes at least 1 MiB");
+            return bad(
+                "plugins",
+                "cpu_deadline_ms must be > 0 and memory_bytes at least 1 MiB",
+            );
         }
         Ok(())
     }
@@ -296,7 +335,9 @@ impl Config {
 
     /// Defaults only (tests start from this and change what they need).
     pub fn defaults() -> Config {
-        Figment::from(Toml::string(DEFAULTS)).extract().expect("embedded defaults parse")
+        Figment::from(Toml::string(DEFAULTS))
+            .extract()
+            .expect("embedded defaults parse")
     }
 }
 
@@ -319,21 +360,30 @@ mod tests {
             // cargo exports the build script's GATEWAY_TEST_GUESTS_DIR to test processes too.
             jail.clear_env();
             jail.set_env("GATEWAY_MAX_EVENT_BYTES", "lots");
-            let err = Config::load(None, &Overrides::default()).unwrap_err().to_string();
+            let err = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.to_lowercase().contains("max_event_bytes"), "{err}");
             jail.set_env("GATEWAY_MAX_EVENT_BYTES", "10");
             jail.set_env("GATEWAY_DELIVERY__WORKERS", "0");
-            let err = Config::load(None, &Overrides::default()).unwrap_err().to_string();
+            let err = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("delivery.workers"), "{err}");
             jail.set_env("GATEWAY_DELIVERY__WORKERS", "3");
             // Unrelated variables with the prefix are ignored, and reported.
             jail.set_env("GATEWAY_TEST_SOMETHING", "1");
             assert!(Config::unknown_env().contains(&"GATEWAY_TEST_SOMETHING".to_string()));
             jail.set_env("GATEWAY_POSTGRES__MAX_CONNECTIONS", "1");
-            let err = Config::load(None, &Overrides::default()).unwrap_err().to_string();
+            let err = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("postgres.max_connections"), "{err}");
             jail.set_env("GATEWAY_POSTGRES__MAX_CONNECTIONS", "32");
-            jail.create_file("gw.toml", "listen = \"127.0.0.1:9\"\n[delivery]\nlease_secs = 30\n")?;
+            jail.create_file(
+                "gw.toml",
+                "listen = \"127.0.0.1:9\"\n[delivery]\nlease_secs = 30\n",
+            )?;
             let c = Config::load(Some(Path::new("gw.toml")), &Overrides::default()).unwrap();
             assert_eq!(c.listen.port(), 9);
             assert_eq!(c.delivery.workers, 3);
@@ -341,7 +391,9 @@ mod tests {
             assert_eq!(c.postgres.max_connections, 32);
             assert_eq!(c.postgres.connect_timeout_secs, 3);
             jail.create_file("typo.toml", "lisen = \"x\"\n")?;
-            let err = Config::load(Some(Path::new("typo.toml")), &Overrides::default()).unwrap_err().to_string();
+            let err = Config::load(Some(Path::new("typo.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("lisen"), "{err}");
             Ok(())
         });

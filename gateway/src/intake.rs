@@ -20,5 +20,11 @@ pub async fn accept(
             deliveries.push(Delivery::new(&event.id, &m.webhook.id, url, now));
         }
     }
-    store.ingest(NewEvent { event, deliveries, idempotency_key }).await
+    store
+        .ingest(NewEvent {
+            event,
+            deliveries,
+            idempotency_key,
+        })
+        .await
 }

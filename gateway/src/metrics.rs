@@ -34,20 +34,45 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("gateway");
         let attempts = Family::<OutcomeLabel, Counter>::default();
-        registry.register("delivery_attempts", "Delivery attempts by outcome (success, retry, failed)", attempts.clone());
-        let delivery_latency = Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 600.0, 3600.0]);
+        registry.register(
+            "delivery_attempts",
+            "Delivery attempts by outcome (success, retry, failed)",
+            attempts.clone(),
+        );
+        let delivery_latency = Histogram::new([
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 600.0, 3600.0,
+        ]);
         registry.register(
             "delivery_latency_seconds",
             "Time from accepting an event to its successful delivery",
             delivery_latency.clone(),
         );
         let events_accepted = Counter::default();
-        registry.register("events_accepted", "Events accepted by this node", events_accepted.clone());
+        registry.register(
+            "events_accepted",
+            "Events accepted by this node",
+            events_accepted.clone(),
+        );
         let queue = Family::<StatusLabel, Gauge>::default();
-        registry.register("deliveries", "Deliveries in the store by status (pending + in_flight = queue depth)", queue.clone());
+        registry.register(
+            "deliveries",
+            "Deliveries in the store by status (pending + in_flight = queue depth)",
+            queue.clone(),
+        );
         let webhooks_disabled = Gauge::default();
-        registry.register("webhooks_disabled", "Webhooks currently disabled", webhooks_disabled.clone());
-        Metrics { registry, attempts, delivery_latency, events_accepted, queue, webhooks_disabled }
+        registry.register(
+            "webhooks_disabled",
+            "Webhooks currently disabled",
+            webhooks_disabled.clone(),
+        );
+        Metrics {
+            registry,
+            attempts,
+            delivery_latency,
+            events_accepted,
+            queue,
+            webhooks_disabled,
+        }
     }
 }
 
@@ -57,7 +82,11 @@ impl Metrics {
     }
 
     pub fn attempt(&self, outcome: &str) {
-        self.attempts.get_or_create(&OutcomeLabel { outcome: outcome.to_string() }).inc();
+        self.attempts
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     /// The text exposition.

@@ -11,17 +11,17 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::api::{self, AppState, auth};
-use crate::subscriptions::Subscriptions;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::delivery::Engine;
 use crate::delivery::plugins::PluginStage;
-use crate::plugin::{PluginHost, builtin_plugins, sha256_hex};
 use crate::metrics::Metrics;
 use crate::model::{PluginRecord, Role};
+use crate::plugin::{PluginHost, builtin_plugins, sha256_hex};
 use crate::store::Store;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
+use crate::subscriptions::Subscriptions;
 
 /// Opens the store the configuration names (SQLite in `data_dir` unless `database_url` is set).
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
@@ -54,24 +54,48 @@ pub struct Parts {
 impl Parts {
     pub async fn new(config: Config) -> anyhow::Result<Self> {
         let store = open_store(&config).await?;
-        Ok(Parts { config, store, clock: Arc::new(SystemClock) })
+        Ok(Parts {
+            config,
+            store,
+            clock: Arc::new(SystemClock),
+        })
     }
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests and stops the workers.
-pub async fn run(parts: Parts, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let Parts { config, store, clock } = parts;
+pub async fn run(
+    parts: Parts,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let Parts {
+        config,
+        store,
+        clock,
+    } = parts;
     if !config.admin_token.is_empty() {
-        auth::create_key(store.as_ref(), "bootstrap admin (GATEWAY_ADMIN_TOKEN)", Role::Admin, None, Some(config.admin_token.clone()))
-            .await
-            .context("storing the admin token")?;
+        auth::create_key(
+            store.as_ref(),
+            "bootstrap admin (GATEWAY_ADMIN_TOKEN)",
+            Role::Admin,
+            None,
+            Some(config.admin_token.clone()),
+        )
+        .await
+        .context("storing the admin token")?;
     }
     let subs = Subscriptions::new(store.all_webhooks().await.context("loading webhooks")?);
     let config = Arc::new(config);
     let ready = Arc::new(Notify::new());
     let metrics = Metrics::shared();
-    let host = PluginHost::new(config.plugins.limits(), &config.data_dir.join("plugin-cache")).context("starting the plugin host")?;
-    install_builtins(store.as_ref()).await.context("installing the first-party plugins")?;
+    let host = PluginHost::new(
+        config.plugins.limits(),
+        &config.data_dir.join("plugin-cache"),
+    )
+    .context("starting the plugin host")?;
+    install_builtins(store.as_ref())
+        .await
+        .context("installing the first-party plugins")?;
     let plugins = PluginStage::new(host, store.clone());
     for w in subs.get().by_id.values() {
         plugins.preload(w);
@@ -86,10 +110,18 @@ pub async fn run(parts: Parts, listener: TcpListener, shutdown: impl Future<Outp
         plugins.clone(),
     )?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = config.delivery.enabled.then(|| engine.spawn(stop_rx.clone()));
+    let workers = config
+        .delivery
+        .enabled
+        .then(|| engine.spawn(stop_rx.clone()));
     if !config.database_url.is_empty() {
         // Other nodes change webhooks too; see their changes within a few seconds.
-        tokio::spawn(refresh_webhooks(subs.clone(), store.clone(), config.postgres.webhooks_refresh_secs, stop_rx));
+        tokio::spawn(refresh_webhooks(
+            subs.clone(),
+            store.clone(),
+            config.postgres.webhooks_refresh_secs,
+            stop_rx,
+        ));
     }
     let state = AppState {
         store,
@@ -104,7 +136,10 @@ pub async fn run(parts: Parts, listener: TcpListener, shutdown: impl Future<Outp
     };
     let app = api::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
     tracing::info!(addr = %listener.local_addr()?, "webhook-gateway listening");
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving");
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving");
     // Stop claiming, finish what is in flight, record it.
     let _ = stop_tx.send(true);
     if let Some(w) = workers {
@@ -116,7 +151,12 @@ pub async fn run(parts: Parts, listener: TcpListener, shutdown: impl Future<Outp
 
 /// Re-reads the webhooks every `secs` until `stop` turns true (a failed read is retried on the next
 /// tick: the snapshot in hand stays valid meanwhile).
-async fn refresh_webhooks(subs: Subscriptions, store: Arc<dyn Store>, secs: u64, mut stop: watch::Receiver<bool>) {
+async fn refresh_webhooks(
+    subs: Subscriptions,
+    store: Arc<dyn Store>,
+    secs: u64,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(secs));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -136,7 +176,11 @@ async fn refresh_webhooks(subs: Subscriptions, store: Arc<dyn Store>, secs: u64,
 pub async fn install_builtins(store: &dyn Store) -> anyhow::Result<()> {
     for b in builtin_plugins() {
         let sha256 = sha256_hex(b.bytes);
-        if store.get_plugin(b.name, b.version).await?.is_some_and(|p| p.sha256 == sha256) {
+        if store
+            .get_plugin(b.name, b.version)
+            .await?
+            .is_some_and(|p| p.sha256 == sha256)
+        {
             continue;
         }
         let record = PluginRecord {

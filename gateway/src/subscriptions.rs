@@ -23,7 +23,10 @@ impl Snapshot {
         for bad in matcher.invalid() {
             tracing::warn!(webhook = %bad.webhook_id, error = %bad.error, "stored webhook does not compile; it is skipped");
         }
-        let by_id = webhooks.into_iter().map(|w| (w.id.clone(), Arc::new(w))).collect();
+        let by_id = webhooks
+            .into_iter()
+            .map(|w| (w.id.clone(), Arc::new(w)))
+            .collect();
         Snapshot { matcher, by_id }
     }
 }
@@ -39,7 +42,9 @@ pub struct Subscriptions {
 impl Subscriptions {
     pub fn new(webhooks: Vec<Webhook>) -> Self {
         Subscriptions {
-            current: Arc::new(parking_lot::RwLock::new(Arc::new(Snapshot::build(webhooks)))),
+            current: Arc::new(parking_lot::RwLock::new(Arc::new(Snapshot::build(
+                webhooks,
+            )))),
             reload_lock: Arc::default(),
         }
     }
@@ -63,4 +68,3 @@ impl Subscriptions {
         Ok(())
     }
 }
-

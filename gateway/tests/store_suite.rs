@@ -12,7 +12,10 @@ use gateway::store::suite;
 async fn on_sqlite<Fut: Future<Output = ()>>(f: impl FnOnce(Arc<dyn Store>) -> Fut) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.db");
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path)).await.unwrap().unwrap();
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+        .await
+        .unwrap()
+        .unwrap();
     f(Arc::new(store)).await;
 }
 
@@ -50,13 +53,24 @@ async fn postgres_search_path_in_url_isolates() {
     let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
     let store = match gateway::store::postgres::PostgresStore::connect(&url).await {
         Ok(s) => s,
-        Err(e) if !suite::pg_required() => return eprintln!("skipped: PostgreSQL not reachable ({e})"),
+        Err(e) if !suite::pg_required() => {
+            return eprintln!("skipped: PostgreSQL not reachable ({e})");
+        }
         Err(e) => panic!("PostgreSQL required: {e}"),
     };
     let res = async {
-        store.insert_webhook(&suite::webhook(gateway::model::Scope::Global, 1)).await.unwrap();
+        store
+            .insert_webhook(&suite::webhook(gateway::model::Scope::Global, 1))
+            .await
+            .unwrap();
         let client = store.pool().get().await.unwrap();
-        let row = client.query_one("SELECT current_schema(), (SELECT COUNT(*) FROM webhooks)", &[]).await.unwrap();
+        let row = client
+            .query_one(
+                "SELECT current_schema(), (SELECT COUNT(*) FROM webhooks)",
+                &[],
+            )
+            .await
+            .unwrap();
         let (current, n): (String, i64) = (row.get(0), row.get(1));
         (current, n)
     }
@@ -66,5 +80,8 @@ async fn postgres_search_path_in_url_isolates() {
 }
 
 fn rand_u32() -> u32 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
 }

@@ -44,7 +44,16 @@ fn parse_args() -> anyhow::Result<Args> {
     let mode = it.next().context(
         "usage: loadgen ingest|deliver [--events N] [--concurrency C] [--rate R --seconds S] [--database-url URL] [--nodes N] [--template on]",
     )?;
-    let mut a = Args { mode, events: 50_000, concurrency: 64, rate: None, seconds: 10, database_url: None, nodes: 1, template: false };
+    let mut a = Args {
+        mode,
+        events: 50_000,
+        concurrency: 64,
+        rate: None,
+        seconds: 10,
+        database_url: None,
+        nodes: 1,
+        template: false,
+    };
     while let Some(flag) = it.next() {
         let v = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
@@ -59,16 +68,25 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     anyhow::ensure!(a.nodes >= 1, "--nodes must be at least 1");
-    anyhow::ensure!(a.nodes == 1 || a.database_url.is_some(), "--nodes > 1 needs --database-url (nodes share one database)");
+    anyhow::ensure!(
+        a.nodes == 1 || a.database_url.is_some(),
+        "--nodes > 1 needs --database-url (nodes share one database)"
+    );
     Ok(a)
 }
 
 /// A fresh schema for this run: the URL that selects it, and its name (to drop it afterwards).
 fn fresh_schema(url: &str) -> (String, String) {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let schema = format!("loadgen_{}_{nanos:x}", std::process::id());
     let sep = if url.contains('?') { '&' } else { '?' };
-    (format!("{url}{sep}options=-csearch_path%3D{schema}"), schema)
+    (
+        format!("{url}{sep}options=-csearch_path%3D{schema}"),
+        schema,
+    )
 }
 
 /// One gateway on its own runtime; dropping the runtime stops it.
@@ -88,12 +106,23 @@ fn start_node(database_url: Option<&str>, deliver: bool) -> anyhow::Result<Node>
     config.allowed_networks = "127.0.0.0/8".into();
     config.log = "warn".into();
     config.delivery.enabled = deliver;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     let parts = rt.block_on(gateway::server::Parts::new(config))?;
-    rt.spawn(gateway::server::run(parts, listener, std::future::pending()));
-    Ok(Node { addr, _rt: rt, _dir: dir })
+    rt.spawn(gateway::server::run(
+        parts,
+        listener,
+        std::future::pending(),
+    ));
+    Ok(Node {
+        addr,
+        _rt: rt,
+        _dir: dir,
+    })
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -156,10 +185,15 @@ fn main() -> anyhow::Result<()> {
     };
     println!("{} on {store}", args.mode);
 
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let receipts: Receipts = Arc::default();
     let receiver = rt.block_on(start_receiver(receipts.clone()))?;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()?;
     // The first node creates the schema and the webhook; the others start after, so they load it.
     let template = args.template;
     let mut nodes = vec![start_node(db_url, deliver)?];
@@ -195,8 +229,16 @@ fn main() -> anyhow::Result<()> {
     for _ in 1..args.nodes {
         nodes.push(start_node(db_url, deliver)?);
     }
-    let urls: Arc<Vec<String>> = Arc::new(nodes.iter().map(|n| format!("http://{}/api/v1/events", n.addr)).collect());
-    let drop_after = args.database_url.clone().zip(db.as_ref().map(|(_, schema)| schema.clone()));
+    let urls: Arc<Vec<String>> = Arc::new(
+        nodes
+            .iter()
+            .map(|n| format!("http://{}/api/v1/events", n.addr))
+            .collect(),
+    );
+    let drop_after = args
+        .database_url
+        .clone()
+        .zip(db.as_ref().map(|(_, schema)| schema.clone()));
 
     rt.block_on(async move {
         let sent_at: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(Vec::new()));

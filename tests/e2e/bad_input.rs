@@ -7,43 +7,80 @@ use serde_json::{Value, json};
 
 fn counts(gw: &TestGateway) -> (i64, i64, i64, String) {
     let db = rusqlite::Connection::open(gw.dir.path().join("gateway.db")).unwrap();
-    let n = |t: &str| db.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get::<_, i64>(0)).unwrap();
+    let n = |t: &str| {
+        db.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap()
+    };
     let docs: String = db
         .query_row("SELECT COALESCE(group_concat(doc, '|'), '') FROM (SELECT doc FROM webhooks ORDER BY id)", [], |r| r.get(0))
         .unwrap();
     (n("events"), n("deliveries"), n("webhooks"), docs)
 }
 
-async fn raw(gw: &TestGateway, method: Method, path: &str, body: &str, headers: &[(&str, &str)]) -> (u16, Value) {
-    let mut req = gw.client.request(method, gw.url(path)).header("Authorization", ADMIN).body(body.to_string());
+async fn raw(
+    gw: &TestGateway,
+    method: Method,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut req = gw
+        .client
+        .request(method, gw.url(path))
+        .header("Authorization", ADMIN)
+        .body(body.to_string());
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let r = req.send().await.unwrap();
     let s = r.status().as_u16();
-    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
     let v: Value = r.json().await.unwrap_or(Value::Null);
     if s >= 400 {
-        assert_eq!(ct.as_deref(), Some("application/problem+json"), "{path} {v}");
+        assert_eq!(
+            ct.as_deref(),
+            Some("application/problem+json"),
+            "{path} {v}"
+        );
     }
     (s, v)
 }
 
 /// (method, path, body, extra headers, status, field named)
-type Case<'a> = (Method, &'a str, String, Vec<(&'a str, &'a str)>, u16, Option<&'a str>);
+type Case<'a> = (
+    Method,
+    &'a str,
+    String,
+    Vec<(&'a str, &'a str)>,
+    u16,
+    Option<&'a str>,
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_inputs_leave_the_store_unchanged() {
     let gw = TestGateway::start_with(|c| c.max_event_bytes = 4096, None).await;
-    let w = gw.create_webhook(json!({"name": "w", "url": "https://example.com/hook", "trigger_type": "resolve"})).await;
+    let w = gw
+        .create_webhook(
+            json!({"name": "w", "url": "https://example.com/hook", "trigger_type": "resolve"}),
+        )
+        .await;
     let wpath = format!("/api/v1/webhooks/{}/", w["id"].as_str().unwrap());
     gw.post_event(&json!({"event_type": "resolve"})).await;
     let before = counts(&gw);
     assert_eq!((before.0, before.2), (1, 1));
 
-    let big = format!("{{\"event_type\":\"resolve\",\"pad\":\"{}\"}}", "x".repeat(5000));
+    let big = format!(
+        "{{\"event_type\":\"resolve\",\"pad\":\"{}\"}}",
+        "x".repeat(5000)
+    );
     let long_key = "k".repeat(300);
-    let many_headers: serde_json::Map<String, Value> = (0..21).map(|i| (format!("X-H{i}"), json!("v"))).collect();
+    let many_headers: serde_json::Map<String, Value> =
+        (0..21).map(|i| (format!("X-H{i}"), json!("v"))).collect();
     let cases: Vec<Case> = vec![
         (Method::POST, "/api/v1/events", "{not json".into(), vec![], 400, None),
         (Method::POST, "/api/v1/events", "[1,2]".into(), vec![], 400, None),
@@ -81,13 +118,27 @@ async fn refused_inputs_leave_the_store_unchanged() {
             hs.push(("content-type", "application/json"));
         }
         let (s, problem) = raw(&gw, method.clone(), path, &body, &hs).await;
-        assert_eq!(s, status, "{method} {path} {}: {problem}", &body[..body.len().min(80)]);
+        assert_eq!(
+            s,
+            status,
+            "{method} {path} {}: {problem}",
+            &body[..body.len().min(80)]
+        );
         assert_eq!(problem["status"], status);
         assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()));
         if let Some(f) = field {
-            assert_eq!(problem["field"], f, "{method} {path} {}: {problem}", &body[..body.len().min(80)]);
+            assert_eq!(
+                problem["field"],
+                f,
+                "{method} {path} {}: {problem}",
+                &body[..body.len().min(80)]
+            );
         }
-        assert_eq!(counts(&gw), before, "store changed after refused {method} {path}");
+        assert_eq!(
+            counts(&gw),
+            before,
+            "store changed after refused {method} {path}"
+        );
     }
     gw.stop().await;
 }

@@ -19,21 +19,39 @@ async fn squadcast_samples_are_accepted_and_normalised() {
     let cases = [
         ("incident_triggered.json", "incident.triggered", vec![]),
         ("incident_reassigned.json", "incident.reassigned", vec![]),
-        ("incident_acknowledged.json", "incident.acknowledged", vec![&status]),
-        ("incident_resolved.json", "incident.resolved", vec![&resolved, &resolved, &status]),
+        (
+            "incident_acknowledged.json",
+            "incident.acknowledged",
+            vec![&status],
+        ),
+        (
+            "incident_resolved.json",
+            "incident.resolved",
+            vec![&resolved, &resolved, &status],
+        ),
     ];
     for (file, canonical, expect) in cases {
         let body = fixture(&format!("squadcast/{file}"));
         let id = gw.post_event(&body).await;
-        let (s, ev) = gw.admin(Method::GET, &format!("/api/v1/events/{id}"), None).await;
+        let (s, ev) = gw
+            .admin(Method::GET, &format!("/api/v1/events/{id}"), None)
+            .await;
         assert_eq!(s, 200);
         assert_eq!(ev["event_type"], canonical, "{file}");
         assert_eq!(ev["source_type"], body["event_type"]);
         assert_eq!(ev["payload"], body, "stored payload differs for {file}");
         assert_eq!(ev["scope"]["team_id"], body["owner"]["id"]);
         assert_eq!(ev["scope"]["service_id"], body["service"]["id"]);
-        let mut got: Vec<String> = ev["deliveries"].as_array().unwrap().iter().map(|d| d["webhook_id"].as_str().unwrap().to_string()).collect();
-        let mut want: Vec<String> = expect.iter().map(|w| w["id"].as_str().unwrap().to_string()).collect();
+        let mut got: Vec<String> = ev["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["webhook_id"].as_str().unwrap().to_string())
+            .collect();
+        let mut want: Vec<String> = expect
+            .iter()
+            .map(|w| w["id"].as_str().unwrap().to_string())
+            .collect();
         got.sort();
         want.sort();
         assert_eq!(got, want, "deliveries for {file}");
@@ -68,7 +86,9 @@ async fn idempotency_key_returns_the_first_answer() {
     let ev = json!({"event_type": "incident_triggered", "id": "INC-1"});
     let first = gw.post_event(&ev).await;
     assert_eq!(gw.post_event(&ev).await, first);
-    let next = gw.post_event(&json!({"event_type": "incident_resolved", "id": "INC-1"})).await;
+    let next = gw
+        .post_event(&json!({"event_type": "incident_resolved", "id": "INC-1"}))
+        .await;
     assert_ne!(next, first);
     gw.stop().await;
 }

@@ -10,13 +10,21 @@ use serde_json::{Value, json};
 use crate::support::{Receiver, TestGateway, fixture};
 
 async fn manager(gw: &TestGateway, team: &str) -> String {
-    let (s, k) = gw.admin(Method::POST, "/api/v1/keys", Some(&json!({"name": "m", "role": "manager", "team_id": team}))).await;
+    let (s, k) = gw
+        .admin(
+            Method::POST,
+            "/api/v1/keys",
+            Some(&json!({"name": "m", "role": "manager", "team_id": team})),
+        )
+        .await;
     assert_eq!(s, 201);
     k["token"].as_str().unwrap().to_string()
 }
 
 fn ids(v: &[Value]) -> BTreeSet<String> {
-    v.iter().map(|w| w["id"].as_str().unwrap().to_string()).collect()
+    v.iter()
+        .map(|w| w["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,12 +38,37 @@ async fn scopes_roles_and_the_all_three_fire_case() {
     // Roles x scopes: admin may do all; a manager its team's team and service webhooks only.
     let table = [
         (gw.url("/"), "admin", json!("global"), 201),
-        (gw.url("/"), "admin", json!({"kind": "team", "team_id": team}), 201),
-        (gw.url("/"), "manager", json!({"kind": "service", "team_id": team, "service_id": service}), 201),
+        (
+            gw.url("/"),
+            "admin",
+            json!({"kind": "team", "team_id": team}),
+            201,
+        ),
+        (
+            gw.url("/"),
+            "manager",
+            json!({"kind": "service", "team_id": team, "service_id": service}),
+            201,
+        ),
         (gw.url("/"), "manager", json!("global"), 403),
-        (gw.url("/"), "other", json!({"kind": "team", "team_id": team}), 403),
-        (gw.url("/"), "other", json!({"kind": "service", "team_id": team, "service_id": service}), 403),
-        (gw.url("/"), "manager", json!({"kind": "team", "team_id": "T-other"}), 403),
+        (
+            gw.url("/"),
+            "other",
+            json!({"kind": "team", "team_id": team}),
+            403,
+        ),
+        (
+            gw.url("/"),
+            "other",
+            json!({"kind": "service", "team_id": team, "service_id": service}),
+            403,
+        ),
+        (
+            gw.url("/"),
+            "manager",
+            json!({"kind": "team", "team_id": "T-other"}),
+            403,
+        ),
     ];
     let mut created = Vec::new();
     for (i, (_, who, scope, want)) in table.iter().enumerate() {
@@ -44,26 +77,63 @@ async fn scopes_roles_and_the_all_three_fire_case() {
             "manager" => t1.clone(),
             _ => other.clone(),
         };
-        let (s, w) = gw.call(Method::POST, "/api/v1/webhooks/", Some(&token), Some(&mk(&format!("w{i}"), scope.clone()))).await;
+        let (s, w) = gw
+            .call(
+                Method::POST,
+                "/api/v1/webhooks/",
+                Some(&token),
+                Some(&mk(&format!("w{i}"), scope.clone())),
+            )
+            .await;
         assert_eq!(s.as_u16(), *want, "{who} creating {scope}: {w}");
         if s == 201 {
             created.push(w);
         }
     }
     // Webhooks of another team and another service do not fire.
-    gw.create_webhook(mk("other-team", json!({"kind": "team", "team_id": "T-other"}))).await;
-    gw.create_webhook(mk("other-service", json!({"kind": "service", "service_id": "S-other"}))).await;
+    gw.create_webhook(mk(
+        "other-team",
+        json!({"kind": "team", "team_id": "T-other"}),
+    ))
+    .await;
+    gw.create_webhook(mk(
+        "other-service",
+        json!({"kind": "service", "service_id": "S-other"}),
+    ))
+    .await;
     // One Squadcast event fires global, team and service webhooks alike.
-    let ev = gw.post_event(&fixture("squadcast/incident_triggered.json")).await;
-    let (_, e) = gw.admin(Method::GET, &format!("/api/v1/events/{ev}"), None).await;
-    let fired: BTreeSet<String> = e["deliveries"].as_array().unwrap().iter().map(|d| d["webhook_id"].as_str().unwrap().to_string()).collect();
-    assert_eq!(fired, ids(&created), "global + team + service all fire, nothing else");
+    let ev = gw
+        .post_event(&fixture("squadcast/incident_triggered.json"))
+        .await;
+    let (_, e) = gw
+        .admin(Method::GET, &format!("/api/v1/events/{ev}"), None)
+        .await;
+    let fired: BTreeSet<String> = e["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["webhook_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        fired,
+        ids(&created),
+        "global + team + service all fire, nothing else"
+    );
     // The per-scope cap (2 here) answers a clear 4xx naming the scope.
     gw.create_webhook(mk("global-2", json!("global"))).await;
-    let (s, p) = gw.admin(Method::POST, "/api/v1/webhooks/", Some(&mk("global-3", json!("global")))).await;
+    let (s, p) = gw
+        .admin(
+            Method::POST,
+            "/api/v1/webhooks/",
+            Some(&mk("global-3", json!("global"))),
+        )
+        .await;
     assert_eq!(s, 400);
     assert_eq!(p["field"], "scope");
-    assert!(p["detail"].as_str().unwrap().contains("maximum of 2"), "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("maximum of 2"),
+        "{p}"
+    );
     gw.stop().await;
 }
 
@@ -91,29 +161,70 @@ async fn filters_templates_and_dry_run_agree_with_delivery() {
         gw.create_webhook(h.clone()).await;
     }
     let event = fixture("squadcast/incident_triggered.json");
-    let (s, dry) = gw.admin(Method::POST, "/api/v1/events/dry-run", Some(&event)).await;
+    let (s, dry) = gw
+        .admin(Method::POST, "/api/v1/events/dry-run", Some(&event))
+        .await;
     assert_eq!(s, 200, "{dry}");
     let decisions = dry["decisions"].as_array().unwrap();
     assert_eq!(decisions.len(), hooks.len());
-    let by_name = |n: &str| decisions.iter().find(|d| d["name"] == n).unwrap_or_else(|| panic!("{n} missing in {dry}"));
-    let fired_names: BTreeSet<&str> = decisions.iter().filter(|d| d["outcome"] == "fired").map(|d| d["name"].as_str().unwrap()).collect();
-    assert_eq!(fired_names, BTreeSet::from(["svc-slug", "alert-src", "mongo", "integration", "tmpl-true"]));
+    let by_name = |n: &str| {
+        decisions
+            .iter()
+            .find(|d| d["name"] == n)
+            .unwrap_or_else(|| panic!("{n} missing in {dry}"))
+    };
+    let fired_names: BTreeSet<&str> = decisions
+        .iter()
+        .filter(|d| d["outcome"] == "fired")
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fired_names,
+        BTreeSet::from(["svc-slug", "alert-src", "mongo", "integration", "tmpl-true"])
+    );
     assert_eq!(by_name("svc-other")["reason"]["kind"], "filter");
     assert_eq!(by_name("group")["reason"]["kind"], "filter");
-    assert_eq!(by_name("integration-no")["reason"]["kind"], "integration_filter");
-    assert_eq!(by_name("tmpl-false")["reason"]["kind"], "trigger_template_false");
-    assert_eq!(by_name("tmpl-error")["reason"]["kind"], "trigger_template_error");
+    assert_eq!(
+        by_name("integration-no")["reason"]["kind"],
+        "integration_filter"
+    );
+    assert_eq!(
+        by_name("tmpl-false")["reason"]["kind"],
+        "trigger_template_false"
+    );
+    assert_eq!(
+        by_name("tmpl-error")["reason"]["kind"],
+        "trigger_template_error"
+    );
     assert_eq!(by_name("wrong-type")["reason"]["kind"], "trigger");
     assert_eq!(by_name("disabled")["reason"]["kind"], "disabled");
     // What delivery then does is exactly what the dry run said.
     gw.post_event(&event).await;
-    let got = rx.wait_for(fired_names.len(), Duration::from_secs(15)).await;
+    let got = rx
+        .wait_for(fired_names.len(), Duration::from_secs(15))
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let paths: BTreeSet<String> = rx.received().iter().map(|r| r.path.clone()).collect();
-    assert_eq!(paths, BTreeSet::from(["/a", "/c", "/e", "/f", "/h"].map(String::from)), "{got:?}");
+    assert_eq!(
+        paths,
+        BTreeSet::from(["/a", "/c", "/e", "/f", "/h"].map(String::from)),
+        "{got:?}"
+    );
     // The resolved sample fires the status group rule.
-    let (_, dry) = gw.admin(Method::POST, "/api/v1/events/dry-run", Some(&fixture("squadcast/incident_resolved.json"))).await;
-    let group = dry["decisions"].as_array().unwrap().iter().find(|d| d["name"] == "group").unwrap().clone();
+    let (_, dry) = gw
+        .admin(
+            Method::POST,
+            "/api/v1/events/dry-run",
+            Some(&fixture("squadcast/incident_resolved.json")),
+        )
+        .await;
+    let group = dry["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "group")
+        .unwrap()
+        .clone();
     assert_eq!(group["outcome"], "fired", "{group}");
     gw.stop().await;
 }
@@ -123,17 +234,31 @@ async fn invalid_filters_and_templates_are_refused_with_their_position() {
     let gw = TestGateway::start().await;
     let base = json!({"name": "x", "url": "https://example.com", "trigger_events": ["*"]});
     let cases = [
-        (json!({"filter": {"$and": [{"a": 1}, {"severity": {"$gt": [1]}}]}}), "filter.$and[1].severity.$gt"),
+        (
+            json!({"filter": {"$and": [{"a": 1}, {"severity": {"$gt": [1]}}]}}),
+            "filter.$and[1].severity.$gt",
+        ),
         (json!({"filter": {"x": {"$regex": "("}}}), "filter.x.$regex"),
-        (json!({"filter": {"match": "all", "rules": [{"field": "status", "op": "nope", "value": 1}]}}), "filter.rules[0].op"),
-        (json!({"trigger_template": "{{ unclosed "}), "trigger_template"),
+        (
+            json!({"filter": {"match": "all", "rules": [{"field": "status", "op": "nope", "value": 1}]}}),
+            "filter.rules[0].op",
+        ),
+        (
+            json!({"trigger_template": "{{ unclosed "}),
+            "trigger_template",
+        ),
     ];
     for (extra, field) in cases {
         let mut b = base.clone();
-        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         let (s, p) = gw.admin(Method::POST, "/api/v1/webhooks/", Some(&b)).await;
         assert_eq!(s, 400, "{extra}: {p}");
-        assert!(p["field"].as_str().unwrap().starts_with(field), "{extra}: {p}");
+        assert!(
+            p["field"].as_str().unwrap().starts_with(field),
+            "{extra}: {p}"
+        );
     }
     let (_, list) = gw.admin(Method::GET, "/api/v1/webhooks/", None).await;
     assert_eq!(list["count"], 0);
@@ -144,12 +269,16 @@ async fn invalid_filters_and_templates_are_refused_with_their_position() {
 async fn private_events_send_only_id_and_type_unless_opted_in() {
     let rx = Receiver::start().await;
     let gw = TestGateway::start().await;
-    gw.create_webhook(json!({"name": "plain", "url": rx.url("/plain"), "trigger_events": ["*"]})).await;
+    gw.create_webhook(json!({"name": "plain", "url": rx.url("/plain"), "trigger_events": ["*"]}))
+        .await;
     gw.create_webhook(json!({"name": "optin", "url": rx.url("/optin"), "trigger_events": ["*"], "include_private_payloads": true})).await;
     let ev = gw.post_event(&json!({"event_type": "incident.triggered", "private": true, "message": "salary data leak", "id": "INC-7"})).await;
     let got = rx.wait_for(2, Duration::from_secs(15)).await;
     let plain = got.iter().find(|r| r.path == "/plain").unwrap().json();
-    assert_eq!(plain, json!({"id": ev, "event_type": "incident.triggered", "private": true}));
+    assert_eq!(
+        plain,
+        json!({"id": ev, "event_type": "incident.triggered", "private": true})
+    );
     assert!(!plain.to_string().contains("salary"));
     let optin = got.iter().find(|r| r.path == "/optin").unwrap().json();
     assert_eq!(optin["message"], "salary data leak");

@@ -36,9 +36,17 @@ async fn first_party_plugins_render_as_the_seeds_show() {
     let rx = Receiver::start().await;
     let gw = TestGateway::start().await;
     let (_, list) = gw.admin(Method::GET, "/api/v1/plugins", None).await;
-    let names: Vec<&str> = list["results"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     for n in ["template", "placeholders", "slack", "signed-header"] {
-        assert!(names.contains(&n), "{n} is installed without any step: {list}");
+        assert!(
+            names.contains(&n),
+            "{n} is installed without any step: {list}"
+        );
     }
     // Slack: the Squadcast sample as a Slack message with blocks.
     gw.create_webhook(json!({"name": "slack", "url": rx.url("/slack"), "trigger_events": ["incident.triggered"], "plugins": [{"name": "slack"}],
@@ -51,23 +59,50 @@ async fn first_party_plugins_render_as_the_seeds_show() {
     gw.create_webhook(json!({"name": "callgoose", "url": rx.url("/callgoose"), "trigger_events": ["incident.created"],
         "plugins": [{"name": "placeholders", "config": {"body": callgoose_body}}]})).await;
 
-    gw.post_event(&fixture("squadcast/incident_triggered.json")).await;
-    let oncall_event = gw.post_event(&fixture("oncall/alert_group_acknowledged.json")).await;
+    gw.post_event(&fixture("squadcast/incident_triggered.json"))
+        .await;
+    let oncall_event = gw
+        .post_event(&fixture("oncall/alert_group_acknowledged.json"))
+        .await;
     gw.post_event(&json!({"event_type": "incident.created", "id": "INC-123", "title": "Its a title", "urgency": "high"})).await;
-    let (_, e) = gw.admin(Method::GET, &format!("/api/v1/events/{oncall_event}"), None).await;
-    let d = wait_status(&gw, e["deliveries"][0]["id"].as_str().expect("the OnCall event matched"), "succeeded").await;
+    let (_, e) = gw
+        .admin(Method::GET, &format!("/api/v1/events/{oncall_event}"), None)
+        .await;
+    let d = wait_status(
+        &gw,
+        e["deliveries"][0]["id"]
+            .as_str()
+            .expect("the OnCall event matched"),
+        "succeeded",
+    )
+    .await;
     let got = rx.wait_for(3, WAIT).await;
-    let at = |p: &str| got.iter().find(|r| r.path == p).unwrap_or_else(|| panic!("nothing at {p}: {d}"));
+    let at = |p: &str| {
+        got.iter()
+            .find(|r| r.path == p)
+            .unwrap_or_else(|| panic!("nothing at {p}: {d}"))
+    };
 
     let slack = at("/slack").json();
-    assert!(slack["text"].as_str().unwrap().contains("Sample incident for testing webhooks"), "{slack}");
+    assert!(
+        slack["text"]
+            .as_str()
+            .unwrap()
+            .contains("Sample incident for testing webhooks"),
+        "{slack}"
+    );
     let blocks = slack["blocks"].as_array().expect("blocks");
     assert_eq!(blocks[0]["type"], "header");
     assert!(slack.to_string().contains("Team 2 Service 1"));
 
     let oncall = at("/oncall");
-    assert_eq!(oncall.json(), json!({"labels": {"alertname": "InstanceDown", "job": "node", "severity": "critical"}}));
-    assert!(std::str::from_utf8(&oncall.body).unwrap().contains("{\"alertname\": \"InstanceDown\", \"job\": \"node\", \"severity\": \"critical\"}"));
+    assert_eq!(
+        oncall.json(),
+        json!({"labels": {"alertname": "InstanceDown", "job": "node", "severity": "critical"}})
+    );
+    assert!(std::str::from_utf8(&oncall.body).unwrap().contains(
+        "{\"alertname\": \"InstanceDown\", \"job\": \"node\", \"severity\": \"critical\"}"
+    ));
 
     // (The Squadcast sample is an incident.created too; pick the Callgoose event's delivery.)
     let got = rx.wait_for(4, WAIT).await;
@@ -77,7 +112,10 @@ async fn first_party_plugins_render_as_the_seeds_show() {
         .map(|r| String::from_utf8_lossy(&r.body).to_string())
         .find(|b| b.contains("INC-123"))
         .expect("the Callgoose event was delivered");
-    assert_eq!(callgoose, "{  \"id\" : \"INC-123\",  \"title\" : \"Its a title\",  \"urgency\" : \"high\"}");
+    assert_eq!(
+        callgoose,
+        "{  \"id\" : \"INC-123\",  \"title\" : \"Its a title\",  \"urgency\" : \"high\"}"
+    );
     gw.stop().await;
 }
 
@@ -102,31 +140,48 @@ async fn hostile_plugins_fail_only_their_own_delivery_and_can_be_replayed() {
     let mut hooks = Vec::new();
     for (mode, _) in &modes {
         let w = gw
-            .create_webhook(json!({"name": mode, "url": rx.url(&format!("/{mode}")), "trigger_events": ["*"],
-                "plugins": [{"name": "hostile", "config": {"mode": mode}}]}))
+            .create_webhook(
+                json!({"name": mode, "url": rx.url(&format!("/{mode}")), "trigger_events": ["*"],
+                "plugins": [{"name": "hostile", "config": {"mode": mode}}]}),
+            )
             .await;
         hooks.push(w["id"].as_str().unwrap().to_string());
     }
-    gw.create_webhook(json!({"name": "good", "url": rx.url("/good"), "trigger_events": ["*"]})).await;
-    let ev = gw.post_event(&json!({"event_type": "incident.triggered", "message": "m"})).await;
+    gw.create_webhook(json!({"name": "good", "url": rx.url("/good"), "trigger_events": ["*"]}))
+        .await;
+    let ev = gw
+        .post_event(&json!({"event_type": "incident.triggered", "message": "m"}))
+        .await;
     // The good webhook is delivered; every hostile one fails with its own clear error.
     rx.wait_for(1, WAIT).await;
-    let (_, e) = gw.admin(Method::GET, &format!("/api/v1/events/{ev}"), None).await;
+    let (_, e) = gw
+        .admin(Method::GET, &format!("/api/v1/events/{ev}"), None)
+        .await;
     let deliveries = e["deliveries"].as_array().unwrap().clone();
     let mut wrong = Vec::new();
     for ((mode, expect), wid) in modes.iter().zip(&hooks) {
-        let d = deliveries.iter().find(|d| d["webhook_id"] == wid.as_str()).unwrap();
+        let d = deliveries
+            .iter()
+            .find(|d| d["webhook_id"] == wid.as_str())
+            .unwrap();
         let d = wait_status(&gw, d["id"].as_str().unwrap(), "failed").await;
-        let err = d["attempt_log"][0]["error"].as_str().unwrap().to_lowercase();
+        let err = d["attempt_log"][0]["error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase();
         if !err.contains("plugin") || !err.contains(expect) {
             wrong.push(format!("{mode}: want {expect:?} in {err}"));
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
-    assert_eq!(rx.received().iter().filter(|r| r.path == "/good").count(), 1);
+    assert_eq!(
+        rx.received().iter().filter(|r| r.path == "/good").count(),
+        1
+    );
     assert_eq!(rx.count(), 1, "no hostile delivery reached the receiver");
     // Still healthy: another event is delivered to the good webhook.
-    gw.post_event(&json!({"event_type": "incident.resolved"})).await;
+    gw.post_event(&json!({"event_type": "incident.resolved"}))
+        .await;
     rx.wait_for(2, WAIT).await;
 
     // Replace the plugin (a fixed version) and replay the failed delivery of the panicking one.
@@ -134,18 +189,39 @@ async fn hostile_plugins_fail_only_their_own_delivery_and_can_be_replayed() {
     let (s, _) = upload(&gw, "fixed", "1.0.0", guest("hostile")).await;
     assert_eq!(s, 201);
     let (s, w) = gw
-        .admin(Method::PUT, &format!("/api/v1/webhooks/{panic_hook}/"), Some(&json!({"plugins": [{"name": "fixed", "config": {"mode": "ok"}}]})))
+        .admin(
+            Method::PUT,
+            &format!("/api/v1/webhooks/{panic_hook}/"),
+            Some(&json!({"plugins": [{"name": "fixed", "config": {"mode": "ok"}}]})),
+        )
         .await;
     assert_eq!(s, 200, "{w}");
-    let failed = deliveries.iter().find(|d| d["webhook_id"] == panic_hook.as_str()).unwrap()["id"].as_str().unwrap().to_string();
-    let (s, _) = gw.admin(Method::POST, &format!("/api/v1/deliveries/{failed}/resend"), None).await;
+    let failed = deliveries
+        .iter()
+        .find(|d| d["webhook_id"] == panic_hook.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _) = gw
+        .admin(
+            Method::POST,
+            &format!("/api/v1/deliveries/{failed}/resend"),
+            None,
+        )
+        .await;
     assert_eq!(s, 202);
     let got = rx.wait_for(3, WAIT).await;
-    let replayed = got.iter().find(|r| r.path == "/panic").expect("the replayed event arrived");
+    let replayed = got
+        .iter()
+        .find(|r| r.path == "/panic")
+        .expect("the replayed event arrived");
     assert_eq!(replayed.json()["message"], "m");
     wait_status(&gw, &failed, "succeeded").await;
     // A plugin in use cannot be deleted; an unused one can.
-    let (s, p) = gw.admin(Method::DELETE, "/api/v1/plugins/fixed/1.0.0", None).await;
+    let (s, p) = gw
+        .admin(Method::DELETE, "/api/v1/plugins/fixed/1.0.0", None)
+        .await;
     assert_eq!(s, 409, "{p}");
     gw.stop().await;
 }
@@ -158,7 +234,14 @@ async fn uploads_are_validated() {
     assert_eq!(p["field"], "body");
     let (s, p) = upload(&gw, "wrong", "1", guest("wrong_world")).await;
     assert_eq!(s, 400, "{p}");
-    assert!(p["detail"].as_str().unwrap().to_lowercase().contains("world"), "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("world"),
+        "{p}"
+    );
     let (s, _) = upload(&gw, "big", "1", vec![0u8; 5 << 20]).await;
     assert_eq!(s, 413);
     let (s, p) = upload(&gw, "Bad Name", "1", guest("hostile")).await;
@@ -167,13 +250,28 @@ async fn uploads_are_validated() {
     let (s, p) = gw
         .admin(Method::POST, "/api/v1/webhooks/", Some(&json!({"name": "x", "url": "https://e.com", "trigger_events": ["*"], "plugins": [{"name": "nope"}]})))
         .await;
-    assert_eq!((s.as_u16(), p["field"].as_str()), (400, Some("plugins[0].name")), "{p}");
+    assert_eq!(
+        (s.as_u16(), p["field"].as_str()),
+        (400, Some("plugins[0].name")),
+        "{p}"
+    );
     let (s, p) = gw
         .admin(Method::POST, "/api/v1/webhooks/", Some(&json!({"name": "x", "url": "https://e.com", "trigger_events": ["*"], "plugins": [{"name": "signed-header"}]})))
         .await;
-    assert_eq!((s.as_u16(), p["field"].as_str()), (400, Some("plugins[0].name")), "{p}");
+    assert_eq!(
+        (s.as_u16(), p["field"].as_str()),
+        (400, Some("plugins[0].name")),
+        "{p}"
+    );
     let (_, list) = gw.admin(Method::GET, "/api/v1/plugins", None).await;
-    assert!(list["results"].as_array().unwrap().iter().all(|p| p["builtin"] == true), "nothing refused was stored: {list}");
+    assert!(
+        list["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["builtin"] == true),
+        "nothing refused was stored: {list}"
+    );
     gw.stop().await;
 }
 
@@ -190,11 +288,21 @@ async fn authenticator_signs_with_secret_handles_on_every_attempt() {
             "authenticator": {"name": "signed-header", "config": {"secret": "signing_secret", "header": "X-Signature",
                 "timestamp_header": "X-Timestamp", "bearer_secret": "token"}}}))
         .await;
-    let (_, sec) = gw.admin(Method::GET, &format!("/api/v1/webhooks/{}/secret", w["id"].as_str().unwrap()), None).await;
+    let (_, sec) = gw
+        .admin(
+            Method::GET,
+            &format!("/api/v1/webhooks/{}/secret", w["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     let key = sec["secret"].as_str().unwrap().to_string();
-    let ev = gw.post_event(&json!({"event_type": "incident.triggered"})).await;
+    let ev = gw
+        .post_event(&json!({"event_type": "incident.triggered"}))
+        .await;
     rx.wait_for(1, WAIT).await;
-    let (_, e) = gw.admin(Method::GET, &format!("/api/v1/events/{ev}"), None).await;
+    let (_, e) = gw
+        .admin(Method::GET, &format!("/api/v1/events/{ev}"), None)
+        .await;
     let did = e["deliveries"][0]["id"].as_str().unwrap().to_string();
     // The retry runs the authenticator again with a fresh time.
     let deadline = std::time::Instant::now() + WAIT;
@@ -210,11 +318,17 @@ async fn authenticator_signs_with_secret_handles_on_every_attempt() {
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
         mac.update(format!("{ts}.").as_bytes());
         mac.update(&r.body);
-        assert_eq!(r.header("x-signature"), Some(hex::encode(mac.finalize().into_bytes()).as_str()));
+        assert_eq!(
+            r.header("x-signature"),
+            Some(hex::encode(mac.finalize().into_bytes()).as_str())
+        );
         assert_eq!(r.header("authorization"), Some("Bearer tok-handle-only"));
     }
     let d = wait_status(&gw, &did, "succeeded").await;
-    assert!(!d.to_string().contains("tok-handle-only"), "secret placed by the plugin is masked: {d}");
+    assert!(
+        !d.to_string().contains("tok-handle-only"),
+        "secret placed by the plugin is masked: {d}"
+    );
     gw.stop().await;
 }
 
@@ -222,13 +336,25 @@ async fn authenticator_signs_with_secret_handles_on_every_attempt() {
 async fn plugin_run_and_replay_from_the_command_line() {
     let exe = env!("CARGO_BIN_EXE_gateway-under-test");
     let guests = PathBuf::from(gateway::testing::GUESTS_DIR);
-    let event = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/squadcast/incident_triggered.json");
+    let event = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/squadcast/incident_triggered.json");
     let out = std::process::Command::new(exe)
-        .args(["plugin", "run", "--plugin", guests.join("slack.wasm").to_str().unwrap(), "--event", event.to_str().unwrap()])
+        .args([
+            "plugin",
+            "run",
+            "--plugin",
+            guests.join("slack.wasm").to_str().unwrap(),
+            "--event",
+            event.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("\"blocks\""), "{text}");
     assert!(text.to_lowercase().contains("memory"), "{text}");
 
@@ -238,19 +364,33 @@ async fn plugin_run_and_replay_from_the_command_line() {
     gw.create_webhook(json!({"name": "r", "url": rx.url("/r"), "trigger_events": ["*"], "auth": {"type": "bearer", "token": "replay-SECRET"},
         "plugins": [{"name": "template", "config": {"body": "{\"m\": {{ message | tojson }}}"}}]}))
         .await;
-    let ev = gw.post_event(&json!({"event_type": "incident.triggered", "message": "hello"})).await;
+    let ev = gw
+        .post_event(&json!({"event_type": "incident.triggered", "message": "hello"}))
+        .await;
     rx.wait_for(1, WAIT).await;
-    let (_, e) = gw.admin(Method::GET, &format!("/api/v1/events/{ev}"), None).await;
+    let (_, e) = gw
+        .admin(Method::GET, &format!("/api/v1/events/{ev}"), None)
+        .await;
     let did = e["deliveries"][0]["id"].as_str().unwrap().to_string();
     wait_status(&gw, &did, "succeeded").await;
     let dir = gw.dir.path().to_path_buf();
     let out = std::process::Command::new(exe)
-        .args(["--data-dir", dir.to_str().unwrap(), "plugin", "replay", &did])
+        .args([
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "plugin",
+            "replay",
+            &did,
+        ])
         .env("GATEWAY_LOG", "warn")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("{\"m\": \"hello\"}"), "{text}");
     assert!(text.contains("template"), "{text}");
     assert!(!text.contains("replay-SECRET"), "{text}");

@@ -37,13 +37,27 @@ fn kind(v: &Value) -> &'static str {
 
 fn assert_oncall_shape(w: &Value) {
     for (field, kinds) in ONCALL_FIELDS {
-        let v = w.get(*field).unwrap_or_else(|| panic!("missing field {field} in {w}"));
-        assert!(kinds.contains(&kind(v)), "field {field} has type {} in {w}", kind(v));
+        let v = w
+            .get(*field)
+            .unwrap_or_else(|| panic!("missing field {field} in {w}"));
+        assert!(
+            kinds.contains(&kind(v)),
+            "field {field} has type {} in {w}",
+            kind(v)
+        );
     }
 }
 
 fn assert_envelope(page: &Value, count: u64) {
-    for k in ["next", "previous", "results", "page_size", "count", "current_page_number", "total_pages"] {
+    for k in [
+        "next",
+        "previous",
+        "results",
+        "page_size",
+        "count",
+        "current_page_number",
+        "total_pages",
+    ] {
         assert!(page.get(k).is_some(), "paging key {k} missing in {page}");
     }
     assert_eq!(page["count"], count);
@@ -58,13 +72,17 @@ fn assert_envelope(page: &Value, count: u64) {
 async fn seed_003_requests_get_the_documented_shapes() {
     let gw = TestGateway::start().await;
     // List webhooks (empty), with the seed's bare `Authorization: <token>` form.
-    let (s, page) = gw.call(Method::GET, "/api/v1/webhooks/", Some(ADMIN), None).await;
+    let (s, page) = gw
+        .call(Method::GET, "/api/v1/webhooks/", Some(ADMIN), None)
+        .await;
     assert_eq!(s, 200);
     assert_envelope(&page, 0);
 
     // Create webhook: the seed's exact body.
     let body = json!({"name": "New Webhook", "url": "https://example.com", "http_method": "POST", "trigger_type": "resolve"});
-    let (s, created) = gw.call(Method::POST, "/api/v1/webhooks/", Some(ADMIN), Some(&body)).await;
+    let (s, created) = gw
+        .call(Method::POST, "/api/v1/webhooks/", Some(ADMIN), Some(&body))
+        .await;
     assert_eq!(s, 201, "{created}");
     assert_oncall_shape(&created);
     let expected = json!({"name": "New Webhook", "is_webhook_enabled": true, "team": null, "data": null, "username": null,
@@ -80,16 +98,29 @@ async fn seed_003_requests_get_the_documented_shapes() {
     let demo = json!({"name": "Demo Webhook", "url": "https://example.com", "http_method": "POST", "trigger_type": "acknowledge",
         "data": "{\"labels\" : {{ alert_payload.commonLabels | tojson()}}}", "authorization_header": "Bearer s3cret-value",
         "integration_filter": ["CRV8A5MXC751A"], "forward_all": false});
-    let (s, demo_view) = gw.call(Method::POST, "/api/v1/webhooks", Some(&format!("Bearer {ADMIN}")), Some(&demo)).await;
+    let (s, demo_view) = gw
+        .call(
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(&format!("Bearer {ADMIN}")),
+            Some(&demo),
+        )
+        .await;
     assert_eq!(s, 201, "{demo_view}");
     assert_oncall_shape(&demo_view);
     assert_eq!(demo_view["authorization_header"], "****************");
     assert_eq!(demo_view["integration_filter"], json!(["CRV8A5MXC751A"]));
     assert_eq!(demo_view["data"], demo["data"]);
-    assert!(!demo_view.to_string().contains("s3cret-value"), "secret leaked: {demo_view}");
+    assert!(
+        !demo_view.to_string().contains("s3cret-value"),
+        "secret leaked: {demo_view}"
+    );
 
     // Get webhook, with and without the trailing slash.
-    for path in [format!("/api/v1/webhooks/{id}/"), format!("/api/v1/webhooks/{id}")] {
+    for path in [
+        format!("/api/v1/webhooks/{id}/"),
+        format!("/api/v1/webhooks/{id}"),
+    ] {
         let (s, got) = gw.call(Method::GET, &path, Some(ADMIN), None).await;
         assert_eq!(s, 200);
         assert_oncall_shape(&got);
@@ -99,24 +130,45 @@ async fn seed_003_requests_get_the_documented_shapes() {
 
     // Update webhook with only `is_webhook_enabled`: nothing else changes.
     let (s, updated) = gw
-        .call(Method::PUT, &format!("/api/v1/webhooks/{id}/"), Some(ADMIN), Some(&json!({"is_webhook_enabled": false})))
+        .call(
+            Method::PUT,
+            &format!("/api/v1/webhooks/{id}/"),
+            Some(ADMIN),
+            Some(&json!({"is_webhook_enabled": false})),
+        )
         .await;
     assert_eq!(s, 200, "{updated}");
     assert_oncall_shape(&updated);
     assert_eq!(updated["is_webhook_enabled"], false);
-    for k in ["name", "url", "forward_all", "http_method", "trigger_type", "data", "team", "integration_filter"] {
+    for k in [
+        "name",
+        "url",
+        "forward_all",
+        "http_method",
+        "trigger_type",
+        "data",
+        "team",
+        "integration_filter",
+    ] {
         assert_eq!(updated[k], created[k], "PUT changed {k}");
     }
 
     // Sending the mask back keeps the stored secret.
     let demo_id = demo_view["id"].as_str().unwrap();
     let (s, _) = gw
-        .call(Method::PUT, &format!("/api/v1/webhooks/{demo_id}/"), Some(ADMIN), Some(&json!({"authorization_header": "****************", "name": "Demo 2"})))
+        .call(
+            Method::PUT,
+            &format!("/api/v1/webhooks/{demo_id}/"),
+            Some(ADMIN),
+            Some(&json!({"authorization_header": "****************", "name": "Demo 2"})),
+        )
         .await;
     assert_eq!(s, 200);
 
     // List webhooks: both, masked, in the envelope.
-    let (s, page) = gw.call(Method::GET, "/api/v1/webhooks/", Some(ADMIN), None).await;
+    let (s, page) = gw
+        .call(Method::GET, "/api/v1/webhooks/", Some(ADMIN), None)
+        .await;
     assert_eq!(s, 200);
     assert_envelope(&page, 2);
     for w in page["results"].as_array().unwrap() {
@@ -124,15 +176,36 @@ async fn seed_003_requests_get_the_documented_shapes() {
     }
 
     // Paging: page_size 1 gives links.
-    let (_, p1) = gw.call(Method::GET, "/api/v1/webhooks/?page_size=1", Some(ADMIN), None).await;
+    let (_, p1) = gw
+        .call(
+            Method::GET,
+            "/api/v1/webhooks/?page_size=1",
+            Some(ADMIN),
+            None,
+        )
+        .await;
     assert_eq!(p1["total_pages"], 2);
     assert!(p1["next"].as_str().unwrap().contains("page=2"));
     assert!(p1["previous"].is_null());
 
     // Delete webhook, then it is gone.
-    let (s, _) = gw.call(Method::DELETE, &format!("/api/v1/webhooks/{id}/"), Some(ADMIN), None).await;
+    let (s, _) = gw
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/webhooks/{id}/"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
     assert_eq!(s, 204);
-    let (s, problem) = gw.call(Method::GET, &format!("/api/v1/webhooks/{id}/"), Some(ADMIN), None).await;
+    let (s, problem) = gw
+        .call(
+            Method::GET,
+            &format!("/api/v1/webhooks/{id}/"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
     assert_eq!(s, 404);
     assert_eq!(problem["status"], 404);
     gw.stop().await;
@@ -141,7 +214,9 @@ async fn seed_003_requests_get_the_documented_shapes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_and_health_are_served() {
     let gw = TestGateway::start().await;
-    let (s, doc) = gw.call(Method::GET, "/api/v1/openapi.json", None, None).await;
+    let (s, doc) = gw
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
     assert_eq!(s, 200);
     assert!(doc["paths"]["/api/v1/events"]["post"].is_object(), "{doc}");
     assert!(doc["paths"]["/api/v1/webhooks/"]["get"].is_object());

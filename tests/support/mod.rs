@@ -24,9 +24,13 @@ pub const ADMIN: &str = "test-admin-token-0123456789";
 
 /// Where the seed fixtures live.
 pub fn fixture(rel: &str) -> Value {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel);
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .expect("fixture is JSON")
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel);
+    serde_json::from_str(
+        &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+    )
+    .expect("fixture is JSON")
 }
 
 /// A config for tests: temp data dir, admin token, loopback deliveries allowed.
@@ -61,8 +65,14 @@ impl TestGateway {
         Self::start_in(dir, config, clock).await
     }
 
-    pub async fn start_in(dir: tempfile::TempDir, config: Config, clock: Option<SharedClock>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        config: Config,
+        clock: Option<SharedClock>,
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().unwrap();
         let mut parts = gateway::server::Parts::new(config).await.expect("parts");
         if let Some(c) = clock {
@@ -72,7 +82,13 @@ impl TestGateway {
         let handle = tokio::spawn(gateway::server::run(parts, listener, async move {
             let _ = rx.await;
         }));
-        let gw = TestGateway { addr, client: reqwest::Client::new(), dir, shutdown: Some(tx), handle: Some(handle) };
+        let gw = TestGateway {
+            addr,
+            client: reqwest::Client::new(),
+            dir,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        };
         gw.wait_ready().await;
         gw
     }
@@ -95,17 +111,30 @@ impl TestGateway {
     }
 
     /// Sends a request with a token (or none) and returns status and JSON body (Null if empty).
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         call(&self.client, method, &self.url(path), token, body).await
     }
 
-    pub async fn admin(&self, method: Method, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
+    pub async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         self.call(method, path, Some(ADMIN), body).await
     }
 
     /// Creates a webhook as admin, asserting success; returns its view.
     pub async fn create_webhook(&self, body: Value) -> Value {
-        let (s, v) = self.admin(Method::POST, "/api/v1/webhooks/", Some(&body)).await;
+        let (s, v) = self
+            .admin(Method::POST, "/api/v1/webhooks/", Some(&body))
+            .await;
         assert_eq!(s, StatusCode::CREATED, "create webhook: {v}");
         v
     }
@@ -135,7 +164,13 @@ impl Drop for TestGateway {
     }
 }
 
-pub async fn call(client: &reqwest::Client, method: Method, url: &str, token: Option<&str>, body: Option<&Value>) -> (StatusCode, Value) {
+pub async fn call(
+    client: &reqwest::Client,
+    method: Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (StatusCode, Value) {
     let mut req = client.request(method, url);
     if let Some(t) = token {
         req = req.header("Authorization", t);
@@ -146,7 +181,11 @@ pub async fn call(client: &reqwest::Client, method: Method, url: &str, token: Op
     let resp = req.send().await.expect("request");
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
-    let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let v = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     (status, v)
 }
 
@@ -185,7 +224,9 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
         let addr = listener.local_addr().unwrap();
         let r = Receiver {
             addr,
@@ -195,27 +236,29 @@ impl Receiver {
             notify: Arc::default(),
         };
         let rc = r.clone();
-        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let rc = rc.clone();
-            async move {
-                let rec = Received {
-                    method: method.to_string(),
-                    path: uri.path().to_string(),
-                    query: uri.query().map(str::to_string),
-                    headers,
-                    body,
-                    at: Instant::now(),
-                };
-                let queued = rc.queued.lock().pop_front();
-                let resp = match queued {
-                    Some(r) => r,
-                    None => (rc.fallback.lock())(&rec),
-                };
-                rc.got.lock().push(rec);
-                rc.notify.notify_waiters();
-                resp
-            }
-        });
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let rc = rc.clone();
+                async move {
+                    let rec = Received {
+                        method: method.to_string(),
+                        path: uri.path().to_string(),
+                        query: uri.query().map(str::to_string),
+                        headers,
+                        body,
+                        at: Instant::now(),
+                    };
+                    let queued = rc.queued.lock().pop_front();
+                    let resp = match queued {
+                        Some(r) => r,
+                        None => (rc.fallback.lock())(&rec),
+                    };
+                    rc.got.lock().push(rec);
+                    rc.notify.notify_waiters();
+                    resp
+                }
+            },
+        );
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -282,13 +325,19 @@ impl GatewayProcess {
                 cmd.env_remove(k);
             }
         }
-        cmd.args(["--data-dir", data_dir.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
-            .env("GATEWAY_ADMIN_TOKEN", ADMIN)
-            .env("GATEWAY_ALLOWED_NETWORKS", "127.0.0.0/8")
-            .env("GATEWAY_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("GATEWAY_ADMIN_TOKEN", ADMIN)
+        .env("GATEWAY_ALLOWED_NETWORKS", "127.0.0.0/8")
+        .env("GATEWAY_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -302,7 +351,11 @@ impl GatewayProcess {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if !sent && let Some(i) = line.find("addr=") {
                     let rest = &line[i + 5..];
-                    let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
                     let _ = tx.send(addr);
                     sent = true;
                 }
@@ -317,7 +370,12 @@ impl GatewayProcess {
             .expect("gateway printed its address")
             .parse()
             .expect("address parses");
-        GatewayProcess { child, logs, addr, data_dir: data_dir.to_path_buf() }
+        GatewayProcess {
+            child,
+            logs,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -332,7 +390,9 @@ impl GatewayProcess {
 
     /// SIGTERM and wait.
     pub fn terminate(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {

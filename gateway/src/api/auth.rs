@@ -8,14 +8,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use parking_lot::RwLock;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
-use super::error::ApiError;
 use super::AppState;
+use super::error::ApiError;
 use crate::model::{ApiKey, Role, Scope, new_id};
 use crate::store::{Store, StoreResult};
 
@@ -27,7 +27,9 @@ pub fn hash_token(token: &str) -> String {
 /// A new random token: `gw_` + 40 alphanumerics (about 238 bits).
 pub fn new_token() -> String {
     let mut rng = rand::thread_rng();
-    let s: String = (0..40).map(|_| rng.sample(rand::distributions::Alphanumeric) as char).collect();
+    let s: String = (0..40)
+        .map(|_| rng.sample(rand::distributions::Alphanumeric) as char)
+        .collect();
     format!("gw_{s}")
 }
 
@@ -70,7 +72,11 @@ impl Caller {
     }
 
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.is_admin() { Ok(()) } else { Err(ApiError::Forbidden("this needs an admin key".into())) }
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("this needs an admin key".into()))
+        }
     }
 
     /// May this caller manage a webhook in `scope`? Admins: all. Managers: their team's team and
@@ -80,17 +86,28 @@ impl Caller {
             return Ok(());
         }
         match (scope, scope.team(), &self.team_id) {
-            (Scope::Global, _, _) => Err(ApiError::Forbidden("only an admin manages global webhooks".into())),
+            (Scope::Global, _, _) => Err(ApiError::Forbidden(
+                "only an admin manages global webhooks".into(),
+            )),
             (_, Some(t), Some(mine)) if t == mine => Ok(()),
-            _ => Err(ApiError::Forbidden("this webhook belongs to another team".into())),
+            _ => Err(ApiError::Forbidden(
+                "this webhook belongs to another team".into(),
+            )),
         }
     }
 }
 
 fn token_from(parts: &Parts) -> Option<&str> {
-    let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let v = parts
+        .headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
     let token = match v.split_once(' ') {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token") => {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token") =>
+        {
             rest.trim()
         }
         _ => v,
@@ -101,19 +118,30 @@ fn token_from(parts: &Parts) -> Option<&str> {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = token_from(parts).ok_or(ApiError::Unauthorized)?;
         let hash = hash_token(token);
         let cached = state.keys.0.read().get(&hash).cloned();
         let key = match cached {
             Some(k) => k,
             None => {
-                let k = state.store.api_key_by_hash(&hash).await?.ok_or(ApiError::Unauthorized)?;
+                let k = state
+                    .store
+                    .api_key_by_hash(&hash)
+                    .await?
+                    .ok_or(ApiError::Unauthorized)?;
                 state.keys.0.write().insert(hash, k.clone());
                 k
             }
         };
-        Ok(Caller { key_id: key.id, role: key.role, team_id: key.team_id })
+        Ok(Caller {
+            key_id: key.id,
+            role: key.role,
+            team_id: key.team_id,
+        })
     }
 }
 
@@ -123,13 +151,43 @@ mod tests {
 
     #[test]
     fn managers_only_touch_their_team() {
-        let m = Caller { key_id: "k".into(), role: Role::Manager, team_id: Some("T1".into()) };
-        assert!(m.may_manage(&Scope::Team { team_id: "T1".into() }).is_ok());
-        assert!(m.may_manage(&Scope::Service { team_id: Some("T1".into()), service_id: "S".into() }).is_ok());
-        assert!(m.may_manage(&Scope::Team { team_id: "T2".into() }).is_err());
-        assert!(m.may_manage(&Scope::Service { team_id: None, service_id: "S".into() }).is_err());
+        let m = Caller {
+            key_id: "k".into(),
+            role: Role::Manager,
+            team_id: Some("T1".into()),
+        };
+        assert!(
+            m.may_manage(&Scope::Team {
+                team_id: "T1".into()
+            })
+            .is_ok()
+        );
+        assert!(
+            m.may_manage(&Scope::Service {
+                team_id: Some("T1".into()),
+                service_id: "S".into()
+            })
+            .is_ok()
+        );
+        assert!(
+            m.may_manage(&Scope::Team {
+                team_id: "T2".into()
+            })
+            .is_err()
+        );
+        assert!(
+            m.may_manage(&Scope::Service {
+                team_id: None,
+                service_id: "S".into()
+            })
+            .is_err()
+        );
         assert!(m.may_manage(&Scope::Global).is_err());
-        let a = Caller { key_id: "k".into(), role: Role::Admin, team_id: None };
+        let a = Caller {
+            key_id: "k".into(),
+            role: Role::Admin,
+            team_id: None,
+        };
         assert!(a.may_manage(&Scope::Global).is_ok());
     }
 

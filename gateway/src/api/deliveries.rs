@@ -34,13 +34,20 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn webhook_for(st: &AppState, caller: &Caller, id: &str) -> ApiResult<Webhook> {
-    let w = st.store.get_webhook(id).await?.ok_or_else(|| ApiError::NotFound(format!("webhook {id}")))?;
+    let w = st
+        .store
+        .get_webhook(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("webhook {id}")))?;
     caller.may_manage(&w.scope)?;
     Ok(w)
 }
 
 fn headers_json(headers: &[(String, String)]) -> Value {
-    let map: serde_json::Map<String, Value> = headers.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let map: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
     Value::Object(map)
 }
 
@@ -79,17 +86,32 @@ pub struct AttemptParams {
 
 impl AttemptParams {
     fn query(&self, webhook_id: &str) -> ApiResult<(AttemptQuery, u64, u64)> {
-        let (page, size) = PageParams { page: self.page.clone(), page_size: self.page_size.clone() }.resolve()?;
+        let (page, size) = PageParams {
+            page: self.page.clone(),
+            page_size: self.page_size.clone(),
+        }
+        .resolve()?;
         let outcome = match self.status.as_deref() {
             None => None,
-            Some(s) => Some(AttemptOutcome::parse(s).ok_or_else(|| ApiError::field("status", "must be success, retry or failed"))?),
+            Some(s) => Some(
+                AttemptOutcome::parse(s)
+                    .ok_or_else(|| ApiError::field("status", "must be success, retry or failed"))?,
+            ),
         };
         let q = AttemptQuery {
             webhook_id: Some(webhook_id.to_string()),
             delivery_id: None,
             outcome,
-            since: self.since.as_deref().map(|s| parse_time("since", s)).transpose()?,
-            until: self.until.as_deref().map(|s| parse_time("until", s)).transpose()?,
+            since: self
+                .since
+                .as_deref()
+                .map(|s| parse_time("since", s))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|s| parse_time("until", s))
+                .transpose()?,
             offset: (page - 1) * size,
             limit: size,
         };
@@ -108,7 +130,12 @@ pub async fn responses(
 ) -> ApiResult<Json<Value>> {
     webhook_for(&st, &caller, &id).await?;
     let (page, size) = p.resolve()?;
-    let q = AttemptQuery { webhook_id: Some(id.clone()), offset: (page - 1) * size, limit: size, ..Default::default() };
+    let q = AttemptQuery {
+        webhook_id: Some(id.clone()),
+        offset: (page - 1) * size,
+        limit: size,
+        ..Default::default()
+    };
     let found = st.store.list_attempts(&q).await?;
     let mut events: HashMap<String, String> = HashMap::new();
     let mut results = Vec::with_capacity(found.items.len());
@@ -132,7 +159,14 @@ pub async fn responses(
             "event_data": events[&a.event_id],
         }));
     }
-    Ok(Json(page_envelope(&headers, &format!("/api/v1/webhooks/{id}/responses"), page, size, found.total, results)))
+    Ok(Json(page_envelope(
+        &headers,
+        &format!("/api/v1/webhooks/{id}/responses"),
+        page,
+        size,
+        found.total,
+        results,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}/attempts", params(AttemptParams), responses((status = 200, description = "Attempts, filtered and paged")), security(("api_key" = [])))]
@@ -147,11 +181,19 @@ pub async fn attempts(
     let (q, page, size) = p.query(&id)?;
     let found = st.store.list_attempts(&q).await?;
     let results = found.items.iter().map(attempt_view).collect();
-    Ok(Json(page_envelope(&headers, &format!("/api/v1/webhooks/{id}/attempts"), page, size, found.total, results)))
+    Ok(Json(page_envelope(
+        &headers,
+        &format!("/api/v1/webhooks/{id}/attempts"),
+        page,
+        size,
+        found.total,
+        results,
+    )))
 }
 
 /// Squadcast's sample "incident triggered" event, sent by test sends unless a body is given.
-const SAMPLE_EVENT: &str = include_str!("../../../tests/fixtures/squadcast/incident_triggered.json");
+const SAMPLE_EVENT: &str =
+    include_str!("../../../tests/fixtures/squadcast/incident_triggered.json");
 
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", request_body(content = Object, description = "Optional event to send instead of the sample"), responses((status = 200, description = "The attempt's outcome")), security(("api_key" = [])))]
 pub async fn test_send(
@@ -163,13 +205,24 @@ pub async fn test_send(
     let w = webhook_for(&st, &caller, &id).await?;
     let sample = match body {
         Some(Json(v @ Value::Object(_))) => {
-            crate::model::Event::from_body(String::new(), v.clone(), 0).map_err(|e| ApiError::field("event_type", e.to_string()))?;
+            crate::model::Event::from_body(String::new(), v.clone(), 0)
+                .map_err(|e| ApiError::field("event_type", e.to_string()))?;
             v
         }
-        Some(_) => return Err(ApiError::invalid("the body must be a JSON object (an event) or empty")),
-        None => serde_json::from_str(SAMPLE_EVENT).map_err(|e| ApiError::Internal(e.to_string()))?,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "the body must be a JSON object (an event) or empty",
+            ));
+        }
+        None => {
+            serde_json::from_str(SAMPLE_EVENT).map_err(|e| ApiError::Internal(e.to_string()))?
+        }
     };
-    let attempt = st.engine.test_send(&w, sample).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let attempt = st
+        .engine
+        .test_send(&w, sample)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(attempt_view(&attempt)))
 }
 
@@ -189,16 +242,31 @@ pub async fn recover(
     webhook_for(&st, &caller, &id).await?;
     let Json(b) = body.map_err(|e| ApiError::field("since", e.body_text()))?;
     let since = parse_time("since", &b.since)?;
-    let n = st.store.requeue_failed_since(&id, since, st.clock.now_ms()).await?;
+    let n = st
+        .store
+        .requeue_failed_since(&id, since, st.clock.now_ms())
+        .await?;
     st.deliveries_ready.notify_waiters();
     Ok((StatusCode::ACCEPTED, Json(json!({"requeued": n}))))
 }
 
 #[utoipa::path(get, path = "/api/v1/deliveries/{id}", responses((status = 200, description = "A delivery with its attempts")), security(("api_key" = [])))]
-pub async fn get_delivery(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let d = st.store.get_delivery(&id).await?.ok_or_else(|| ApiError::NotFound(format!("delivery {id}")))?;
+pub async fn get_delivery(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let d = st
+        .store
+        .get_delivery(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("delivery {id}")))?;
     webhook_for(&st, &caller, &d.webhook_id).await?;
-    let q = AttemptQuery { delivery_id: Some(id.clone()), limit: 100, ..Default::default() };
+    let q = AttemptQuery {
+        delivery_id: Some(id.clone()),
+        limit: 100,
+        ..Default::default()
+    };
     let attempts = st.store.list_attempts(&q).await?;
     let mut v = delivery_view(&d);
     v["event_id"] = json!(d.event_id);
@@ -207,25 +275,46 @@ pub async fn get_delivery(State(st): State<AppState>, caller: Caller, Path(id): 
 }
 
 #[utoipa::path(post, path = "/api/v1/deliveries/{id}/resend", responses((status = 202, description = "Queued to be sent again now")), security(("api_key" = [])))]
-pub async fn resend(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<(StatusCode, Json<Value>)> {
-    let d = st.store.get_delivery(&id).await?.ok_or_else(|| ApiError::NotFound(format!("delivery {id}")))?;
+pub async fn resend(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let d = st
+        .store
+        .get_delivery(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("delivery {id}")))?;
     let w = webhook_for(&st, &caller, &d.webhook_id).await?;
     if !w.is_webhook_enabled {
-        return Err(ApiError::Conflict("the webhook is disabled; enable it first".into()));
+        return Err(ApiError::Conflict(
+            "the webhook is disabled; enable it first".into(),
+        ));
     }
     st.store.requeue_delivery(&id, st.clock.now_ms()).await?;
     st.deliveries_ready.notify_waiters();
-    Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "status": "pending"}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "status": "pending"})),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}/secret", responses((status = 200, description = "The signing secret, in clear (admins only)")), security(("api_key" = [])))]
-pub async fn secret(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn secret(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
     let w = webhook_for(&st, &caller, &id).await?;
     Ok(Json(match &w.signing {
         Signing::None => json!({"type": "none", "secret": null}),
-        Signing::StandardWebhooks { secret, .. } => json!({"type": "standard_webhooks", "secret": secret}),
-        Signing::HmacSha512 { secret, header, .. } => json!({"type": "hmac_sha512", "header": header, "secret": secret}),
+        Signing::StandardWebhooks { secret, .. } => {
+            json!({"type": "standard_webhooks", "secret": secret})
+        }
+        Signing::HmacSha512 { secret, header, .. } => {
+            json!({"type": "hmac_sha512", "header": header, "secret": secret})
+        }
     }))
 }
 
@@ -246,23 +335,36 @@ pub async fn rotate_secret(
 ) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
     let mut w = webhook_for(&st, &caller, &id).await?;
-    let b = body.map(|Json(b)| b).unwrap_or(RotateBody { grace_period_secs: None, secret: None });
+    let b = body.map(|Json(b)| b).unwrap_or(RotateBody {
+        grace_period_secs: None,
+        secret: None,
+    });
     let grace = b.grace_period_secs.unwrap_or(86_400);
     if grace > 7 * 86_400 {
-        return Err(ApiError::field("grace_period_secs", "must be at most 604800 (7 days)"));
+        return Err(ApiError::field(
+            "grace_period_secs",
+            "must be at most 604800 (7 days)",
+        ));
     }
     if matches!(w.signing, Signing::None) {
-        return Err(ApiError::field("signing", "this webhook does not sign; set `signing` first"));
+        return Err(ApiError::field(
+            "signing",
+            "this webhook does not sign; set `signing` first",
+        ));
     }
     let new_secret = b.secret.unwrap_or_else(new_signing_secret);
     let now = st.clock.now_ms();
-    let rotated = crate::delivery::signing::rotate(&w.signing, new_secret.clone(), now, grace as i64 * 1000);
-    crate::delivery::signing::validate(&rotated).map_err(|e| ApiError::field("secret", e.to_string()))?;
+    let rotated =
+        crate::delivery::signing::rotate(&w.signing, new_secret.clone(), now, grace as i64 * 1000);
+    crate::delivery::signing::validate(&rotated)
+        .map_err(|e| ApiError::field("secret", e.to_string()))?;
     w.signing = rotated;
     w.updated_at = now;
     st.store.update_webhook(&w).await?;
     st.subs.reload(st.store.as_ref()).await?;
-    Ok(Json(json!({"secret": new_secret, "old_secret_expires_at": rfc3339(now + grace as i64 * 1000)})))
+    Ok(Json(
+        json!({"secret": new_secret, "old_secret_expires_at": rfc3339(now + grace as i64 * 1000)}),
+    ))
 }
 
 /// Prometheus text exposition; store-derived gauges are read at scrape time.
@@ -271,11 +373,25 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         for (status, n) in counts {
             st.metrics
                 .queue
-                .get_or_create(&crate::metrics::StatusLabel { status: status.as_str().to_string() })
+                .get_or_create(&crate::metrics::StatusLabel {
+                    status: status.as_str().to_string(),
+                })
                 .set(n as i64);
         }
     }
-    let disabled = st.subs.get().by_id.values().filter(|w| !w.is_webhook_enabled).count();
+    let disabled = st
+        .subs
+        .get()
+        .by_id
+        .values()
+        .filter(|w| !w.is_webhook_enabled)
+        .count();
     st.metrics.webhooks_disabled.set(disabled as i64);
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], st.metrics.encode())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.metrics.encode(),
+    )
 }

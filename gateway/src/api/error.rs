@@ -13,7 +13,10 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    Invalid { field: Option<String>, message: String },
+    Invalid {
+        field: Option<String>,
+        message: String,
+    },
     #[error("missing or invalid API key")]
     Unauthorized,
     #[error("{0}")]
@@ -35,11 +38,17 @@ pub enum ApiError {
 impl ApiError {
     /// A validation failure of one field.
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::Invalid { field: Some(field.into()), message: message.into() }
+        ApiError::Invalid {
+            field: Some(field.into()),
+            message: message.into(),
+        }
     }
     /// A validation failure not tied to one field.
     pub fn invalid(message: impl Into<String>) -> Self {
-        ApiError::Invalid { field: None, message: message.into() }
+        ApiError::Invalid {
+            field: None,
+            message: message.into(),
+        }
     }
 
     fn status(&self) -> StatusCode {
@@ -117,13 +126,17 @@ impl IntoResponse for ApiError {
             field,
         };
         let mut resp = (status, Json(body)).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }

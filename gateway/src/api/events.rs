@@ -40,13 +40,23 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// retrying the same bytes is recognised while a later status of the same incident is not.
 fn idempotency_key(headers: &HeaderMap, body: &Value, raw: &[u8]) -> ApiResult<Option<String>> {
     if let Some(v) = headers.get("idempotency-key") {
-        let s = v.to_str().map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?.trim();
+        let s = v
+            .to_str()
+            .map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?
+            .trim();
         if s.is_empty() || s.len() > MAX_IDEMPOTENCY_KEY {
-            return Err(ApiError::field("Idempotency-Key", format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters")));
+            return Err(ApiError::field(
+                "Idempotency-Key",
+                format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters"),
+            ));
         }
         return Ok(Some(format!("key:{s}")));
     }
-    if let Some(id) = body.get("event_id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+    if let Some(id) = body
+        .get("event_id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
         return Ok(Some(format!("event_id:{id}")));
     }
     if body.get("id").is_some() {
@@ -65,7 +75,12 @@ fn idempotency_key(headers: &HeaderMap, body: &Value, raw: &[u8]) -> ApiResult<O
     ),
     security(("api_key" = []))
 )]
-pub async fn ingest(State(st): State<AppState>, _caller: Caller, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn ingest(
+    State(st): State<AppState>,
+    _caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let limit = st.config.max_event_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -74,17 +89,25 @@ pub async fn ingest(State(st): State<AppState>, _caller: Caller, headers: Header
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge { limit });
     }
-    let raw = to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge { limit })?;
-    let value: Value = serde_json::from_slice(&raw).map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}")))?;
+    let raw = to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge { limit })?;
+    let value: Value = serde_json::from_slice(&raw)
+        .map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}")))?;
     let now = st.clock.now_ms();
     let key = idempotency_key(&headers, &value, &raw)?;
     let event = Event::from_body(new_id("evt"), value, now).map_err(|e| match e {
         EventError::NotAnObject => ApiError::invalid(e.to_string()),
-        EventError::MissingType | EventError::Type(_) => ApiError::field("event_type", e.to_string()),
+        EventError::MissingType | EventError::Type(_) => {
+            ApiError::field("event_type", e.to_string())
+        }
     })?;
     let outcome = crate::intake::accept(st.store.as_ref(), &st.subs, event, key).await?;
     let (id, replayed) = match outcome {
-        IngestOutcome::Created { event_id, deliveries } => {
+        IngestOutcome::Created {
+            event_id,
+            deliveries,
+        } => {
             st.metrics.events_accepted.inc();
             if deliveries > 0 {
                 st.deliveries_ready.notify_waiters();
@@ -95,7 +118,8 @@ pub async fn ingest(State(st): State<AppState>, _caller: Caller, headers: Header
     };
     let mut resp = (StatusCode::ACCEPTED, Json(Accepted { id })).into_response();
     if replayed {
-        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(resp)
 }
@@ -117,8 +141,16 @@ pub fn delivery_view(d: &Delivery) -> Value {
 }
 
 #[utoipa::path(get, path = "/api/v1/events/{id}", responses((status = 200, description = "The stored event with its canonical type and deliveries"), (status = 404, body = super::error::Problem)), security(("api_key" = [])))]
-pub async fn get_event(State(st): State<AppState>, _caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let e = st.store.get_event(&id).await?.ok_or_else(|| ApiError::NotFound(format!("event {id}")))?;
+pub async fn get_event(
+    State(st): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let e = st
+        .store
+        .get_event(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("event {id}")))?;
     let deliveries = st.store.deliveries_for_event(&id).await?;
     Ok(Json(json!({
         "id": e.id,
@@ -137,18 +169,32 @@ pub async fn get_event(State(st): State<AppState>, _caller: Caller, Path(id): Pa
     responses((status = 200, description = "Which webhooks would fire for this event, and why the others would not"), (status = 400, body = super::error::Problem)),
     security(("api_key" = []))
 )]
-pub async fn dry_run(State(st): State<AppState>, caller: Caller, body: Body) -> ApiResult<Json<Value>> {
+pub async fn dry_run(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Body,
+) -> ApiResult<Json<Value>> {
     let limit = st.config.max_event_bytes;
-    let raw = to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge { limit })?;
-    let value: Value = serde_json::from_slice(&raw).map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}")))?;
-    let event = Event::from_body("evt_dry_run".into(), value, st.clock.now_ms()).map_err(|e| match e {
-        EventError::NotAnObject => ApiError::invalid(e.to_string()),
-        EventError::MissingType | EventError::Type(_) => ApiError::field("event_type", e.to_string()),
-    })?;
+    let raw = to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge { limit })?;
+    let value: Value = serde_json::from_slice(&raw)
+        .map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}")))?;
+    let event =
+        Event::from_body("evt_dry_run".into(), value, st.clock.now_ms()).map_err(|e| match e {
+            EventError::NotAnObject => ApiError::invalid(e.to_string()),
+            EventError::MissingType | EventError::Type(_) => {
+                ApiError::field("event_type", e.to_string())
+            }
+        })?;
     let snapshot = st.subs.get();
     // Managers see only their team's webhooks.
     let visible = |id: &str| {
-        caller.is_admin() || snapshot.by_id.get(id).is_some_and(|w| caller.may_manage(&w.scope).is_ok())
+        caller.is_admin()
+            || snapshot
+                .by_id
+                .get(id)
+                .is_some_and(|w| caller.may_manage(&w.scope).is_ok())
     };
     let decisions: Vec<Value> = snapshot
         .matcher

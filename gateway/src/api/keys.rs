@@ -13,7 +13,9 @@ use super::{AppState, rfc3339};
 use crate::model::Role;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/keys", get(list).post(create)).route("/api/v1/keys/", get(list).post(create))
+    Router::new()
+        .route("/api/v1/keys", get(list).post(create))
+        .route("/api/v1/keys/", get(list).post(create))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -37,14 +39,17 @@ pub async fn create(
     if k.name.is_empty() || k.name.len() > 255 {
         return Err(ApiError::field("name", "must be 1 to 255 characters"));
     }
-    let role = Role::parse(&k.role).ok_or_else(|| ApiError::field("role", "must be \"admin\" or \"manager\""))?;
+    let role = Role::parse(&k.role)
+        .ok_or_else(|| ApiError::field("role", "must be \"admin\" or \"manager\""))?;
     if role == Role::Manager && k.team_id.as_deref().is_none_or(str::is_empty) {
         return Err(ApiError::field("team_id", "is required for a manager key"));
     }
     let (key, token) = create_key(st.store.as_ref(), &k.name, role, k.team_id, None).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": key.id, "name": key.name, "role": key.role, "team_id": key.team_id, "token": token, "created_at": rfc3339(key.created_at)})),
+        Json(
+            json!({"id": key.id, "name": key.name, "role": key.role, "team_id": key.team_id, "token": token, "created_at": rfc3339(key.created_at)}),
+        ),
     ))
 }
 
@@ -52,5 +57,7 @@ pub async fn create(
 pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
     let keys = st.store.list_api_keys().await?;
-    Ok(Json(json!({"results": keys.iter().map(|k| json!({"id": k.id, "name": k.name, "role": k.role, "team_id": k.team_id, "created_at": rfc3339(k.created_at)})).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"results": keys.iter().map(|k| json!({"id": k.id, "name": k.name, "role": k.role, "team_id": k.team_id, "created_at": rfc3339(k.created_at)})).collect::<Vec<_>>()}),
+    ))
 }

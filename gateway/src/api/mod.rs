@@ -22,8 +22,8 @@ use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::subscriptions::Subscriptions;
 use crate::store::Store;
+use crate::subscriptions::Subscriptions;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -75,6 +75,10 @@ pub fn router(state: AppState) -> Router {
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     match st.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}")).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store unavailable: {e}"),
+        )
+            .into_response(),
     }
 }

@@ -19,7 +19,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/plugins", get(list).post(upload))
         .route("/api/v1/plugins/", get(list).post(upload))
-        .route("/api/v1/plugins/{name}/{version}", get(get_one).delete(delete))
+        .route(
+            "/api/v1/plugins/{name}/{version}",
+            get(get_one).delete(delete),
+        )
 }
 
 fn view(p: &PluginRecord) -> Value {
@@ -39,37 +42,63 @@ pub struct UploadParams {
 }
 
 fn valid_name(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b))
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b))
 }
 
 fn valid_version(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
 }
 
 #[utoipa::path(post, path = "/api/v1/plugins", params(UploadParams), request_body(content = Vec<u8>, content_type = "application/wasm", description = "A WebAssembly component of the transformer or authenticator world"),
     responses((status = 201, description = "Validated, precompiled and stored"), (status = 400, body = super::error::Problem), (status = 409, body = super::error::Problem), (status = 413, body = super::error::Problem)),
     security(("api_key" = [])))]
-pub async fn upload(State(st): State<AppState>, caller: Caller, Query(p): Query<UploadParams>, body: Body) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn upload(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(p): Query<UploadParams>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require_admin()?;
-    let name = p.name.ok_or_else(|| ApiError::field("name", "is required (query parameter)"))?;
+    let name = p
+        .name
+        .ok_or_else(|| ApiError::field("name", "is required (query parameter)"))?;
     if !valid_name(&name) {
-        return Err(ApiError::field("name", "must be 1 to 64 of a-z, 0-9, _ and -"));
+        return Err(ApiError::field(
+            "name",
+            "must be 1 to 64 of a-z, 0-9, _ and -",
+        ));
     }
-    let version = p.version.ok_or_else(|| ApiError::field("version", "is required (query parameter)"))?;
+    let version = p
+        .version
+        .ok_or_else(|| ApiError::field("version", "is required (query parameter)"))?;
     if !valid_version(&version) {
-        return Err(ApiError::field("version", "must be 1 to 64 of A-Z, a-z, 0-9, ., _, + and -"));
+        return Err(ApiError::field(
+            "version",
+            "must be 1 to 64 of A-Z, a-z, 0-9, ., _, + and -",
+        ));
     }
     let limit = st.config.plugins.max_component_bytes;
-    let bytes = to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge { limit })?;
+    let bytes = to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge { limit })?;
     if bytes.is_empty() {
-        return Err(ApiError::field("body", "is empty; send the component's bytes"));
+        return Err(ApiError::field(
+            "body",
+            "is empty; send the component's bytes",
+        ));
     }
     let sha256 = sha256_hex(&bytes);
     if let Some(existing) = st.store.get_plugin(&name, &version).await? {
         if existing.sha256 == sha256 {
             return Ok((StatusCode::OK, Json(view(&existing))));
         }
-        return Err(ApiError::Conflict(format!("{name}@{version} exists with other content; versions are immutable")));
+        return Err(ApiError::Conflict(format!(
+            "{name}@{version} exists with other content; versions are immutable"
+        )));
     }
     let host = st.plugins.host().clone();
     let data = bytes.to_vec();
@@ -97,21 +126,41 @@ pub async fn upload(State(st): State<AppState>, caller: Caller, Query(p): Query<
 #[utoipa::path(get, path = "/api/v1/plugins", responses((status = 200, description = "Installed plugins")), security(("api_key" = [])))]
 pub async fn list(State(st): State<AppState>, _caller: Caller) -> ApiResult<Json<Value>> {
     let all = st.store.list_plugins().await?;
-    Ok(Json(json!({"results": all.iter().map(view).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"results": all.iter().map(view).collect::<Vec<_>>()}),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/plugins/{name}/{version}", responses((status = 200, description = "One plugin")), security(("api_key" = [])))]
-pub async fn get_one(State(st): State<AppState>, _caller: Caller, Path((name, version)): Path<(String, String)>) -> ApiResult<Json<Value>> {
-    let p = st.store.get_plugin(&name, &version).await?.ok_or_else(|| ApiError::NotFound(format!("plugin {name}@{version}")))?;
+pub async fn get_one(
+    State(st): State<AppState>,
+    _caller: Caller,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let p = st
+        .store
+        .get_plugin(&name, &version)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("plugin {name}@{version}")))?;
     Ok(Json(view(&p)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/plugins/{name}/{version}", responses((status = 204, description = "Deleted"), (status = 409, body = super::error::Problem, description = "In use by a webhook, or built in")), security(("api_key" = [])))]
-pub async fn delete(State(st): State<AppState>, caller: Caller, Path((name, version)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     caller.require_admin()?;
-    let p = st.store.get_plugin(&name, &version).await?.ok_or_else(|| ApiError::NotFound(format!("plugin {name}@{version}")))?;
+    let p = st
+        .store
+        .get_plugin(&name, &version)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("plugin {name}@{version}")))?;
     if p.builtin {
-        return Err(ApiError::Conflict(format!("{name}@{version} is built in; it is reinstalled at every start")));
+        return Err(ApiError::Conflict(format!(
+            "{name}@{version} is built in; it is reinstalled at every start"
+        )));
     }
     let users: Vec<String> = st
         .subs
@@ -119,12 +168,18 @@ pub async fn delete(State(st): State<AppState>, caller: Caller, Path((name, vers
         .by_id
         .values()
         .filter(|w| {
-            w.plugins.iter().chain(w.authenticator.as_ref()).any(|r| r.name == name && r.version.as_deref().is_none_or(|v| v == version))
+            w.plugins
+                .iter()
+                .chain(w.authenticator.as_ref())
+                .any(|r| r.name == name && r.version.as_deref().is_none_or(|v| v == version))
         })
         .map(|w| w.id.clone())
         .collect();
     if !users.is_empty() {
-        return Err(ApiError::Conflict(format!("{name}@{version} is used by webhooks {}", users.join(", "))));
+        return Err(ApiError::Conflict(format!(
+            "{name}@{version} is used by webhooks {}",
+            users.join(", ")
+        )));
     }
     st.store.delete_plugin(&name, &version).await?;
     st.plugins.host().unload(&p.sha256);

@@ -25,10 +25,18 @@ pub struct PrepareFailure {
 
 /// The request a delivery sends, before per-attempt auth and signature (no plugins here; the
 /// plugin layer wraps this).
-pub fn prepare(webhook: &Webhook, event: &Event, url: &str, caps: &SizeCaps) -> Result<PreparedRequest, PrepareFailure> {
+pub fn prepare(
+    webhook: &Webhook,
+    event: &Event,
+    url: &str,
+    caps: &SizeCaps,
+) -> Result<PreparedRequest, PrepareFailure> {
     let payload = PayloadView::for_event(event, webhook);
-    shape_request(webhook, url, &payload.body(event), caps)
-        .map_err(|e| PrepareFailure { result: AttemptResult::Invalid { message: e.to_string() } })
+    shape_request(webhook, url, &payload.body(event), caps).map_err(|e| PrepareFailure {
+        result: AttemptResult::Invalid {
+            message: e.to_string(),
+        },
+    })
 }
 
 /// What went over the wire and what came back.
@@ -45,20 +53,31 @@ pub struct Sent {
 }
 
 /// Adds auth and the signature (over the exact bytes sent) to a prepared request.
-pub fn finalize(webhook: &Webhook, delivery_id: &str, prepared: &PreparedRequest, now_ms: i64) -> Result<PreparedRequest, AttemptResult> {
+pub fn finalize(
+    webhook: &Webhook,
+    delivery_id: &str,
+    prepared: &PreparedRequest,
+    now_ms: i64,
+) -> Result<PreparedRequest, AttemptResult> {
     let mut req = prepared.clone();
     apply_auth(webhook, &mut req);
     let body = req.body.as_deref().unwrap_or("").as_bytes();
-    let sig = signature_headers(&webhook.signing, delivery_id, now_ms, body)
-        .map_err(|e| AttemptResult::Invalid { message: format!("signing: {e}") })?;
+    let sig = signature_headers(&webhook.signing, delivery_id, now_ms, body).map_err(|e| {
+        AttemptResult::Invalid {
+            message: format!("signing: {e}"),
+        }
+    })?;
     // The gateway's own headers win over same-named custom ones.
-    req.headers.retain(|(k, _)| !sig.iter().any(|(s, _)| s.eq_ignore_ascii_case(k)));
+    req.headers
+        .retain(|(k, _)| !sig.iter().any(|(s, _)| s.eq_ignore_ascii_case(k)));
     req.headers.extend(sig);
     Ok(req)
 }
 
 fn full_url(req: &PreparedRequest) -> Result<url::Url, AttemptResult> {
-    let mut url = url::Url::parse(&req.url).map_err(|e| AttemptResult::Invalid { message: format!("url: {e}") })?;
+    let mut url = url::Url::parse(&req.url).map_err(|e| AttemptResult::Invalid {
+        message: format!("url: {e}"),
+    })?;
     if !req.query.is_empty() {
         let mut q = url.query_pairs_mut();
         for (k, v) in &req.query {
@@ -109,29 +128,41 @@ pub async fn send(
     };
     sent.url = url.to_string();
     if let Err(e) = guard.check_url(&url) {
-        sent.result = AttemptResult::Refused { message: e.to_string() };
+        sent.result = AttemptResult::Refused {
+            message: e.to_string(),
+        };
         return sent;
     }
     let method = match reqwest::Method::from_bytes(req.method.as_bytes()) {
         Ok(m) => m,
         Err(_) => {
-            sent.result = AttemptResult::Invalid { message: format!("method {}", req.method) };
+            sent.result = AttemptResult::Invalid {
+                message: format!("method {}", req.method),
+            };
             return sent;
         }
     };
     let mut headers = HeaderMap::with_capacity(req.headers.len() + 2);
     for (k, v) in &req.headers {
-        match (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        match (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
             (Ok(name), Ok(value)) => {
                 headers.append(name, value);
             }
             _ => {
-                sent.result = AttemptResult::Invalid { message: format!("header {k:?} is not a valid header") };
+                sent.result = AttemptResult::Invalid {
+                    message: format!("header {k:?} is not a valid header"),
+                };
                 return sent;
             }
         }
     }
-    let mut builder = client.request(method, url).headers(headers).timeout(timeout);
+    let mut builder = client
+        .request(method, url)
+        .headers(headers)
+        .timeout(timeout);
     if let Some(b) = &req.body {
         builder = builder.body(b.clone());
     }
@@ -144,11 +175,16 @@ pub async fn send(
                 .and_then(|v| v.to_str().ok())
                 .and_then(RetryAfter::parse);
             sent.response_body = capped_body(resp, max_response_bytes).await;
-            sent.result = AttemptResult::Response { status, retry_after };
+            sent.result = AttemptResult::Response {
+                status,
+                retry_after,
+            };
         }
         Err(e) => {
             sent.result = if let Some(refusal) = find_refusal(&e) {
-                AttemptResult::Refused { message: refusal.to_string() }
+                AttemptResult::Refused {
+                    message: refusal.to_string(),
+                }
             } else if e.is_timeout() {
                 AttemptResult::Timeout
             } else {
@@ -181,18 +217,49 @@ pub fn conclude(
     final_attempt: bool,
 ) -> (AttemptRecord, Decision) {
     let attempt_no = delivery.attempts + 1;
-    let mut decision = retry::decide(&webhook.retry, attempt_no, &sent.result, now_ms, jitter, bounds);
+    let mut decision = retry::decide(
+        &webhook.retry,
+        attempt_no,
+        &sent.result,
+        now_ms,
+        jitter,
+        bounds,
+    );
     if final_attempt && matches!(decision, Decision::RetryAt(_)) {
-        decision = Decision::GiveUp { disable_webhook: false, reason: "test send: not retried".into() };
+        decision = Decision::GiveUp {
+            disable_webhook: false,
+            reason: "test send: not retried".into(),
+        };
     }
     let (status, next, outcome, health) = match &decision {
-        Decision::Succeeded => (DeliveryStatus::Succeeded, now_ms, AttemptOutcome::Success, HealthChange::Success),
-        Decision::RetryAt(t) => (DeliveryStatus::Pending, *t, AttemptOutcome::Retry, HealthChange::AttemptFailed),
-        Decision::GiveUp { .. } => (DeliveryStatus::Failed, now_ms, AttemptOutcome::Failed, HealthChange::DeliveryFailed),
+        Decision::Succeeded => (
+            DeliveryStatus::Succeeded,
+            now_ms,
+            AttemptOutcome::Success,
+            HealthChange::Success,
+        ),
+        Decision::RetryAt(t) => (
+            DeliveryStatus::Pending,
+            *t,
+            AttemptOutcome::Retry,
+            HealthChange::AttemptFailed,
+        ),
+        Decision::GiveUp { .. } => (
+            DeliveryStatus::Failed,
+            now_ms,
+            AttemptOutcome::Failed,
+            HealthChange::DeliveryFailed,
+        ),
     };
-    let health = if final_attempt { HealthChange::None } else { health };
+    let health = if final_attempt {
+        HealthChange::None
+    } else {
+        health
+    };
     let (status_code, error) = match &sent.result {
-        AttemptResult::Response { status, .. } if (200..300).contains(status) => (Some(*status), None),
+        AttemptResult::Response { status, .. } if (200..300).contains(status) => {
+            (Some(*status), None)
+        }
         AttemptResult::Response { status, .. } => (Some(*status), Some(format!("HTTP {status}"))),
         other => (None, Some(other.to_string())),
     };

@@ -76,7 +76,8 @@ impl Engine {
         metrics: Arc<Metrics>,
         plugins: PluginStage,
     ) -> anyhow::Result<Self> {
-        let allowed = parse_allowed(&config.allowed_networks).map_err(|e| anyhow::anyhow!("allowed_networks: {e}"))?;
+        let allowed = parse_allowed(&config.allowed_networks)
+            .map_err(|e| anyhow::anyhow!("allowed_networks: {e}"))?;
         let guard = OutboundGuard::new(allowed);
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(guard.clone()))
@@ -87,13 +88,28 @@ impl Engine {
             .user_agent(concat!("webhook-gateway/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let d = &config.delivery;
-        let caps = SizeCaps { body_chars: d.max_body_chars, query_chars: d.max_query_chars };
+        let caps = SizeCaps {
+            body_chars: d.max_body_chars,
+            query_chars: d.max_query_chars,
+        };
         let bounds = RetryBounds {
             retry_after_min_ms: d.retry_after_min_secs as i64 * 1000,
             retry_after_max_ms: d.retry_after_max_secs as i64 * 1000,
             ..RetryBounds::default()
         };
-        Ok(Engine(Arc::new(EngineInner { store, clock, config, subs, client, guard, ready, metrics, caps, bounds, plugins })))
+        Ok(Engine(Arc::new(EngineInner {
+            store,
+            clock,
+            config,
+            subs,
+            client,
+            guard,
+            ready,
+            metrics,
+            caps,
+            bounds,
+            plugins,
+        })))
     }
 
     /// Starts the dispatcher and recorder; they stop (after finishing in-flight attempts) when
@@ -130,20 +146,36 @@ impl Engine {
                 continue;
             }
             let now = e.clock.now_ms();
-            match e.store.claim_due(now, now + lease_ms, free.min(CLAIM_BATCH)).await {
+            match e
+                .store
+                .claim_due(now, now + lease_ms, free.min(CLAIM_BATCH))
+                .await
+            {
                 Ok(batch) if !batch.is_empty() => {
                     backoff = Duration::from_millis(100);
                     // One read for the events of every first attempt in the batch.
-                    let mut wanted: Vec<String> = batch.iter().filter(|d| d.request.is_none()).map(|d| d.event_id.clone()).collect();
+                    let mut wanted: Vec<String> = batch
+                        .iter()
+                        .filter(|d| d.request.is_none())
+                        .map(|d| d.event_id.clone())
+                        .collect();
                     wanted.sort_unstable();
                     wanted.dedup();
                     let events: HashMap<String, Arc<Event>> = if wanted.is_empty() {
                         HashMap::new()
                     } else {
-                        e.store.get_events(&wanted).await.unwrap_or_default().into_iter().map(|ev| (ev.id.clone(), Arc::new(ev))).collect()
+                        e.store
+                            .get_events(&wanted)
+                            .await
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|ev| (ev.id.clone(), Arc::new(ev)))
+                            .collect()
                     };
                     for d in batch {
-                        let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                        let Ok(permit) = slots.clone().acquire_owned().await else {
+                            break;
+                        };
                         let (me, tx) = (self.clone(), tx.clone());
                         let event = events.get(&d.event_id).cloned();
                         tokio::spawn(async move {
@@ -155,7 +187,9 @@ impl Engine {
                 }
                 Ok(_) => {
                     let wait = match e.store.next_due_at().await {
-                        Ok(Some(t)) => Duration::from_millis((t - e.clock.now_ms()).clamp(0, IDLE_POLL.as_millis() as i64) as u64),
+                        Ok(Some(t)) => Duration::from_millis(
+                            (t - e.clock.now_ms()).clamp(0, IDLE_POLL.as_millis() as i64) as u64,
+                        ),
                         _ => IDLE_POLL,
                     };
                     tokio::select! {
@@ -212,14 +246,19 @@ impl Engine {
             let outcome = f.record.attempt.outcome.as_str();
             e.metrics.attempt(outcome);
             if f.record.status == DeliveryStatus::Succeeded {
-                e.metrics.delivery_latency.observe((now - f.created_at).max(0) as f64 / 1000.0);
+                e.metrics
+                    .delivery_latency
+                    .observe((now - f.created_at).max(0) as f64 / 1000.0);
             }
             if let Some(reason) = &f.disable {
-                self.disable_webhook(&f.record.attempt.webhook_id, reason).await;
+                self.disable_webhook(&f.record.attempt.webhook_id, reason)
+                    .await;
             }
         }
         for (webhook_id, health) in healths {
-            let Some(w) = e.subs.webhook(&webhook_id) else { continue };
+            let Some(w) = e.subs.webhook(&webhook_id) else {
+                continue;
+            };
             if w.is_webhook_enabled
                 && let Some(reason) = should_disable(&health, &w.auto_disable, now)
             {
@@ -250,15 +289,19 @@ impl Engine {
             None => {
                 let event = match event {
                     Some(ev) => Ok(Some(ev)),
-                    None => e.store.get_event(&d.event_id).await.map(|o| o.map(Arc::new)),
+                    None => e
+                        .store
+                        .get_event(&d.event_id)
+                        .await
+                        .map(|o| o.map(Arc::new)),
                 };
                 let event = match event {
                     Ok(Some(ev)) => ev,
                     Ok(None) => return self.give_up(&d, "the event no longer exists", now),
                     Err(err) => return self.retry_later(&d, &err.to_string(), now),
                 };
-                let shaped = attempt::prepare(&webhook, &event, &d.url, &e.caps)
-                    .map_err(|fail| fail.result);
+                let shaped =
+                    attempt::prepare(&webhook, &event, &d.url, &e.caps).map_err(|fail| fail.result);
                 let transformed = match shaped {
                     Ok(base) => e.plugins.transform(&webhook, &event, &d, base, now).await,
                     Err(result) => Err(result),
@@ -268,10 +311,21 @@ impl Engine {
                         newly_prepared = Some(r.clone());
                         r
                     }
-                    Ok(TransformResult::Skip(reason)) => return self.skipped(&webhook, &d, &reason, now),
+                    Ok(TransformResult::Skip(reason)) => {
+                        return self.skipped(&webhook, &d, &reason, now);
+                    }
                     Err(result) => {
                         let sent = attempt::not_sent(&webhook, &d.url, result, now);
-                        return self.conclude(&webhook, &d, sent, None, now, test, &mut jitter, &[]);
+                        return self.conclude(
+                            &webhook,
+                            &d,
+                            sent,
+                            None,
+                            now,
+                            test,
+                            &mut jitter,
+                            &[],
+                        );
                     }
                 }
             }
@@ -282,18 +336,44 @@ impl Engine {
             Ok(names) => names,
             Err(result) => {
                 let sent = attempt::not_sent(&webhook, &d.url, result, now);
-                return self.conclude(&webhook, &d, sent, newly_prepared, now, test, &mut jitter, &[]);
+                return self.conclude(
+                    &webhook,
+                    &d,
+                    sent,
+                    newly_prepared,
+                    now,
+                    test,
+                    &mut jitter,
+                    &[],
+                );
             }
         };
         let sent = match attempt::finalize(&webhook, &d.id, &req, now) {
             Ok(req) => {
                 let timeout = Duration::from_secs(webhook.timeout_secs.max(1));
-                attempt::send(&e.client, &e.guard, &req, timeout, e.config.delivery.max_response_bytes, now).await
+                attempt::send(
+                    &e.client,
+                    &e.guard,
+                    &req,
+                    timeout,
+                    e.config.delivery.max_response_bytes,
+                    now,
+                )
+                .await
             }
             Err(result) => attempt::not_sent(&webhook, &d.url, result, now),
         };
         let done = e.clock.now_ms();
-        self.conclude(&webhook, &d, sent, newly_prepared, done, test, &mut jitter, &secret_names)
+        self.conclude(
+            &webhook,
+            &d,
+            sent,
+            newly_prepared,
+            done,
+            test,
+            &mut jitter,
+            &secret_names,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -308,7 +388,16 @@ impl Engine {
         jitter: &mut impl FnMut() -> f64,
         secret_names: &[String],
     ) -> Finished {
-        let (mut record, decision) = attempt::conclude(webhook, d, sent, newly_prepared, now, &self.0.bounds, jitter, test);
+        let (mut record, decision) = attempt::conclude(
+            webhook,
+            d,
+            sent,
+            newly_prepared,
+            now,
+            &self.0.bounds,
+            jitter,
+            test,
+        );
         // Values an authenticator placed from secret handles are masked like built-in secrets.
         for (name, value) in &mut record.attempt.request_headers {
             if secret_names.iter().any(|s| s.eq_ignore_ascii_case(name)) {
@@ -316,21 +405,49 @@ impl Engine {
             }
         }
         let disable = match decision {
-            Decision::GiveUp { disable_webhook: true, reason } if !test => Some(reason),
+            Decision::GiveUp {
+                disable_webhook: true,
+                reason,
+            } if !test => Some(reason),
             _ => None,
         };
-        Finished { record, disable, created_at: d.created_at }
+        Finished {
+            record,
+            disable,
+            created_at: d.created_at,
+        }
     }
 
     /// A transformer chose not to send: the delivery ends (succeeded, nothing sent), logged with
     /// the plugin's reason.
     fn skipped(&self, webhook: &Webhook, d: &Delivery, reason: &str, now: i64) -> Finished {
-        let sent = attempt::not_sent(webhook, &d.url, AttemptResult::Response { status: 204, retry_after: None }, now);
-        let (mut record, _) = attempt::conclude(webhook, d, sent, None, now, &self.0.bounds, &mut || 0.5, true);
+        let sent = attempt::not_sent(
+            webhook,
+            &d.url,
+            AttemptResult::Response {
+                status: 204,
+                retry_after: None,
+            },
+            now,
+        );
+        let (mut record, _) = attempt::conclude(
+            webhook,
+            d,
+            sent,
+            None,
+            now,
+            &self.0.bounds,
+            &mut || 0.5,
+            true,
+        );
         record.attempt.status_code = None;
         record.attempt.error = Some(format!("skipped by plugin: {reason}"));
         record.health = crate::store::HealthChange::None;
-        Finished { record, disable: None, created_at: d.created_at }
+        Finished {
+            record,
+            disable: None,
+            created_at: d.created_at,
+        }
     }
 
     /// Fails a delivery without sending (its webhook or event is gone, or it is disabled).
@@ -344,10 +461,30 @@ impl Engine {
                 &placeholder
             }
         };
-        let sent = attempt::not_sent(webhook, &d.url, AttemptResult::Invalid { message: reason.to_string() }, now);
-        let (mut record, _) = attempt::conclude(webhook, d, sent, None, now, &self.0.bounds, &mut || 0.5, true);
+        let sent = attempt::not_sent(
+            webhook,
+            &d.url,
+            AttemptResult::Invalid {
+                message: reason.to_string(),
+            },
+            now,
+        );
+        let (mut record, _) = attempt::conclude(
+            webhook,
+            d,
+            sent,
+            None,
+            now,
+            &self.0.bounds,
+            &mut || 0.5,
+            true,
+        );
         record.attempt.error = Some(reason.to_string());
-        Finished { record, disable: None, created_at: d.created_at }
+        Finished {
+            record,
+            disable: None,
+            created_at: d.created_at,
+        }
     }
 
     /// Puts a delivery back for a little later after a transient store error while preparing.
@@ -363,17 +500,26 @@ impl Engine {
     /// `webhook.disabled` operational event (delivered to webhooks subscribed to it).
     pub async fn disable_webhook(&self, webhook_id: &str, reason: &str) {
         let e = &self.0;
-        let Some(w) = e.subs.webhook(webhook_id) else { return };
+        let Some(w) = e.subs.webhook(webhook_id) else {
+            return;
+        };
         if !w.is_webhook_enabled {
             return;
         }
         let now = e.clock.now_ms();
         tracing::warn!(webhook = %webhook_id, %reason, "disabling webhook");
-        if let Err(err) = e.store.set_webhook_enabled(webhook_id, false, Some(reason), now).await {
+        if let Err(err) = e
+            .store
+            .set_webhook_enabled(webhook_id, false, Some(reason), now)
+            .await
+        {
             tracing::error!(error = %err, "could not disable webhook");
             return;
         }
-        let _ = e.store.fail_pending_for_webhook(webhook_id, &format!("webhook disabled: {reason}"), now).await;
+        let _ = e
+            .store
+            .fail_pending_for_webhook(webhook_id, &format!("webhook disabled: {reason}"), now)
+            .await;
         let _ = e.subs.reload(e.store.as_ref()).await;
         let body = json!({
             "event_type": WEBHOOK_DISABLED,
@@ -382,10 +528,14 @@ impl Engine {
             "disabled_at": crate::api::rfc3339(now),
         });
         match Event::from_body(new_id("evt"), body, now) {
-            Ok(event) => match crate::intake::accept(e.store.as_ref(), &e.subs, event, None).await {
-                Ok(_) => e.ready.notify_waiters(),
-                Err(err) => tracing::error!(error = %err, "could not store the webhook.disabled event"),
-            },
+            Ok(event) => {
+                match crate::intake::accept(e.store.as_ref(), &e.subs, event, None).await {
+                    Ok(_) => e.ready.notify_waiters(),
+                    Err(err) => {
+                        tracing::error!(error = %err, "could not store the webhook.disabled event")
+                    }
+                }
+            }
             Err(err) => tracing::error!(error = %err, "could not build the webhook.disabled event"),
         }
     }
@@ -393,16 +543,27 @@ impl Engine {
     /// Sends a sample event to the webhook's first url now and returns the attempt (Callgoose's
     /// Test button). The send is logged like any other, but never retried and never counts
     /// towards auto-disable.
-    pub async fn test_send(&self, webhook: &Webhook, sample: serde_json::Value) -> Result<Attempt, TestSendError> {
+    pub async fn test_send(
+        &self,
+        webhook: &Webhook,
+        sample: serde_json::Value,
+    ) -> Result<Attempt, TestSendError> {
         let e = &self.0;
         let now = e.clock.now_ms();
-        let event = Event::from_body(new_id("evt"), sample, now).expect("the sample event is valid");
+        let event =
+            Event::from_body(new_id("evt"), sample, now).expect("the sample event is valid");
         let url = webhook.urls.first().cloned().unwrap_or_default();
         let mut d = Delivery::new(&event.id, &webhook.id, &url, now);
         // Parked far in the future so no dispatcher picks it up while we send it here.
         d.next_attempt_at = i64::MAX / 2;
         d.status = DeliveryStatus::InFlight;
-        e.store.ingest(NewEvent { event, deliveries: vec![d.clone()], idempotency_key: None }).await?;
+        e.store
+            .ingest(NewEvent {
+                event,
+                deliveries: vec![d.clone()],
+                idempotency_key: None,
+            })
+            .await?;
         let f = self.attempt(d, None, true).await;
         let attempt = f.record.attempt.clone();
         e.store.record_attempts(vec![f.record]).await?;
@@ -413,5 +574,9 @@ impl Engine {
 
 /// Stands in for a deleted webhook when logging why its delivery failed.
 fn placeholder_webhook(id: &str) -> Webhook {
-    Webhook { id: id.to_string(), is_webhook_enabled: false, ..Webhook::default() }
+    Webhook {
+        id: id.to_string(),
+        is_webhook_enabled: false,
+        ..Webhook::default()
+    }
 }

@@ -12,8 +12,13 @@ use serde_json::json;
 
 use super::retry::AttemptResult;
 use crate::matching::PayloadView;
-use crate::model::{Auth, Delivery, Event, PluginRecord, PluginRef, PreparedRequest, Signing, Webhook};
-use crate::plugin::{AuthInput, ChainStep, PluginContext, PluginError, PluginHost, PluginKind, TransformOutput, Transformed};
+use crate::model::{
+    Auth, Delivery, Event, PluginRecord, PluginRef, PreparedRequest, Signing, Webhook,
+};
+use crate::plugin::{
+    AuthInput, ChainStep, PluginContext, PluginError, PluginHost, PluginKind, TransformOutput,
+    Transformed,
+};
 use crate::store::Store;
 
 /// How a transform ended.
@@ -40,15 +45,23 @@ fn is_template(s: &str) -> bool {
 /// A plugin error as an attempt result: back-pressure is transient, the rest permanent.
 fn plugin_failure(name: &str, e: PluginError) -> AttemptResult {
     if e.is_transient() {
-        AttemptResult::Transport { message: format!("plugin {name}: {e}") }
+        AttemptResult::Transport {
+            message: format!("plugin {name}: {e}"),
+        }
     } else {
-        AttemptResult::Plugin { message: format!("plugin {name} ({}): {e}", e.code()) }
+        AttemptResult::Plugin {
+            message: format!("plugin {name} ({}): {e}", e.code()),
+        }
     }
 }
 
 impl PluginStage {
     pub fn new(host: PluginHost, store: Arc<dyn Store>) -> Self {
-        PluginStage { host, store, loading: Arc::default() }
+        PluginStage {
+            host,
+            store,
+            loading: Arc::default(),
+        }
     }
 
     pub fn host(&self) -> &PluginHost {
@@ -69,19 +82,29 @@ impl PluginStage {
                 if let Some(h) = webhook.headers.as_ref().filter(|h| is_template(h)) {
                     config["headers"] = json!(h);
                 }
-                vec![PluginRef { name: "template".into(), version: None, config }]
+                vec![PluginRef {
+                    name: "template".into(),
+                    version: None,
+                    config,
+                }]
             }
             _ => Vec::new(),
         }
     }
 
     /// Finds the installed plugin a reference names (the newest version when none is given).
-    pub async fn resolve(store: &dyn Store, r: &PluginRef) -> Result<Option<PluginRecord>, crate::store::StoreError> {
+    pub async fn resolve(
+        store: &dyn Store,
+        r: &PluginRef,
+    ) -> Result<Option<PluginRecord>, crate::store::StoreError> {
         match &r.version {
             Some(v) => store.get_plugin(&r.name, v).await,
             None => {
                 let all = store.list_plugins().await?;
-                Ok(all.into_iter().filter(|p| p.name == r.name).max_by_key(|p| p.created_at))
+                Ok(all
+                    .into_iter()
+                    .filter(|p| p.name == r.name)
+                    .max_by_key(|p| p.created_at))
             }
         }
     }
@@ -89,15 +112,24 @@ impl PluginStage {
     async fn load(&self, r: &PluginRef, want: PluginKind) -> Result<String, AttemptResult> {
         let record = Self::resolve(self.store.as_ref(), r)
             .await
-            .map_err(|e| AttemptResult::Transport { message: format!("loading plugin {}: {e}", r.name) })?
-            .ok_or_else(|| AttemptResult::Plugin { message: format!("plugin {} is not installed", r.name) })?;
+            .map_err(|e| AttemptResult::Transport {
+                message: format!("loading plugin {}: {e}", r.name),
+            })?
+            .ok_or_else(|| AttemptResult::Plugin {
+                message: format!("plugin {} is not installed", r.name),
+            })?;
         let kind = match self.host.loaded_kind(&record.sha256) {
             Some(kind) => kind,
             None => self.load_slow(r, &record.sha256).await?,
         };
         if kind != want {
             return Err(AttemptResult::Plugin {
-                message: format!("plugin {} is a {}, not a {}", r.name, kind.as_str(), want.as_str()),
+                message: format!(
+                    "plugin {} is a {}, not a {}",
+                    r.name,
+                    kind.as_str(),
+                    want.as_str()
+                ),
             });
         }
         Ok(record.sha256)
@@ -113,7 +145,9 @@ impl PluginStage {
                     .plugin_bytes(&sha)
                     .await
                     .map_err(|e| PluginError::Internal(e.to_string()))?
-                    .ok_or_else(|| PluginError::Invalid("component bytes missing from the store".into()))
+                    .ok_or_else(|| {
+                        PluginError::Invalid("component bytes missing from the store".into())
+                    })
             })
             .await
             .map_err(|e| plugin_failure(&r.name, e))
@@ -122,8 +156,16 @@ impl PluginStage {
     /// Loads (compiling on first use) every plugin a webhook names, in the background, so its
     /// first delivery does not wait for a compile. Errors surface later, on delivery.
     pub fn preload(&self, webhook: &Webhook) {
-        let mut refs: Vec<(PluginRef, PluginKind)> = Self::steps(webhook).into_iter().map(|r| (r, PluginKind::Transformer)).collect();
-        refs.extend(webhook.authenticator.clone().map(|r| (r, PluginKind::Authenticator)));
+        let mut refs: Vec<(PluginRef, PluginKind)> = Self::steps(webhook)
+            .into_iter()
+            .map(|r| (r, PluginKind::Transformer))
+            .collect();
+        refs.extend(
+            webhook
+                .authenticator
+                .clone()
+                .map(|r| (r, PluginKind::Authenticator)),
+        );
         if refs.is_empty() {
             return;
         }
@@ -144,7 +186,10 @@ impl PluginStage {
         base: PreparedRequest,
         now_ms: i64,
     ) -> Result<TransformResult, AttemptResult> {
-        let Some(out) = self.run_chain(webhook, event, delivery, base.clone(), now_ms).await? else {
+        let Some(out) = self
+            .run_chain(webhook, event, delivery, base.clone(), now_ms)
+            .await?
+        else {
             return Ok(TransformResult::Send(base));
         };
         for line in &out.logs {
@@ -172,9 +217,14 @@ impl PluginStage {
         let mut steps = Vec::with_capacity(refs.len());
         for r in &refs {
             let sha256 = self.load(r, PluginKind::Transformer).await?;
-            steps.push(ChainStep { sha256, config_json: r.config.to_string() });
+            steps.push(ChainStep {
+                sha256,
+                config_json: r.config.to_string(),
+            });
         }
-        let payload = PayloadView::for_event(event, webhook).body(event).to_string();
+        let payload = PayloadView::for_event(event, webhook)
+            .body(event)
+            .to_string();
         let context = PluginContext {
             webhook_id: webhook.id.clone(),
             webhook_name: webhook.name.clone(),
@@ -196,15 +246,38 @@ impl PluginStage {
 
     /// `plugin replay`: re-runs a stored delivery's transform with its exact input and reports the
     /// input (secrets masked), the request produced, time, memory and the plugins' log lines.
-    pub async fn replay(&self, webhook: &Webhook, event: &Event, delivery: &Delivery, caps: &super::shaping::SizeCaps) -> String {
+    pub async fn replay(
+        &self,
+        webhook: &Webhook,
+        event: &Event,
+        delivery: &Delivery,
+        caps: &super::shaping::SizeCaps,
+    ) -> String {
         use std::fmt::Write as _;
         let mut out = String::new();
-        let _ = writeln!(out, "delivery {} of event {} ({}) to {}", delivery.id, event.id, event.event_type, delivery.url);
-        let _ = writeln!(out, "webhook {} ({}), attempts so far {}", webhook.id, webhook.name, delivery.attempts);
+        let _ = writeln!(
+            out,
+            "delivery {} of event {} ({}) to {}",
+            delivery.id, event.id, event.event_type, delivery.url
+        );
+        let _ = writeln!(
+            out,
+            "webhook {} ({}), attempts so far {}",
+            webhook.id, webhook.name, delivery.attempts
+        );
         for (i, r) in Self::steps(webhook).iter().enumerate() {
-            let _ = writeln!(out, "step {}: {}@{} config {}", i + 1, r.name, r.version.as_deref().unwrap_or("newest"), mask_config(&r.config));
+            let _ = writeln!(
+                out,
+                "step {}: {}@{} config {}",
+                i + 1,
+                r.name,
+                r.version.as_deref().unwrap_or("newest"),
+                mask_config(&r.config)
+            );
         }
-        let payload = PayloadView::for_event(event, webhook).body(event).into_owned();
+        let payload = PayloadView::for_event(event, webhook)
+            .body(event)
+            .into_owned();
         let _ = writeln!(out, "input event: {payload}");
         let base = match super::attempt::prepare(webhook, event, &delivery.url, caps) {
             Ok(b) => b,
@@ -213,7 +286,16 @@ impl PluginStage {
                 return out;
             }
         };
-        match self.run_chain(webhook, event, delivery, base.clone(), chrono::Utc::now().timestamp_millis()).await {
+        match self
+            .run_chain(
+                webhook,
+                event,
+                delivery,
+                base.clone(),
+                chrono::Utc::now().timestamp_millis(),
+            )
+            .await
+        {
             Ok(None) => {
                 let _ = writeln!(out, "no plugin: the request is the shaped payload");
                 write_request(&mut out, webhook, &base);
@@ -225,7 +307,12 @@ impl PluginStage {
                         let _ = writeln!(out, "skipped: {reason}");
                     }
                 }
-                let _ = writeln!(out, "time: {:?}, memory peak: {} KiB", o.elapsed, o.memory_peak_bytes / 1024);
+                let _ = writeln!(
+                    out,
+                    "time: {:?}, memory peak: {} KiB",
+                    o.elapsed,
+                    o.memory_peak_bytes / 1024
+                );
                 for l in &o.logs {
                     let _ = writeln!(out, "log: {l}");
                 }
@@ -250,7 +337,9 @@ impl PluginStage {
         req: &mut PreparedRequest,
         now_ms: i64,
     ) -> Result<Vec<String>, AttemptResult> {
-        let Some(r) = &webhook.authenticator else { return Ok(Vec::new()) };
+        let Some(r) = &webhook.authenticator else {
+            return Ok(Vec::new());
+        };
         let sha256 = self.load(r, PluginKind::Authenticator).await?;
         let input = AuthInput {
             request: req.clone(),
@@ -258,9 +347,17 @@ impl PluginStage {
             attempt: delivery.attempts + 1,
             now_ms,
             secrets: secrets_of(webhook),
-            config_json: if r.config.is_null() { "null".into() } else { r.config.to_string() },
+            config_json: if r.config.is_null() {
+                "null".into()
+            } else {
+                r.config.to_string()
+            },
         };
-        let out = self.host.authenticate(&sha256, input).await.map_err(|e| plugin_failure(&r.name, e))?;
+        let out = self
+            .host
+            .authenticate(&sha256, input)
+            .await
+            .map_err(|e| plugin_failure(&r.name, e))?;
         req.headers.extend(out.add_headers);
         req.query.extend(out.add_query);
         Ok(out.secret_names)
@@ -269,7 +366,12 @@ impl PluginStage {
 
 fn write_request(out: &mut String, webhook: &Webhook, r: &PreparedRequest) {
     use std::fmt::Write as _;
-    let _ = writeln!(out, "{} {}", r.method, super::auth::mask_url(&r.url, webhook));
+    let _ = writeln!(
+        out,
+        "{} {}",
+        r.method,
+        super::auth::mask_url(&r.url, webhook)
+    );
     for (k, v) in &r.query {
         let _ = writeln!(out, "  query {k}={v}");
     }
@@ -288,8 +390,17 @@ fn mask_config(v: &serde_json::Value) -> serde_json::Value {
             m.iter()
                 .map(|(k, v)| {
                     let lower = k.to_ascii_lowercase();
-                    let secret = ["secret", "token", "password", "key", "auth"].iter().any(|s| lower.contains(s));
-                    (k.clone(), if secret && v.is_string() { json!(crate::model::MASK) } else { mask_config(v) })
+                    let secret = ["secret", "token", "password", "key", "auth"]
+                        .iter()
+                        .any(|s| lower.contains(s));
+                    (
+                        k.clone(),
+                        if secret && v.is_string() {
+                            json!(crate::model::MASK)
+                        } else {
+                            mask_config(v)
+                        },
+                    )
                 })
                 .collect(),
         ),
@@ -325,16 +436,26 @@ pub fn secrets_of(w: &Webhook) -> Vec<(String, String)> {
 /// Checks, when a webhook is saved, that its plugins are installed and of the right kind.
 pub async fn validate_refs(store: &dyn Store, webhook: &Webhook) -> Result<(), (String, String)> {
     let check = |field: String, rec: Option<PluginRecord>, want: &str, name: &str| match rec {
-        None => Err((format!("{field}.name"), format!("plugin {name:?} is not installed"))),
-        Some(p) if p.kind != want => Err((format!("{field}.name"), format!("plugin {name:?} is a {}, not a {want}", p.kind))),
+        None => Err((
+            format!("{field}.name"),
+            format!("plugin {name:?} is not installed"),
+        )),
+        Some(p) if p.kind != want => Err((
+            format!("{field}.name"),
+            format!("plugin {name:?} is a {}, not a {want}", p.kind),
+        )),
         Some(_) => Ok(()),
     };
     for (i, r) in webhook.plugins.iter().enumerate() {
-        let rec = PluginStage::resolve(store, r).await.map_err(|e| ("plugins".to_string(), e.to_string()))?;
+        let rec = PluginStage::resolve(store, r)
+            .await
+            .map_err(|e| ("plugins".to_string(), e.to_string()))?;
         check(format!("plugins[{i}]"), rec, "transformer", &r.name)?;
     }
     if let Some(r) = &webhook.authenticator {
-        let rec = PluginStage::resolve(store, r).await.map_err(|e| ("authenticator".to_string(), e.to_string()))?;
+        let rec = PluginStage::resolve(store, r)
+            .await
+            .map_err(|e| ("authenticator".to_string(), e.to_string()))?;
         check("authenticator".to_string(), rec, "authenticator", &r.name)?;
     }
     Ok(())

@@ -38,12 +38,16 @@ pub(crate) struct EventCtx<'e> {
 
 impl<'e> EventCtx<'e> {
     pub fn new(event: &'e Event) -> Self {
-        EventCtx { event, jinja: OnceCell::new() }
+        EventCtx {
+            event,
+            jinja: OnceCell::new(),
+        }
     }
 
     /// The body as a Jinja value, converted once per event and only if a template needs it.
     fn jinja(&self) -> &JinjaValue {
-        self.jinja.get_or_init(|| JinjaValue::from(minijinja::value::Serde(&self.event.body)))
+        self.jinja
+            .get_or_init(|| JinjaValue::from(minijinja::value::Serde(&self.event.body)))
     }
 }
 
@@ -60,10 +64,18 @@ impl CompiledWebhook {
             Some(ids) => Filter::integration(ids, "integration_filter")?,
         };
         let template = match webhook.trigger_template.as_deref() {
-            Some(src) if !src.trim().is_empty() => Some(TriggerTemplate::compile(src, "trigger_template")?),
+            Some(src) if !src.trim().is_empty() => {
+                Some(TriggerTemplate::compile(src, "trigger_template")?)
+            }
             _ => None,
         };
-        Ok(CompiledWebhook { webhook, triggers, filter, integration, template })
+        Ok(CompiledWebhook {
+            webhook,
+            triggers,
+            filter,
+            integration,
+            template,
+        })
     }
 
     /// Filter, then integration filter, then trigger template (the costly one).
@@ -89,6 +101,8 @@ pub(crate) fn scope_fits(scope: &Scope, event: &Event) -> bool {
     match scope {
         Scope::Global => true,
         Scope::Team { team_id } => event.scope.team_id.as_deref() == Some(team_id.as_str()),
-        Scope::Service { service_id, .. } => event.scope.service_id.as_deref() == Some(service_id.as_str()),
+        Scope::Service { service_id, .. } => {
+            event.scope.service_id.as_deref() == Some(service_id.as_str())
+        }
     }
 }

@@ -42,9 +42,16 @@ pub enum Reason {
     Disabled { disabled_reason: Option<String> },
     /// A team or service webhook and an event of another (or no) team / service.
     #[error("{scope} webhook for {wanted:?}; the event's {scope} is {event_value:?}")]
-    Scope { scope: &'static str, wanted: String, event_value: Option<String> },
+    Scope {
+        scope: &'static str,
+        wanted: String,
+        event_value: Option<String>,
+    },
     #[error("event type {event_type:?} is not among the triggers {trigger_events:?}")]
-    Trigger { event_type: String, trigger_events: Vec<String> },
+    Trigger {
+        event_type: String,
+        trigger_events: Vec<String>,
+    },
     /// `clause` is the position of the failing clause, e.g. `filter.$and[1].severity.$gt`.
     #[error("the filter clause {clause} did not match")]
     Filter { clause: String },
@@ -60,9 +67,15 @@ pub enum Reason {
 impl Reason {
     pub(crate) fn from_miss(miss: Miss<'_>, alert_sources: &[String]) -> Reason {
         match miss {
-            Miss::Filter(clause) => Reason::Filter { clause: clause.to_string() },
-            Miss::Integration => Reason::IntegrationFilter { alert_sources: alert_sources.to_vec() },
-            Miss::Template(TemplateMiss::Rendered(rendered)) => Reason::TriggerTemplateFalse { rendered },
+            Miss::Filter(clause) => Reason::Filter {
+                clause: clause.to_string(),
+            },
+            Miss::Integration => Reason::IntegrationFilter {
+                alert_sources: alert_sources.to_vec(),
+            },
+            Miss::Template(TemplateMiss::Rendered(rendered)) => {
+                Reason::TriggerTemplateFalse { rendered }
+            }
             Miss::Template(TemplateMiss::Error(error)) => Reason::TriggerTemplateError { error },
         }
     }

@@ -53,7 +53,10 @@ impl Buckets {
 #[derive(Debug)]
 enum Entry {
     Ready(Arc<CompiledWebhook>),
-    Invalid { webhook: Arc<Webhook>, error: FieldError },
+    Invalid {
+        webhook: Arc<Webhook>,
+        error: FieldError,
+    },
 }
 
 impl Entry {
@@ -114,7 +117,9 @@ impl Matcher {
         let mut m = Matcher::default();
         for w in webhooks {
             let w = Arc::new(w);
-            let Ok(slot) = Slot::try_from(m.entries.len()) else { break };
+            let Ok(slot) = Slot::try_from(m.entries.len()) else {
+                break;
+            };
             match compile(Arc::clone(&w)) {
                 Ok(c) => {
                     if w.is_webhook_enabled {
@@ -123,7 +128,10 @@ impl Matcher {
                     m.entries.push(Entry::Ready(c));
                 }
                 Err(error) => {
-                    m.invalid.push(InvalidWebhook { webhook_id: w.id.clone(), error: error.clone() });
+                    m.invalid.push(InvalidWebhook {
+                        webhook_id: w.id.clone(),
+                        error: error.clone(),
+                    });
                     m.entries.push(Entry::Invalid { webhook: w, error });
                 }
             }
@@ -135,7 +143,9 @@ impl Matcher {
         match scope {
             Scope::Global => &mut self.global,
             Scope::Team { team_id } => self.teams.entry(team_id.as_str().into()).or_default(),
-            Scope::Service { service_id, .. } => self.services.entry(service_id.as_str().into()).or_default(),
+            Scope::Service { service_id, .. } => {
+                self.services.entry(service_id.as_str().into()).or_default()
+            }
         }
     }
 
@@ -159,10 +169,20 @@ impl Matcher {
         let status = STATUS_CHANGE_TYPES.contains(&event.event_type.as_str());
         let mut slots = Vec::new();
         self.global.collect(&event.event_type, status, &mut slots);
-        if let Some(b) = event.scope.team_id.as_deref().and_then(|t| self.teams.get(t)) {
+        if let Some(b) = event
+            .scope
+            .team_id
+            .as_deref()
+            .and_then(|t| self.teams.get(t))
+        {
             b.collect(&event.event_type, status, &mut slots);
         }
-        if let Some(b) = event.scope.service_id.as_deref().and_then(|s| self.services.get(s)) {
+        if let Some(b) = event
+            .scope
+            .service_id
+            .as_deref()
+            .and_then(|s| self.services.get(s))
+        {
             b.collect(&event.event_type, status, &mut slots);
         }
         slots.sort_unstable();
@@ -189,10 +209,15 @@ impl Matcher {
             .map(|entry| {
                 let w = entry.webhook();
                 let verdict = match decide(entry, &ctx) {
-                    Ok(()) => Verdict::Fired { payload: PayloadView::for_event(event, w) },
+                    Ok(()) => Verdict::Fired {
+                        payload: PayloadView::for_event(event, w),
+                    },
                     Err(reason) => Verdict::Skipped { reason },
                 };
-                Decision { webhook_id: w.id.clone(), verdict }
+                Decision {
+                    webhook_id: w.id.clone(),
+                    verdict,
+                }
             })
             .collect()
     }
@@ -201,24 +226,39 @@ impl Matcher {
 fn decide(entry: &Entry, ctx: &EventCtx<'_>) -> Result<(), Reason> {
     let c = match entry {
         Entry::Invalid { error, .. } => {
-            return Err(Reason::Invalid { field: error.field.clone(), message: error.message.clone() });
+            return Err(Reason::Invalid {
+                field: error.field.clone(),
+                message: error.message.clone(),
+            });
         }
         Entry::Ready(c) => c,
     };
     let (w, event) = (&c.webhook, ctx.event);
     if !w.is_webhook_enabled {
-        return Err(Reason::Disabled { disabled_reason: w.disabled_reason.clone() });
+        return Err(Reason::Disabled {
+            disabled_reason: w.disabled_reason.clone(),
+        });
     }
     if !scope_fits(&w.scope, event) {
         let (wanted, event_value) = match &w.scope {
             Scope::Team { team_id } => (team_id.clone(), event.scope.team_id.clone()),
-            Scope::Service { service_id, .. } => (service_id.clone(), event.scope.service_id.clone()),
+            Scope::Service { service_id, .. } => {
+                (service_id.clone(), event.scope.service_id.clone())
+            }
             Scope::Global => (String::new(), None),
         };
-        return Err(Reason::Scope { scope: w.scope.kind(), wanted, event_value });
+        return Err(Reason::Scope {
+            scope: w.scope.kind(),
+            wanted,
+            event_value,
+        });
     }
     if !c.triggers.fires(&event.event_type) {
-        return Err(Reason::Trigger { event_type: event.event_type.clone(), trigger_events: w.trigger_events.clone() });
+        return Err(Reason::Trigger {
+            event_type: event.event_type.clone(),
+            trigger_events: w.trigger_events.clone(),
+        });
     }
-    c.check(ctx).map_err(|miss| Reason::from_miss(miss, &event.scope.alert_sources))
+    c.check(ctx)
+        .map_err(|miss| Reason::from_miss(miss, &event.scope.alert_sources))
 }

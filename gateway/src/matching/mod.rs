@@ -92,7 +92,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError { field: field.into(), message: message.into() }
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -110,7 +113,11 @@ pub enum PayloadView {
 impl PayloadView {
     /// incident.io's rule.
     pub fn for_event(event: &Event, webhook: &Webhook) -> PayloadView {
-        if event.private && !webhook.include_private_payloads { PayloadView::PrivateStub } else { PayloadView::Full }
+        if event.private && !webhook.include_private_payloads {
+            PayloadView::PrivateStub
+        } else {
+            PayloadView::Full
+        }
     }
 
     /// The body to hand to the plugins / send.

@@ -40,11 +40,15 @@ impl TriggerTemplate {
     /// Compiles `source`; `at` names the field in errors.
     pub fn compile(source: &str, at: &str) -> Result<TriggerTemplate, FieldError> {
         if source.len() > MAX_TEMPLATE_LEN {
-            return Err(FieldError::new(at, format!("the template is longer than {MAX_TEMPLATE_LEN} bytes")));
+            return Err(FieldError::new(
+                at,
+                format!("the template is longer than {MAX_TEMPLATE_LEN} bytes"),
+            ));
         }
         let mut env = Environment::new();
         env.set_fuel(Some(TEMPLATE_FUEL));
-        env.add_template_owned(NAME, source.to_string()).map_err(|e| FieldError::new(at, describe(&e, source)))?;
+        env.add_template_owned(NAME, source.to_string())
+            .map_err(|e| FieldError::new(at, describe(&e, source)))?;
         Ok(TriggerTemplate { env })
     }
 
@@ -58,7 +62,9 @@ impl TriggerTemplate {
         if fires(&rendered) {
             Ok(())
         } else {
-            Err(TemplateMiss::Rendered(rendered.trim().chars().take(RENDERED_PREVIEW).collect()))
+            Err(TemplateMiss::Rendered(
+                rendered.trim().chars().take(RENDERED_PREVIEW).collect(),
+            ))
         }
     }
 }
@@ -104,7 +110,9 @@ mod tests {
     use serde_json::json;
 
     fn run(src: &str, body: serde_json::Value) -> Result<(), TemplateMiss> {
-        TriggerTemplate::compile(src, "trigger_template").unwrap().check(&JinjaValue::from(minijinja::value::Serde(&body)))
+        TriggerTemplate::compile(src, "trigger_template")
+            .unwrap()
+            .check(&JinjaValue::from(minijinja::value::Serde(&body)))
     }
 
     #[test]
@@ -130,26 +138,38 @@ mod tests {
         let body = json!({"alert_payload": {"labels": {"severity": "critical"}}, "service": {"slug": "db"}});
         let t = "{{ alert_payload.labels.severity == 'critical' and service.slug == 'db' }}";
         assert_eq!(run(t, body.clone()), Ok(()));
-        assert_eq!(run("{{ service.slug == 'web' }}", body), Err(TemplateMiss::Rendered("False".into())));
+        assert_eq!(
+            run("{{ service.slug == 'web' }}", body),
+            Err(TemplateMiss::Rendered("False".into()))
+        );
     }
 
     #[test]
     fn jinja_truthiness_is_not_enough() {
         // A non-empty string is truthy in Jinja, but OnCall fires only on `true` / `1`.
-        assert_eq!(run("{{ status }}", json!({"status": "firing"})), Err(TemplateMiss::Rendered("firing".into())));
+        assert_eq!(
+            run("{{ status }}", json!({"status": "firing"})),
+            Err(TemplateMiss::Rendered("firing".into()))
+        );
     }
 
     #[test]
     fn render_error_does_not_fire() {
         let miss = run("{{ missing.attribute.deeper }}", json!({})).unwrap_err();
-        assert!(matches!(&miss, TemplateMiss::Error(m) if m.contains("undefined")), "{miss:?}");
+        assert!(
+            matches!(&miss, TemplateMiss::Error(m) if m.contains("undefined")),
+            "{miss:?}"
+        );
     }
 
     #[test]
     fn runaway_template_runs_out_of_fuel() {
         let t = "{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}";
         let miss = run(t, json!({})).unwrap_err();
-        assert!(matches!(&miss, TemplateMiss::Error(m) if m.contains("fuel")), "{miss:?}");
+        assert!(
+            matches!(&miss, TemplateMiss::Error(m) if m.contains("fuel")),
+            "{miss:?}"
+        );
     }
 
     #[test]
@@ -160,7 +180,8 @@ mod tests {
 
     #[test]
     fn syntax_error_names_line_and_column() {
-        let e = TriggerTemplate::compile("true\n{% if x %}\n{{ y }", "trigger_template").unwrap_err();
+        let e =
+            TriggerTemplate::compile("true\n{% if x %}\n{{ y }", "trigger_template").unwrap_err();
         assert_eq!(e.field, "trigger_template");
         assert!(e.message.starts_with("line 3, column "), "{}", e.message);
         assert!(e.message.contains("syntax error"), "{}", e.message);

@@ -5,7 +5,8 @@ use crate::model::Scope;
 use serde_json::json;
 
 const TRIGGERED: &str = include_str!("../../../tests/fixtures/squadcast/incident_triggered.json");
-const ACKNOWLEDGED: &str = include_str!("../../../tests/fixtures/squadcast/incident_acknowledged.json");
+const ACKNOWLEDGED: &str =
+    include_str!("../../../tests/fixtures/squadcast/incident_acknowledged.json");
 
 /// The smallest stored webhook (serde fills every defaulted field).
 fn hook(id: &str, scope: Scope, triggers: &[&str]) -> Webhook {
@@ -22,7 +23,10 @@ fn team(t: &str) -> Scope {
 }
 
 fn service(s: &str) -> Scope {
-    Scope::Service { team_id: None, service_id: s.into() }
+    Scope::Service {
+        team_id: None,
+        service_id: s.into(),
+    }
 }
 
 fn event(body: Value) -> Event {
@@ -41,11 +45,18 @@ fn typed(ty: &str, team: Option<&str>, service: Option<&str>) -> Event {
 }
 
 fn fired(m: &Matcher, e: &Event) -> Vec<String> {
-    m.matches(e).into_iter().map(|x| x.webhook.id.clone()).collect()
+    m.matches(e)
+        .into_iter()
+        .map(|x| x.webhook.id.clone())
+        .collect()
 }
 
 fn reason(m: &Matcher, e: &Event, id: &str) -> Option<Reason> {
-    let d = m.explain(e).into_iter().find(|d| d.webhook_id == id).unwrap();
+    let d = m
+        .explain(e)
+        .into_iter()
+        .find(|d| d.webhook_id == id)
+        .unwrap();
     match d.verdict {
         Verdict::Fired { .. } => None,
         Verdict::Skipped { reason } => Some(reason),
@@ -58,7 +69,14 @@ fn scope_table() {
         hook("global", Scope::Global, &["*"]),
         hook("team1", team("T1"), &["*"]),
         hook("team2", team("T2"), &["*"]),
-        hook("svc1", Scope::Service { team_id: Some("T1".into()), service_id: "S1".into() }, &["*"]),
+        hook(
+            "svc1",
+            Scope::Service {
+                team_id: Some("T1".into()),
+                service_id: "S1".into(),
+            },
+            &["*"],
+        ),
         hook("svc2", service("S2"), &["*"]),
     ]);
     for (team, service, want) in [
@@ -70,21 +88,36 @@ fn scope_table() {
         (None, Some("S2"), &["global", "svc2"]),
         (None, None, &["global"]),
     ] {
-        assert_eq!(fired(&m, &typed("incident_triggered", team, service)), want, "{team:?} {service:?}");
+        assert_eq!(
+            fired(&m, &typed("incident_triggered", team, service)),
+            want,
+            "{team:?} {service:?}"
+        );
     }
     assert_eq!(
         reason(&m, &typed("incident_triggered", Some("T2"), None), "team1"),
-        Some(Reason::Scope { scope: "team", wanted: "T1".into(), event_value: Some("T2".into()) })
+        Some(Reason::Scope {
+            scope: "team",
+            wanted: "T1".into(),
+            event_value: Some("T2".into())
+        })
     );
     assert_eq!(
         reason(&m, &typed("incident_triggered", None, None), "svc2"),
-        Some(Reason::Scope { scope: "service", wanted: "S2".into(), event_value: None })
+        Some(Reason::Scope {
+            scope: "service",
+            wanted: "S2".into(),
+            event_value: None
+        })
     );
 }
 
 #[test]
 fn scope_reads_team_id_and_service_id_fields_too() {
-    let m = Matcher::new([hook("t", team("T9"), &["*"]), hook("s", service("S9"), &["*"])]);
+    let m = Matcher::new([
+        hook("t", team("T9"), &["*"]),
+        hook("s", service("S9"), &["*"]),
+    ]);
     let e = event(json!({"event_type": "x.y", "team_id": "T9", "service_id": "S9"}));
     assert_eq!(fired(&m, &e), ["t", "s"]);
 }
@@ -115,7 +148,10 @@ fn triggers_aliases_status_change_and_star() {
     ] {
         assert_eq!(fired(&m, &typed(posted, None, None)), want, "{posted}");
     }
-    assert!(matches!(reason(&m, &typed("incident_reassigned", None, None), "ack"), Some(Reason::Trigger { .. })));
+    assert!(matches!(
+        reason(&m, &typed("incident_reassigned", None, None), "ack"),
+        Some(Reason::Trigger { .. })
+    ));
 }
 
 #[test]
@@ -128,8 +164,16 @@ fn disabled_and_invalid_webhooks_never_fire_and_say_why() {
     let m = Matcher::new([off, bad, hook("ok", Scope::Global, &["*"])]);
     let e = typed("incident_triggered", None, None);
     assert_eq!(fired(&m, &e), ["ok"]);
-    assert_eq!(reason(&m, &e, "off"), Some(Reason::Disabled { disabled_reason: Some("410 Gone".into()) }));
-    let invalid = Reason::Invalid { field: "filter.severity.$gt".into(), message: "expected a number or string".into() };
+    assert_eq!(
+        reason(&m, &e, "off"),
+        Some(Reason::Disabled {
+            disabled_reason: Some("410 Gone".into())
+        })
+    );
+    let invalid = Reason::Invalid {
+        field: "filter.severity.$gt".into(),
+        message: "expected a number or string".into(),
+    };
     assert_eq!(reason(&m, &e, "bad"), Some(invalid));
     assert_eq!(m.invalid().len(), 1);
     assert_eq!(m.invalid()[0].webhook_id, "bad");
@@ -139,11 +183,17 @@ fn disabled_and_invalid_webhooks_never_fire_and_say_why() {
 #[test]
 fn filter_failure_is_reported_by_clause() {
     let mut w = hook("f", Scope::Global, &["*"]);
-    w.filter = Some(json!({"$and": [{"services": ["617411eac6991e7406f95ec6"]}, {"status": "resolved"}]}));
+    w.filter =
+        Some(json!({"$and": [{"services": ["617411eac6991e7406f95ec6"]}, {"status": "resolved"}]}));
     let m = Matcher::new([w]);
     let e = event(serde_json::from_str(TRIGGERED).unwrap());
     assert_eq!(fired(&m, &e), Vec::<String>::new());
-    assert_eq!(reason(&m, &e, "f"), Some(Reason::Filter { clause: "filter.$and[1].status".into() }));
+    assert_eq!(
+        reason(&m, &e, "f"),
+        Some(Reason::Filter {
+            clause: "filter.$and[1].status".into()
+        })
+    );
 }
 
 #[test]
@@ -153,11 +203,18 @@ fn integration_filter_on_the_matcher() {
     let mut empty = hook("empty", Scope::Global, &["acknowledge"]);
     empty.integration_filter = Some(vec![]);
     let m = Matcher::new([w, empty]);
-    let ours = event(json!({"event": {"type": "acknowledge"}, "alert_group": {"integration_id": "CRV8A5MXC751A"}}));
+    let ours = event(
+        json!({"event": {"type": "acknowledge"}, "alert_group": {"integration_id": "CRV8A5MXC751A"}}),
+    );
     let other = event(json!({"event": {"type": "acknowledge"}, "integration": {"id": "OTHER"}}));
     assert_eq!(fired(&m, &ours), ["grafana", "empty"]);
     assert_eq!(fired(&m, &other), ["empty"]);
-    assert_eq!(reason(&m, &other, "grafana"), Some(Reason::IntegrationFilter { alert_sources: vec!["OTHER".into()] }));
+    assert_eq!(
+        reason(&m, &other, "grafana"),
+        Some(Reason::IntegrationFilter {
+            alert_sources: vec!["OTHER".into()]
+        })
+    );
     let squadcast = event(serde_json::from_str(ACKNOWLEDGED).unwrap());
     assert_eq!(fired(&m, &squadcast), ["empty"]);
 }
@@ -171,7 +228,10 @@ fn trigger_template_true_false_one_and_error() {
     };
     let m = Matcher::new([
         with("true", "{{ status == 'triggered' }}"),
-        with("one", "{% if service.slug == 'team-2-service-1' %}1{% else %}0{% endif %}"),
+        with(
+            "one",
+            "{% if service.slug == 'team-2-service-1' %}1{% else %}0{% endif %}",
+        ),
         with("false", "{{ status == 'resolved' }}"),
         with("truthy", "{{ status }}"),
         with("error", "{{ nope.deeper }}"),
@@ -179,9 +239,21 @@ fn trigger_template_true_false_one_and_error() {
     ]);
     let e = event(serde_json::from_str(TRIGGERED).unwrap());
     assert_eq!(fired(&m, &e), ["true", "one", "blank"]);
-    assert_eq!(reason(&m, &e, "false"), Some(Reason::TriggerTemplateFalse { rendered: "False".into() }));
-    assert_eq!(reason(&m, &e, "truthy"), Some(Reason::TriggerTemplateFalse { rendered: "triggered".into() }));
-    assert!(matches!(reason(&m, &e, "error"), Some(Reason::TriggerTemplateError { error }) if error.contains("undefined")));
+    assert_eq!(
+        reason(&m, &e, "false"),
+        Some(Reason::TriggerTemplateFalse {
+            rendered: "False".into()
+        })
+    );
+    assert_eq!(
+        reason(&m, &e, "truthy"),
+        Some(Reason::TriggerTemplateFalse {
+            rendered: "triggered".into()
+        })
+    );
+    assert!(
+        matches!(reason(&m, &e, "error"), Some(Reason::TriggerTemplateError { error }) if error.contains("undefined"))
+    );
 }
 
 #[test]
@@ -189,17 +261,41 @@ fn private_events_send_a_stub_unless_opted_in() {
     let mut opted = hook("opted", Scope::Global, &["*"]);
     opted.include_private_payloads = true;
     let m = Matcher::new([hook("plain", Scope::Global, &["*"]), opted]);
-    let private = event(json!({"event_type": "incident.triggered", "id": "inc_1", "private": true, "name": "secret"}));
-    let got: Vec<(String, PayloadView)> = m.matches(&private).into_iter().map(|x| (x.webhook.id.clone(), x.payload)).collect();
-    assert_eq!(got, [("plain".into(), PayloadView::PrivateStub), ("opted".into(), PayloadView::Full)]);
+    let private = event(
+        json!({"event_type": "incident.triggered", "id": "inc_1", "private": true, "name": "secret"}),
+    );
+    let got: Vec<(String, PayloadView)> = m
+        .matches(&private)
+        .into_iter()
+        .map(|x| (x.webhook.id.clone(), x.payload))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("plain".into(), PayloadView::PrivateStub),
+            ("opted".into(), PayloadView::Full)
+        ]
+    );
     let stub = PayloadView::PrivateStub.body(&private);
-    assert_eq!(*stub, json!({"id": "evt_1", "event_type": "incident.triggered", "private": true}));
+    assert_eq!(
+        *stub,
+        json!({"id": "evt_1", "event_type": "incident.triggered", "private": true})
+    );
     assert!(!stub.to_string().contains("secret"));
     assert_eq!(*PayloadView::Full.body(&private), private.body);
     let public = typed("incident.triggered", None, None);
-    assert!(m.matches(&public).iter().all(|x| x.payload == PayloadView::Full));
+    assert!(
+        m.matches(&public)
+            .iter()
+            .all(|x| x.payload == PayloadView::Full)
+    );
     let d = &m.explain(&private)[0];
-    assert_eq!(d.verdict, Verdict::Fired { payload: PayloadView::PrivateStub });
+    assert_eq!(
+        d.verdict,
+        Verdict::Fired {
+            payload: PayloadView::PrivateStub
+        }
+    );
 }
 
 #[test]
@@ -208,7 +304,10 @@ fn validate_names_the_bad_field() {
     assert_eq!(validate(&ok), Ok(()));
     let mut w = ok.clone();
     w.filter = Some(json!({"$and": [{"a": 1}, {"severity": {"$gt": null}}]}));
-    assert_eq!(validate(&w).unwrap_err().to_string(), "filter.$and[1].severity.$gt: expected a number or string");
+    assert_eq!(
+        validate(&w).unwrap_err().to_string(),
+        "filter.$and[1].severity.$gt: expected a number or string"
+    );
     let mut w = ok.clone();
     w.trigger_template = Some("{% if x %}".into());
     let e = validate(&w).unwrap_err();
@@ -237,8 +336,16 @@ fn rebuild_reuses_unchanged_webhooks_and_sees_changes() {
     let e = typed("incident_resolved", None, None);
     assert_eq!(fired(&m1, &e), ["a"]);
     assert_eq!(fired(&m2, &e), ["a", "b"]);
-    let (Some(old), Some(new)) = (m1.matches(&e).into_iter().next(), m2.matches(&e).into_iter().next()) else { panic!() };
-    assert!(Arc::ptr_eq(&old.webhook, &new.webhook), "unchanged webhook was not recompiled");
+    let (Some(old), Some(new)) = (
+        m1.matches(&e).into_iter().next(),
+        m2.matches(&e).into_iter().next(),
+    ) else {
+        panic!()
+    };
+    assert!(
+        Arc::ptr_eq(&old.webhook, &new.webhook),
+        "unchanged webhook was not recompiled"
+    );
     assert_eq!(fired(&m1.rebuild([b]), &e), Vec::<String>::new());
 }
 
@@ -246,11 +353,21 @@ fn rebuild_reuses_unchanged_webhooks_and_sees_changes() {
 /// `matches` fires exactly the webhooks the linear `explain` says fire, with the same views.
 #[test]
 fn explain_equals_matches_over_a_table() {
-    let scopes = [Scope::Global, team("T1"), team("T2"), service("S1"), service("S2")];
-    let triggers: [&[&str]; 6] = [&["incident.triggered"], &["status_change"], &["*"], &["resolve", "acknowledge"], &["deploy.done"], &[
-        "acknowledge",
-        "status change",
-    ]];
+    let scopes = [
+        Scope::Global,
+        team("T1"),
+        team("T2"),
+        service("S1"),
+        service("S2"),
+    ];
+    let triggers: [&[&str]; 6] = [
+        &["incident.triggered"],
+        &["status_change"],
+        &["*"],
+        &["resolve", "acknowledge"],
+        &["deploy.done"],
+        &["acknowledge", "status change"],
+    ];
     let filters = [
         None,
         Some(json!({"services": ["S1-slug"]})),
@@ -281,17 +398,31 @@ fn explain_equals_matches_over_a_table() {
     }
     let m = Matcher::new(hooks);
     let (mut total_fired, mut total_skipped) = (0, 0);
-    for ty in ["incident_triggered", "acknowledge", "resolve", "incident_reassigned", "deploy.done", "unsilence"] {
+    for ty in [
+        "incident_triggered",
+        "acknowledge",
+        "resolve",
+        "incident_reassigned",
+        "deploy.done",
+        "unsilence",
+    ] {
         for t in [Some("T1"), Some("T2"), None] {
             for s in [Some("S1"), Some("S2"), None] {
-                for (private, severity, source) in [(false, "high", "A1"), (true, "low", "A2"), (true, "critical", "A1")] {
+                for (private, severity, source) in [
+                    (false, "high", "A1"),
+                    (true, "low", "A2"),
+                    (true, "critical", "A1"),
+                ] {
                     let mut body = typed(ty, t, s).body;
                     body["private"] = json!(private);
                     body["severity"] = json!(severity);
                     body["alert_source"] = json!({"id": source});
                     let e = event(body);
-                    let from_index: Vec<(String, PayloadView)> =
-                        m.matches(&e).into_iter().map(|x| (x.webhook.id.clone(), x.payload)).collect();
+                    let from_index: Vec<(String, PayloadView)> = m
+                        .matches(&e)
+                        .into_iter()
+                        .map(|x| (x.webhook.id.clone(), x.payload))
+                        .collect();
                     let decisions = m.explain(&e);
                     assert_eq!(decisions.len(), m.len());
                     let from_explain: Vec<(String, PayloadView)> = decisions
@@ -301,19 +432,28 @@ fn explain_equals_matches_over_a_table() {
                             Verdict::Skipped { .. } => None,
                         })
                         .collect();
-                    assert_eq!(from_index, from_explain, "{ty} {t:?} {s:?} private={private}");
+                    assert_eq!(
+                        from_index, from_explain,
+                        "{ty} {t:?} {s:?} private={private}"
+                    );
                     total_fired += from_index.len();
                     total_skipped += decisions.len() - from_index.len();
                 }
             }
         }
     }
-    assert!(total_fired > 500 && total_skipped > 10_000, "the table must exercise both sides: {total_fired} / {total_skipped}");
+    assert!(
+        total_fired > 500 && total_skipped > 10_000,
+        "the table must exercise both sides: {total_fired} / {total_skipped}"
+    );
 }
 
 #[test]
 fn decisions_serialize_for_the_dry_run_endpoint() {
-    let m = Matcher::new([hook("a", team("T1"), &["*"]), hook("b", Scope::Global, &["*"])]);
+    let m = Matcher::new([
+        hook("a", team("T1"), &["*"]),
+        hook("b", Scope::Global, &["*"]),
+    ]);
     let v = serde_json::to_value(m.explain(&typed("x.y", None, None))).unwrap();
     assert_eq!(
         v,

@@ -16,7 +16,10 @@ pub fn normalize_trigger(raw: &str) -> Result<String, String> {
     if t == ANY {
         return Ok(ANY.to_string());
     }
-    if ["status change", "status_change", "status-change"].iter().any(|s| t.eq_ignore_ascii_case(s)) {
+    if ["status change", "status_change", "status-change"]
+        .iter()
+        .any(|s| t.eq_ignore_ascii_case(s))
+    {
         return Ok(STATUS_CHANGE.to_string());
     }
     canonical_type(t).map_err(|e| e.to_string())
@@ -36,11 +39,17 @@ impl Triggers {
     /// Normalises `raw`; an error names the position (`trigger_events[2]`).
     pub fn compile(raw: &[String]) -> Result<Triggers, super::FieldError> {
         if raw.is_empty() {
-            return Err(super::FieldError::new("trigger_events", "must list at least one event (use \"*\" for all)"));
+            return Err(super::FieldError::new(
+                "trigger_events",
+                "must list at least one event (use \"*\" for all)",
+            ));
         }
         let mut t = Triggers::default();
         for (i, r) in raw.iter().enumerate() {
-            match normalize_trigger(r).map_err(|m| super::FieldError::new(format!("trigger_events[{i}]"), m))?.as_str() {
+            match normalize_trigger(r)
+                .map_err(|m| super::FieldError::new(format!("trigger_events[{i}]"), m))?
+                .as_str()
+            {
                 ANY => t.any = true,
                 STATUS_CHANGE => t.status_change = true,
                 other => {
@@ -54,7 +63,8 @@ impl Triggers {
             t.status_change = false;
             t.exact.clear();
         } else if t.status_change {
-            t.exact.retain(|e| !STATUS_CHANGE_TYPES.contains(&e.as_str()));
+            t.exact
+                .retain(|e| !STATUS_CHANGE_TYPES.contains(&e.as_str()));
         }
         Ok(t)
     }
@@ -74,12 +84,38 @@ mod tests {
     #[test]
     fn every_alias_of_the_design_table_normalises() {
         let table: &[(&str, &[&str])] = &[
-            ("incident.triggered", &["incident_triggered", "incident.created", "alert group created", "Alert Group Created"]),
-            ("incident.acknowledged", &["incident_acknowledged", "incident.acknowledged", "acknowledge"]),
-            ("incident.unacknowledged", &["incident.unacknowledged", "unacknowledge"]),
+            (
+                "incident.triggered",
+                &[
+                    "incident_triggered",
+                    "incident.created",
+                    "alert group created",
+                    "Alert Group Created",
+                ],
+            ),
+            (
+                "incident.acknowledged",
+                &[
+                    "incident_acknowledged",
+                    "incident.acknowledged",
+                    "acknowledge",
+                ],
+            ),
+            (
+                "incident.unacknowledged",
+                &["incident.unacknowledged", "unacknowledge"],
+            ),
             ("incident.reassigned", &["incident_reassigned"]),
             ("incident.escalated", &["escalation"]),
-            ("incident.resolved", &["incident_resolved", "incident.resolved", "resolve", "RESOLVE"]),
+            (
+                "incident.resolved",
+                &[
+                    "incident_resolved",
+                    "incident.resolved",
+                    "resolve",
+                    "RESOLVE",
+                ],
+            ),
             ("incident.reopened", &["unresolve"]),
             ("incident.silenced", &["silence"]),
             ("incident.unsilenced", &["unsilence"]),
@@ -90,11 +126,19 @@ mod tests {
                 assert_eq!(normalize_trigger(a).as_deref(), Ok(*canonical), "{a}");
             }
         }
-        for s in ["status change", "Status Change", "status_change", " status-change "] {
+        for s in [
+            "status change",
+            "Status Change",
+            "status_change",
+            " status-change ",
+        ] {
             assert_eq!(normalize_trigger(s).as_deref(), Ok(STATUS_CHANGE), "{s}");
         }
         assert_eq!(normalize_trigger(" * ").as_deref(), Ok(ANY));
-        assert_eq!(normalize_trigger("deploy.finished").as_deref(), Ok("deploy.finished"));
+        assert_eq!(
+            normalize_trigger("deploy.finished").as_deref(),
+            Ok("deploy.finished")
+        );
         assert!(normalize_trigger("not a type!").is_err());
         assert!(normalize_trigger("").is_err());
         assert!(normalize_trigger("**").is_err());
@@ -106,7 +150,12 @@ mod tests {
         for ty in STATUS_CHANGE_TYPES {
             assert!(t.fires(ty), "{ty}");
         }
-        for ty in ["incident.triggered", "incident.reassigned", "incident.escalated", "deploy.finished"] {
+        for ty in [
+            "incident.triggered",
+            "incident.reassigned",
+            "incident.escalated",
+            "deploy.finished",
+        ] {
             assert!(!t.fires(ty), "{ty}");
         }
     }
@@ -114,16 +163,30 @@ mod tests {
     #[test]
     fn star_fires_on_everything_and_absorbs_the_rest() {
         let t = Triggers::compile(&["resolve".into(), "*".into(), "status change".into()]).unwrap();
-        assert_eq!(t, Triggers { any: true, status_change: false, exact: vec![] });
+        assert_eq!(
+            t,
+            Triggers {
+                any: true,
+                status_change: false,
+                exact: vec![]
+            }
+        );
         assert!(t.fires("incident.triggered") && t.fires("anything.custom"));
     }
 
     #[test]
     fn exact_types_are_deduplicated_and_status_types_absorbed() {
-        let t = Triggers::compile(&["acknowledge".into(), "incident_triggered".into(), "incident.created".into(), "status_change".into()])
-            .unwrap();
+        let t = Triggers::compile(&[
+            "acknowledge".into(),
+            "incident_triggered".into(),
+            "incident.created".into(),
+            "status_change".into(),
+        ])
+        .unwrap();
         assert_eq!(t.exact, vec!["incident.triggered".to_string()]);
-        assert!(t.status_change && t.fires("incident.acknowledged") && t.fires("incident.triggered"));
+        assert!(
+            t.status_change && t.fires("incident.acknowledged") && t.fires("incident.triggered")
+        );
         assert!(!t.fires("incident.escalated"));
     }
 

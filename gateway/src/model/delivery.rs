@@ -210,9 +210,14 @@ pub struct NewEvent {
 /// The answer to storing an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestOutcome {
-    Created { event_id: String, deliveries: usize },
+    Created {
+        event_id: String,
+        deliveries: usize,
+    },
     /// The idempotency key was seen: the first event's id.
-    Duplicate { event_id: String },
+    Duplicate {
+        event_id: String,
+    },
 }
 
 /// Filters for listing attempts.

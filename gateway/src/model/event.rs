@@ -13,15 +13,47 @@ struct Alias {
 }
 
 const ALIASES: &[Alias] = &[
-    Alias { canonical: "incident.triggered", aliases: &["incident_triggered", "incident.created", "alert group created", "triggered"] },
-    Alias { canonical: "incident.acknowledged", aliases: &["incident_acknowledged", "acknowledge", "acknowledged"] },
-    Alias { canonical: "incident.unacknowledged", aliases: &["incident_unacknowledged", "unacknowledge", "unacknowledged"] },
-    Alias { canonical: "incident.reassigned", aliases: &["incident_reassigned", "reassigned"] },
-    Alias { canonical: "incident.escalated", aliases: &["incident_escalated", "escalation", "escalated"] },
-    Alias { canonical: "incident.resolved", aliases: &["incident_resolved", "resolve", "resolved"] },
-    Alias { canonical: "incident.reopened", aliases: &["incident_reopened", "unresolve", "reopened"] },
-    Alias { canonical: "incident.silenced", aliases: &["incident_silenced", "silence", "silenced"] },
-    Alias { canonical: "incident.unsilenced", aliases: &["incident_unsilenced", "unsilence", "unsilenced"] },
+    Alias {
+        canonical: "incident.triggered",
+        aliases: &[
+            "incident_triggered",
+            "incident.created",
+            "alert group created",
+            "triggered",
+        ],
+    },
+    Alias {
+        canonical: "incident.acknowledged",
+        aliases: &["incident_acknowledged", "acknowledge", "acknowledged"],
+    },
+    Alias {
+        canonical: "incident.unacknowledged",
+        aliases: &["incident_unacknowledged", "unacknowledge", "unacknowledged"],
+    },
+    Alias {
+        canonical: "incident.reassigned",
+        aliases: &["incident_reassigned", "reassigned"],
+    },
+    Alias {
+        canonical: "incident.escalated",
+        aliases: &["incident_escalated", "escalation", "escalated"],
+    },
+    Alias {
+        canonical: "incident.resolved",
+        aliases: &["incident_resolved", "resolve", "resolved"],
+    },
+    Alias {
+        canonical: "incident.reopened",
+        aliases: &["incident_reopened", "unresolve", "reopened"],
+    },
+    Alias {
+        canonical: "incident.silenced",
+        aliases: &["incident_silenced", "silence", "silenced"],
+    },
+    Alias {
+        canonical: "incident.unsilenced",
+        aliases: &["incident_unsilenced", "unsilence", "unsilenced"],
+    },
 ];
 
 /// Canonical types that count as a status change (Grafana OnCall's `status change` trigger).
@@ -57,7 +89,9 @@ pub fn grafana_name(canonical: &str) -> Option<&'static str> {
 pub enum EventTypeError {
     #[error("event type is empty")]
     Empty,
-    #[error("event type {0:?} is not a known type or alias, and not a valid custom type (^[A-Za-z0-9_.-]{{1,256}}$)")]
+    #[error(
+        "event type {0:?} is not a known type or alias, and not a valid custom type (^[A-Za-z0-9_.-]{{1,256}}$)"
+    )]
     Invalid(String),
 }
 
@@ -80,7 +114,10 @@ pub fn canonical_type(raw: &str) -> Result<String, EventTypeError> {
 }
 
 fn is_custom_type(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    !s.is_empty()
+        && s.len() <= 256
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 /// The scope an event belongs to, read from its body.
@@ -105,7 +142,10 @@ impl EventScope {
     /// `team_id` or `team.id`; service from `service_id` or `service.id`; alert source from
     /// `alert_source.id` / `short_name`, `alert_source_id` or `integration.id`.
     pub fn from_body(body: &Value) -> Self {
-        let owner_team = match (str_at(body, &["owner", "type"]), str_at(body, &["owner", "id"])) {
+        let owner_team = match (
+            str_at(body, &["owner", "type"]),
+            str_at(body, &["owner", "id"]),
+        ) {
             (Some(t), Some(id)) if t.eq_ignore_ascii_case("team") => Some(id),
             _ => None,
         };
@@ -131,7 +171,11 @@ impl EventScope {
                 alert_sources.push(s.to_string());
             }
         }
-        EventScope { team_id, service_id, alert_sources }
+        EventScope {
+            team_id,
+            service_id,
+            alert_sources,
+        }
     }
 }
 
@@ -144,7 +188,9 @@ pub fn raw_type(body: &Value) -> Option<&str> {
 
 /// Whether the event is private (incident.io's rule: deliver only id and type).
 pub fn is_private(body: &Value) -> bool {
-    body.get("private").and_then(Value::as_bool).unwrap_or(false)
+    body.get("private")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 /// An event as stored and matched.
@@ -234,7 +280,8 @@ mod tests {
         assert_eq!(s.team_id.as_deref(), Some("T1"));
         assert_eq!(s.service_id.as_deref(), Some("S1"));
         assert_eq!(s.alert_sources, vec!["A1", "squadcastui"]);
-        let user_owned = EventScope::from_body(&json!({"owner": {"id": "U1", "type": "user"}, "team_id": "T2"}));
+        let user_owned =
+            EventScope::from_body(&json!({"owner": {"id": "U1", "type": "user"}, "team_id": "T2"}));
         assert_eq!(user_owned.team_id.as_deref(), Some("T2"));
     }
 
@@ -242,6 +289,9 @@ mod tests {
     fn grafana_event_type_is_read() {
         let e = Event::from_body("e".into(), json!({"event": {"type": "acknowledge"}}), 0).unwrap();
         assert_eq!(e.event_type, "incident.acknowledged");
-        assert_eq!(Event::from_body("e".into(), json!([1]), 0), Err(EventError::NotAnObject));
+        assert_eq!(
+            Event::from_body("e".into(), json!([1]), 0),
+            Err(EventError::NotAnObject)
+        );
     }
 }

@@ -10,5 +10,8 @@ pub use webhook::*;
 
 /// A new identifier: `prefix` + `_` + a ULID (sortable by creation time).
 pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", ulid::Ulid::new().to_string().to_ascii_lowercase())
+    format!(
+        "{prefix}_{}",
+        ulid::Ulid::new().to_string().to_ascii_lowercase()
+    )
 }

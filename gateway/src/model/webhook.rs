@@ -26,7 +26,10 @@ pub enum Scope {
     /// One team's events.
     Team { team_id: String },
     /// One service's events; `team_id` is the team owning the service (who may manage it).
-    Service { team_id: Option<String>, service_id: String },
+    Service {
+        team_id: Option<String>,
+        service_id: String,
+    },
 }
 
 impl Scope {
@@ -54,9 +57,19 @@ impl Scope {
 pub enum Auth {
     #[default]
     None,
-    Basic { username: String, password: String },
-    Bearer { token: String },
-    ApiKey { name: String, value: String, #[serde(rename = "in", default)] location: KeyLocation },
+    Basic {
+        username: String,
+        password: String,
+    },
+    Bearer {
+        token: String,
+    },
+    ApiKey {
+        name: String,
+        value: String,
+        #[serde(rename = "in", default)]
+        location: KeyLocation,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -138,7 +151,10 @@ pub struct AutoDisable {
 
 impl Default for AutoDisable {
     fn default() -> Self {
-        AutoDisable { after_failures: Some(6), after_days: Some(5) }
+        AutoDisable {
+            after_failures: Some(6),
+            after_days: Some(5),
+        }
     }
 }
 
@@ -265,7 +281,9 @@ impl Webhook {
         let first = self.trigger_events.first()?;
         Some(match first.as_str() {
             "status_change" => "status change".to_string(),
-            other => super::event::grafana_name(other).map(str::to_string).unwrap_or_else(|| other.to_string()),
+            other => super::event::grafana_name(other)
+                .map(str::to_string)
+                .unwrap_or_else(|| other.to_string()),
         })
     }
 }
@@ -276,5 +294,8 @@ pub fn new_signing_secret() -> String {
     use rand::RngCore;
     let mut bytes = [0u8; 24];
     rand::thread_rng().fill_bytes(&mut bytes);
-    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
 }

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use super::{AuthInput, PluginContext, PluginHost, PluginKind, PluginLimits, TransformInput, Transformed};
+use super::{
+    AuthInput, PluginContext, PluginHost, PluginKind, PluginLimits, TransformInput, Transformed,
+};
 use crate::model::PreparedRequest;
 
 /// Runs the plugin at `plugin_path` on the event JSON at `event_path` with the optional config
@@ -16,19 +18,33 @@ use crate::model::PreparedRequest;
 /// For an authenticator the request is `POST https://receiver.example/webhook` with the event as
 /// body, and secrets come from the config's `"$secrets": {"name": "value"}` (a CLI-only key,
 /// removed before the plugin sees the config).
-pub fn run_cli(plugin_path: &Path, event_path: &Path, config_path: Option<&Path>) -> anyhow::Result<String> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+pub fn run_cli(
+    plugin_path: &Path,
+    event_path: &Path,
+    config_path: Option<&Path>,
+) -> anyhow::Result<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(run_file(plugin_path, event_path, config_path))
 }
 
 /// The async body of [`run_cli`].
-pub async fn run_file(plugin_path: &Path, event_path: &Path, config_path: Option<&Path>) -> anyhow::Result<String> {
-    let bytes = std::fs::read(plugin_path).with_context(|| format!("reading plugin {}", plugin_path.display()))?;
-    let event_json = std::fs::read_to_string(event_path).with_context(|| format!("reading event {}", event_path.display()))?;
-    let event: serde_json::Value = serde_json::from_str(&event_json).with_context(|| format!("{} is not JSON", event_path.display()))?;
+pub async fn run_file(
+    plugin_path: &Path,
+    event_path: &Path,
+    config_path: Option<&Path>,
+) -> anyhow::Result<String> {
+    let bytes = std::fs::read(plugin_path)
+        .with_context(|| format!("reading plugin {}", plugin_path.display()))?;
+    let event_json = std::fs::read_to_string(event_path)
+        .with_context(|| format!("reading event {}", event_path.display()))?;
+    let event: serde_json::Value = serde_json::from_str(&event_json)
+        .with_context(|| format!("{} is not JSON", event_path.display()))?;
     let mut config: serde_json::Value = match config_path {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading config {}", p.display()))?;
             serde_json::from_str(&text).with_context(|| format!("{} is not JSON", p.display()))?
         }
         None => serde_json::Value::Null,
@@ -37,7 +53,18 @@ pub async fn run_file(plugin_path: &Path, event_path: &Path, config_path: Option
         .as_object_mut()
         .and_then(|m| m.remove("$secrets"))
         .and_then(|s| s.as_object().cloned())
-        .map(|m| m.into_iter().map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect())
+        .map(|m| {
+            m.into_iter()
+                .map(|(k, v)| {
+                    (
+                        k,
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default();
 
     let cache = std::env::temp_dir().join("webhook-gateway-plugin-cache");
@@ -45,12 +72,25 @@ pub async fn run_file(plugin_path: &Path, event_path: &Path, config_path: Option
     let started = std::time::Instant::now();
     let prepared = host.prepare(&bytes)?;
     let load_time = started.elapsed();
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    let raw_type = event.get("event_type").and_then(|v| v.as_str()).unwrap_or("custom");
-    let event_type = crate::model::event::canonical_type(raw_type).unwrap_or_else(|_| raw_type.to_string());
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let raw_type = event
+        .get("event_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("custom");
+    let event_type =
+        crate::model::event::canonical_type(raw_type).unwrap_or_else(|_| raw_type.to_string());
 
     let mut out = String::new();
-    writeln!(out, "plugin: {} ({}, sha256 {})", plugin_path.display(), prepared.kind.as_str(), prepared.sha256)?;
+    writeln!(
+        out,
+        "plugin: {} ({}, sha256 {})",
+        plugin_path.display(),
+        prepared.kind.as_str(),
+        prepared.sha256
+    )?;
     let (logs, elapsed, memory) = match prepared.kind {
         PluginKind::Transformer => {
             let context = PluginContext {
@@ -64,7 +104,11 @@ pub async fn run_file(plugin_path: &Path, event_path: &Path, config_path: Option
                 attempt: 1,
                 previous: None,
             };
-            let input = TransformInput { event_json, context, config_json: config.to_string() };
+            let input = TransformInput {
+                event_json,
+                context,
+                config_json: config.to_string(),
+            };
             let result = host.transform(&prepared.sha256, input).await?;
             match &result.outcome {
                 Transformed::Request(r) => write_request(&mut out, r)?,
@@ -120,7 +164,8 @@ fn write_request(out: &mut String, r: &PreparedRequest) -> std::fmt::Result {
     if !r.query.is_empty()
         && let Ok(mut u) = url::Url::parse(&r.url)
     {
-        u.query_pairs_mut().extend_pairs(r.query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        u.query_pairs_mut()
+            .extend_pairs(r.query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         url = u.to_string();
     }
     writeln!(out, "{} {url}", r.method)?;

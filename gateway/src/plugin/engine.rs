@@ -57,15 +57,17 @@ impl Ticker {
         let stop = Arc::new(AtomicBool::new(false));
         let weak = engine.weak();
         let flag = stop.clone();
-        std::thread::Builder::new().name("plugin-epoch".into()).spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(TICK);
-                match weak.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => break,
+        std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
                 }
-            }
-        })?;
+            })?;
         Ok(Ticker { stop })
     }
 }
@@ -112,7 +114,10 @@ pub(crate) struct ArtifactCache {
 impl ArtifactCache {
     pub fn new(dir: &Path, engine: &Engine) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        Ok(ArtifactCache { dir: dir.to_path_buf(), settings: settings_hash(engine) })
+        Ok(ArtifactCache {
+            dir: dir.to_path_buf(),
+            settings: settings_hash(engine),
+        })
     }
 
     fn path(&self, sha256: &str) -> PathBuf {
@@ -149,7 +154,9 @@ impl ArtifactCache {
     pub fn put(&self, sha256: &str, component: &Component) {
         let write = || -> anyhow::Result<()> {
             let bytes = component.serialize()?;
-            let tmp = self.dir.join(format!(".{sha256}.{}.tmp", std::process::id()));
+            let tmp = self
+                .dir
+                .join(format!(".{sha256}.{}.tmp", std::process::id()));
             std::fs::write(&tmp, bytes)?;
             std::fs::rename(&tmp, self.path(sha256))?;
             Ok(())
@@ -161,5 +168,7 @@ impl ArtifactCache {
 }
 
 fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }

@@ -35,7 +35,10 @@ pub enum PluginError {
     NotLoaded(String),
     /// A transformer was called as an authenticator or the reverse.
     #[error("plugin is a {actual}, not a {expected}")]
-    WrongKind { expected: &'static str, actual: &'static str },
+    WrongKind {
+        expected: &'static str,
+        actual: &'static str,
+    },
     /// Every instance slot is in use: back-pressure, try again later. Not the plugin's fault.
     #[error("plugin host is busy (all {0} instance slots in use); retry later")]
     Busy(usize),
@@ -88,6 +91,9 @@ impl PluginError {
     /// True when the same call may succeed later without any change (back-pressure, host
     /// trouble); false when the plugin, its config or the event must change first.
     pub fn is_transient(&self) -> bool {
-        matches!(self, PluginError::Busy(_) | PluginError::Internal(_) | PluginError::NotLoaded(_))
+        matches!(
+            self,
+            PluginError::Busy(_) | PluginError::Internal(_) | PluginError::NotLoaded(_)
+        )
     }
 }

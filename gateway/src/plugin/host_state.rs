@@ -21,7 +21,12 @@ pub(crate) struct LogSink {
 
 impl LogSink {
     pub fn new(limits: &PluginLimits) -> Self {
-        LogSink { lines: Vec::new(), dropped: 0, max_lines: limits.max_log_lines, max_line_bytes: limits.max_log_line_bytes }
+        LogSink {
+            lines: Vec::new(),
+            dropped: 0,
+            max_lines: limits.max_log_lines,
+            max_line_bytes: limits.max_log_line_bytes,
+        }
     }
 
     pub fn push(&mut self, level: &str, message: &str) {
@@ -34,21 +39,29 @@ impl LogSink {
             end -= 1;
         }
         let cut = if end < message.len() { " [cut]" } else { "" };
-        self.lines.push(format!("[{level}] {}{cut}", &message[..end]));
+        self.lines
+            .push(format!("[{level}] {}{cut}", &message[..end]));
     }
 
     /// The lines, with a last line counting the dropped ones.
     pub fn finish(&mut self) -> Vec<String> {
         let mut lines = std::mem::take(&mut self.lines);
         if self.dropped > 0 {
-            lines.push(format!("[host] {} more log lines dropped (limit {})", self.dropped, self.max_lines));
+            lines.push(format!(
+                "[host] {} more log lines dropped (limit {})",
+                self.dropped, self.max_lines
+            ));
         }
         lines
     }
 
     /// The last line a panic hook wrote, if any (to explain a trap).
     pub fn panic_message(&self) -> Option<&str> {
-        self.lines.iter().rev().find(|l| l.contains("plugin panicked")).map(String::as_str)
+        self.lines
+            .iter()
+            .rev()
+            .find(|l| l.contains("plugin panicked"))
+            .map(String::as_str)
     }
 }
 
@@ -93,19 +106,35 @@ impl HostState {
     }
 
     fn secret(&self, handle: u32) -> Result<&str, String> {
-        self.secrets.get(handle as usize).map(|(_, v)| v.as_str()).ok_or_else(|| format!("unknown secret handle {handle}"))
+        self.secrets
+            .get(handle as usize)
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| format!("unknown secret handle {handle}"))
     }
 
-    fn place(&mut self, handle: u32, name: String, prefix: String, query: bool) -> Result<(), String> {
+    fn place(
+        &mut self,
+        handle: u32,
+        name: String,
+        prefix: String,
+        query: bool,
+    ) -> Result<(), String> {
         let value = format!("{prefix}{}", self.secret(handle)?);
-        if query { self.placed_query.push((name, value)) } else { self.placed_headers.push((name, value)) }
+        if query {
+            self.placed_query.push((name, value))
+        } else {
+            self.placed_headers.push((name, value))
+        }
         Ok(())
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -125,12 +154,17 @@ impl transformer::webhook_gateway::plugin::log::Host for HostState {
 
 impl transformer::webhook_gateway::plugin::config::Host for HostState {
     fn get_json(&mut self) -> String {
-        if self.config_json.trim().is_empty() { "null".to_string() } else { self.config_json.clone() }
+        if self.config_json.trim().is_empty() {
+            "null".to_string()
+        } else {
+            self.config_json.clone()
+        }
     }
 
     fn get(&mut self, key: String) -> Option<String> {
         if self.config.is_none() {
-            self.config = Some(serde_json::from_str(&self.config_json).unwrap_or(serde_json::Value::Null));
+            self.config =
+                Some(serde_json::from_str(&self.config_json).unwrap_or(serde_json::Value::Null));
         }
         self.config.as_ref()?.get(&key).map(|v| v.to_string())
     }
@@ -138,17 +172,22 @@ impl transformer::webhook_gateway::plugin::config::Host for HostState {
 
 impl authenticator::webhook_gateway::plugin::secrets::Host for HostState {
     fn open(&mut self, name: String) -> Option<u32> {
-        self.secrets.iter().position(|(n, _)| *n == name).and_then(|i| u32::try_from(i).ok())
+        self.secrets
+            .iter()
+            .position(|(n, _)| *n == name)
+            .and_then(|i| u32::try_from(i).ok())
     }
 
     fn hmac_sha256(&mut self, secret: u32, data: Vec<u8>) -> Result<Vec<u8>, String> {
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(self.secret(secret)?.as_bytes()).map_err(|e| e.to_string())?;
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(self.secret(secret)?.as_bytes())
+            .map_err(|e| e.to_string())?;
         mac.update(&data);
         Ok(mac.finalize().into_bytes().to_vec())
     }
 
     fn hmac_sha512(&mut self, secret: u32, data: Vec<u8>) -> Result<Vec<u8>, String> {
-        let mut mac = Hmac::<sha2::Sha512>::new_from_slice(self.secret(secret)?.as_bytes()).map_err(|e| e.to_string())?;
+        let mut mac = Hmac::<sha2::Sha512>::new_from_slice(self.secret(secret)?.as_bytes())
+            .map_err(|e| e.to_string())?;
         mac.update(&data);
         Ok(mac.finalize().into_bytes().to_vec())
     }
@@ -168,24 +207,48 @@ mod tests {
 
     #[test]
     fn log_sink_caps_lines_and_length_on_char_boundaries() {
-        let limits = PluginLimits { max_log_lines: 2, max_log_line_bytes: 4, ..Default::default() };
+        let limits = PluginLimits {
+            max_log_lines: 2,
+            max_log_line_bytes: 4,
+            ..Default::default()
+        };
         let mut sink = LogSink::new(&limits);
         sink.push("info", "héllo");
         sink.push("warn", "ok");
         sink.push("info", "dropped");
-        assert_eq!(sink.finish(), vec!["[info] hél [cut]", "[warn] ok", "[host] 1 more log lines dropped (limit 2)"]);
+        assert_eq!(
+            sink.finish(),
+            vec![
+                "[info] hél [cut]",
+                "[warn] ok",
+                "[host] 1 more log lines dropped (limit 2)"
+            ]
+        );
     }
 
     #[test]
     fn secrets_are_used_by_handle_never_returned() {
         use authenticator::webhook_gateway::plugin::secrets::Host;
-        let mut s = HostState::new(&PluginLimits::default(), "null".into(), vec![("k".into(), "Jefe".into())]);
+        let mut s = HostState::new(
+            &PluginLimits::default(),
+            "null".into(),
+            vec![("k".into(), "Jefe".into())],
+        );
         let h = s.open("k".into()).unwrap();
         assert_eq!(s.open("nope".into()), None);
-        let mac = s.hmac_sha256(h, b"what do ya want for nothing?".to_vec()).unwrap();
-        assert_eq!(hex::encode(mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        let mac = s
+            .hmac_sha256(h, b"what do ya want for nothing?".to_vec())
+            .unwrap();
+        assert_eq!(
+            hex::encode(mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
         assert!(s.hmac_sha512(7, vec![]).is_err());
-        s.place_in_header(h, "Authorization".into(), "Bearer ".into()).unwrap();
-        assert_eq!(s.placed_headers, vec![("Authorization".to_string(), "Bearer Jefe".to_string())]);
+        s.place_in_header(h, "Authorization".into(), "Bearer ".into())
+            .unwrap();
+        assert_eq!(
+            s.placed_headers,
+            vec![("Authorization".to_string(), "Bearer Jefe".to_string())]
+        );
     }
 }

@@ -48,7 +48,11 @@ pub(crate) struct MemoryLimiter {
 
 impl MemoryLimiter {
     pub fn new(max_bytes: usize) -> Self {
-        MemoryLimiter { max_bytes, peak_bytes: 0, exceeded: false }
+        MemoryLimiter {
+            max_bytes,
+            peak_bytes: 0,
+            exceeded: false,
+        }
     }
 }
 
@@ -56,12 +60,20 @@ impl MemoryLimiter {
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             self.exceeded = true;
             // An error (not `Ok(false)`) makes the growth a trap, like StoreLimits'
             // trap_on_grow_failure: a plugin cannot limp on after a refused allocation.
-            wasmtime::bail!("memory growth to {desired} bytes refused (limit {} bytes)", self.max_bytes);
+            wasmtime::bail!(
+                "memory growth to {desired} bytes refused (limit {} bytes)",
+                self.max_bytes
+            );
         }
         if maximum.is_some_and(|m| desired > m) {
             return Ok(false);
@@ -70,7 +82,12 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > MAX_TABLE_ELEMENTS {
             wasmtime::bail!("table growth to {desired} elements refused");
         }

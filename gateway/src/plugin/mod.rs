@@ -211,7 +211,9 @@ pub struct PluginHost {
 
 impl std::fmt::Debug for PluginHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginHost").field("limits", &self.inner.limits).finish_non_exhaustive()
+        f.debug_struct("PluginHost")
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -224,10 +226,16 @@ impl PluginHost {
 
         let mut transformer_linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut transformer_linker)?;
-        Transformer::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut transformer_linker, |s| s)?;
+        Transformer::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
+            &mut transformer_linker,
+            |s| s,
+        )?;
         let mut authenticator_linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut authenticator_linker)?;
-        Authenticator::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut authenticator_linker, |s| s)?;
+        Authenticator::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
+            &mut authenticator_linker,
+            |s| s,
+        )?;
 
         let ticker = Ticker::start(&engine)?;
         let slots = Arc::new(Semaphore::new(limits.max_concurrency.max(1)));
@@ -300,7 +308,9 @@ impl PluginHost {
         let bytes = loader().await?;
         let actual = sha256_hex(&bytes);
         if actual != sha256 {
-            return Err(PluginError::Invalid(format!("bytes have sha256 {actual}, expected {sha256}")));
+            return Err(PluginError::Invalid(format!(
+                "bytes have sha256 {actual}, expected {sha256}"
+            )));
         }
         let host = self.clone();
         tokio::task::spawn_blocking(move || host.prepare(&bytes).map(|p| p.kind))
@@ -326,7 +336,10 @@ impl PluginHost {
     fn instantiate_pre(&self, component: &Component) -> Result<Loaded, PluginError> {
         let inner = &self.inner;
         let ty = component.component_type();
-        let exports: Vec<String> = ty.exports(&inner.engine).map(|(name, _)| name.to_string()).collect();
+        let exports: Vec<String> = ty
+            .exports(&inner.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
         let (linker, kind) = if exports.iter().any(|e| e == "transform") {
             (&inner.transformer_linker, PluginKind::Transformer)
         } else if exports.iter().any(|e| e == "authenticate") {
@@ -339,28 +352,50 @@ impl PluginHost {
             )));
         };
         let pre = linker.instantiate_pre(component).map_err(|e| {
-            PluginError::Invalid(format!("the component's imports do not fit the {} world: {e:#}", kind.as_str()))
+            PluginError::Invalid(format!(
+                "the component's imports do not fit the {} world: {e:#}",
+                kind.as_str()
+            ))
         })?;
         let wrong = |e: wasmtime::Error| {
-            PluginError::Invalid(format!("the component does not match the {} world: {e:#}", kind.as_str()))
+            PluginError::Invalid(format!(
+                "the component does not match the {} world: {e:#}",
+                kind.as_str()
+            ))
         };
         Ok(match kind {
-            PluginKind::Transformer => Loaded::Transformer(TransformerPre::new(pre).map_err(wrong)?),
-            PluginKind::Authenticator => Loaded::Authenticator(AuthenticatorPre::new(pre).map_err(wrong)?),
+            PluginKind::Transformer => {
+                Loaded::Transformer(TransformerPre::new(pre).map_err(wrong)?)
+            }
+            PluginKind::Authenticator => {
+                Loaded::Authenticator(AuthenticatorPre::new(pre).map_err(wrong)?)
+            }
         })
     }
 
     fn get(&self, sha256: &str, expected: PluginKind) -> Result<Loaded, PluginError> {
-        let loaded = self.inner.loaded.read().get(sha256).cloned().ok_or_else(|| PluginError::NotLoaded(sha256.to_string()))?;
+        let loaded = self
+            .inner
+            .loaded
+            .read()
+            .get(sha256)
+            .cloned()
+            .ok_or_else(|| PluginError::NotLoaded(sha256.to_string()))?;
         if loaded.kind() != expected {
-            return Err(PluginError::WrongKind { expected: expected.as_str(), actual: loaded.kind().as_str() });
+            return Err(PluginError::WrongKind {
+                expected: expected.as_str(),
+                actual: loaded.kind().as_str(),
+            });
         }
         Ok(loaded)
     }
 
     /// A fresh store for one call, with the memory limiter and the CPU deadline armed.
     fn store(&self, config_json: String, secrets: Vec<(String, String)>) -> Store<HostState> {
-        let mut store = Store::new(&self.inner.engine, HostState::new(&self.inner.limits, config_json, secrets));
+        let mut store = Store::new(
+            &self.inner.engine,
+            HostState::new(&self.inner.limits, config_json, secrets),
+        );
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut ctx| {
@@ -376,27 +411,44 @@ impl PluginHost {
     }
 
     fn acquire(&self) -> Result<tokio::sync::OwnedSemaphorePermit, PluginError> {
-        self.inner.slots.clone().try_acquire_owned().map_err(|_| PluginError::Busy(self.inner.limits.max_concurrency))
+        self.inner
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| PluginError::Busy(self.inner.limits.max_concurrency))
     }
 
     /// Runs a transformer once. See the module doc for how the call is isolated and bounded.
-    pub async fn transform(&self, sha256: &str, input: TransformInput) -> Result<TransformOutput, PluginError> {
+    pub async fn transform(
+        &self,
+        sha256: &str,
+        input: TransformInput,
+    ) -> Result<TransformOutput, PluginError> {
         let Loaded::Transformer(pre) = self.get(sha256, PluginKind::Transformer)? else {
             unreachable!("get checked the kind")
         };
         let limits = &self.inner.limits;
         let size = input.event_json.len() + input.config_json.len() + context_size(&input.context);
         if size > limits.max_input_bytes {
-            return Err(PluginError::InputTooLarge { size, limit: limits.max_input_bytes });
+            return Err(PluginError::InputTooLarge {
+                size,
+                limit: limits.max_input_bytes,
+            });
         }
-        let config_json = if input.config_json.trim().is_empty() { "null".to_string() } else { input.config_json };
+        let config_json = if input.config_json.trim().is_empty() {
+            "null".to_string()
+        } else {
+            input.config_json
+        };
         let context = to_wit_context(input.context);
         let _slot = self.acquire()?;
         let started = Instant::now();
         let mut store = self.store(config_json.clone(), Vec::new());
         let result = async {
             let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_transform(&mut store, &input.event_json, &context, &config_json).await
+            instance
+                .call_transform(&mut store, &input.event_json, &context, &config_json)
+                .await
         }
         .await;
         let elapsed = started.elapsed();
@@ -411,7 +463,12 @@ impl PluginHost {
                 Transformed::Request(request)
             }
         };
-        Ok(TransformOutput { outcome, logs: state.logs.finish(), elapsed, memory_peak_bytes: state.limiter.peak_bytes })
+        Ok(TransformOutput {
+            outcome,
+            logs: state.logs.finish(),
+            elapsed,
+            memory_peak_bytes: state.limiter.peak_bytes,
+        })
     }
 
     /// Runs transformers in order. Each sees the event, its own config, and the previous step's
@@ -433,11 +490,16 @@ impl PluginHost {
         for (i, step) in steps.iter().enumerate() {
             let input = TransformInput {
                 event_json: event_json.to_string(),
-                context: PluginContext { previous: previous.take(), ..context.clone() },
+                context: PluginContext {
+                    previous: previous.take(),
+                    ..context.clone()
+                },
                 config_json: step.config_json.clone(),
             };
             let out = self.transform(&step.sha256, input).await?;
-            total.logs.extend(out.logs.into_iter().map(|l| format!("#{} {l}", i + 1)));
+            total
+                .logs
+                .extend(out.logs.into_iter().map(|l| format!("#{} {l}", i + 1)));
             total.elapsed += out.elapsed;
             total.memory_peak_bytes = total.memory_peak_bytes.max(out.memory_peak_bytes);
             match out.outcome {
@@ -455,7 +517,11 @@ impl PluginHost {
     }
 
     /// Runs an authenticator for one attempt.
-    pub async fn authenticate(&self, sha256: &str, input: AuthInput) -> Result<AuthOutput, PluginError> {
+    pub async fn authenticate(
+        &self,
+        sha256: &str,
+        input: AuthInput,
+    ) -> Result<AuthOutput, PluginError> {
         let Loaded::Authenticator(pre) = self.get(sha256, PluginKind::Authenticator)? else {
             unreachable!("get checked the kind")
         };
@@ -463,20 +529,37 @@ impl PluginHost {
         let r = &input.request;
         let size = r.url.len()
             + r.body.as_ref().map_or(0, String::len)
-            + r.headers.iter().chain(&r.query).map(|(a, b)| a.len() + b.len()).sum::<usize>()
+            + r.headers
+                .iter()
+                .chain(&r.query)
+                .map(|(a, b)| a.len() + b.len())
+                .sum::<usize>()
             + input.config_json.len();
         if size > limits.max_input_bytes {
-            return Err(PluginError::InputTooLarge { size, limit: limits.max_input_bytes });
+            return Err(PluginError::InputTooLarge {
+                size,
+                limit: limits.max_input_bytes,
+            });
         }
-        let config_json = if input.config_json.trim().is_empty() { "null".to_string() } else { input.config_json };
+        let config_json = if input.config_json.trim().is_empty() {
+            "null".to_string()
+        } else {
+            input.config_json
+        };
         let request = to_wit_request(input.request);
-        let attempt = wit::AttemptInfo { delivery_id: input.delivery_id, attempt: input.attempt, now_ms: input.now_ms };
+        let attempt = wit::AttemptInfo {
+            delivery_id: input.delivery_id,
+            attempt: input.attempt,
+            now_ms: input.now_ms,
+        };
         let _slot = self.acquire()?;
         let started = Instant::now();
         let mut store = self.store(config_json, input.secrets);
         let result = async {
             let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_authenticate(&mut store, &request, &attempt).await
+            instance
+                .call_authenticate(&mut store, &request, &attempt)
+                .await
         }
         .await;
         let elapsed = started.elapsed();
@@ -486,8 +569,12 @@ impl PluginHost {
             Ok(Err(guest)) => return Err(PluginError::Guest(guest_error(guest))),
             Ok(Ok(a)) => a,
         };
-        let secret_names: Vec<String> =
-            state.placed_headers.iter().chain(&state.placed_query).map(|(n, _)| n.clone()).collect();
+        let secret_names: Vec<String> = state
+            .placed_headers
+            .iter()
+            .chain(&state.placed_query)
+            .map(|(n, _)| n.clone())
+            .collect();
         let mut add_headers = additions.headers;
         add_headers.append(&mut state.placed_headers);
         let mut add_query = additions.query;
@@ -507,14 +594,17 @@ impl PluginHost {
 /// Compiles uploaded bytes, refusing anything but a component.
 fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, PluginError> {
     if Engine::detect_precompiled(bytes).is_some() {
-        return Err(PluginError::Invalid("precompiled artifacts are not accepted; upload the .wasm component".into()));
+        return Err(PluginError::Invalid(
+            "precompiled artifacts are not accepted; upload the .wasm component".into(),
+        ));
     }
     if !is_component_binary(bytes) {
         return Err(PluginError::Invalid(
             "not a WebAssembly component (a core module or other bytes); build with `--target wasm32-wasip2`".into(),
         ));
     }
-    Component::new(engine, bytes).map_err(|e| PluginError::Invalid(format!("the component does not compile: {e:#}")))
+    Component::new(engine, bytes)
+        .map_err(|e| PluginError::Invalid(format!("the component does not compile: {e:#}")))
 }
 
 /// A component starts with `\0asm`, then version 0x0d and layer 1; a core module has layer 0.
@@ -525,10 +615,14 @@ fn is_component_binary(bytes: &[u8]) -> bool {
 /// Turns a failed instantiation or call into the specific [`PluginError`].
 fn classify(e: wasmtime::Error, state: &mut HostState, limits: &PluginLimits) -> PluginError {
     if state.timed_out {
-        return PluginError::Timeout { limit_ms: limits.cpu_deadline_ms };
+        return PluginError::Timeout {
+            limit_ms: limits.cpu_deadline_ms,
+        };
     }
     if state.limiter.exceeded {
-        return PluginError::MemoryLimit { limit_bytes: limits.memory_bytes };
+        return PluginError::MemoryLimit {
+            limit_bytes: limits.memory_bytes,
+        };
     }
     let text = format!("{e:#}");
     if text.contains("maximum concurrent") {
@@ -541,7 +635,11 @@ fn classify(e: wasmtime::Error, state: &mut HostState, limits: &PluginLimits) ->
         }
         return PluginError::Trap(msg);
     }
-    if text.contains("utf-8") || text.contains("UTF-8") || text.contains("invalid") || text.contains("out of bounds") {
+    if text.contains("utf-8")
+        || text.contains("UTF-8")
+        || text.contains("invalid")
+        || text.contains("out of bounds")
+    {
         // Lifting the guest's return value failed: it handed back malformed data.
         return PluginError::InvalidOutput(text);
     }
@@ -558,20 +656,41 @@ fn guest_error(e: wit::PluginError) -> GuestError {
 }
 
 fn context_size(c: &PluginContext) -> usize {
-    c.webhook_id.len() + c.webhook_name.len() + c.event_type.len() + c.delivery_id.len() + c.url.len() + c.method.len()
+    c.webhook_id.len()
+        + c.webhook_name.len()
+        + c.event_type.len()
+        + c.delivery_id.len()
+        + c.url.len()
+        + c.method.len()
         + c.previous.as_ref().map_or(0, |r| {
             r.url.len()
                 + r.body.as_ref().map_or(0, String::len)
-                + r.headers.iter().chain(&r.query).map(|(a, b)| a.len() + b.len()).sum::<usize>()
+                + r.headers
+                    .iter()
+                    .chain(&r.query)
+                    .map(|(a, b)| a.len() + b.len())
+                    .sum::<usize>()
         })
 }
 
 fn to_wit_request(r: PreparedRequest) -> wit::Request {
-    wit::Request { method: r.method, url: r.url, query: r.query, headers: r.headers, body: r.body }
+    wit::Request {
+        method: r.method,
+        url: r.url,
+        query: r.query,
+        headers: r.headers,
+        body: r.body,
+    }
 }
 
 fn from_wit_request(r: wit::Request) -> PreparedRequest {
-    PreparedRequest { method: r.method, url: r.url, query: r.query, headers: r.headers, body: r.body }
+    PreparedRequest {
+        method: r.method,
+        url: r.url,
+        query: r.query,
+        headers: r.headers,
+        body: r.body,
+    }
 }
 
 fn to_wit_context(c: PluginContext) -> wit::WebhookContext {

@@ -53,7 +53,9 @@ pub struct CopyOptions {
 impl CopyOptions {
     /// Attempts and idempotency keys of the last `days` days.
     pub fn last_days(days: u32) -> Self {
-        CopyOptions { since: chrono::Utc::now().timestamp_millis() - i64::from(days) * 86_400_000 }
+        CopyOptions {
+            since: chrono::Utc::now().timestamp_millis() - i64::from(days) * 86_400_000,
+        }
     }
 }
 
@@ -81,7 +83,8 @@ impl std::fmt::Display for CopyReport {
 }
 
 /// Events still owed a delivery.
-const QUEUED_EVENTS: &str = "SELECT event_id FROM deliveries WHERE status IN ('pending', 'in_flight')";
+const QUEUED_EVENTS: &str =
+    "SELECT event_id FROM deliveries WHERE status IN ('pending', 'in_flight')";
 
 /// Tables in dependency order, each with the rows to take (`{since}` is substituted).
 fn plan() -> [(&'static str, String); 8] {
@@ -98,13 +101,24 @@ fn plan() -> [(&'static str, String); 8] {
 }
 
 /// Copies the SQLite store at `from` into `to` (already connected, hence migrated).
-pub async fn sqlite_to_postgres(from: &Path, to: &PostgresStore, options: CopyOptions) -> Result<CopyReport, CopyError> {
+pub async fn sqlite_to_postgres(
+    from: &Path,
+    to: &PostgresStore,
+    options: CopyOptions,
+) -> Result<CopyReport, CopyError> {
     let path = from.to_path_buf();
     if !path.is_file() {
-        return Err(CopyError::Schema(format!("{}: no such SQLite file", path.display())));
+        return Err(CopyError::Schema(format!(
+            "{}: no such SQLite file",
+            path.display()
+        )));
     }
-    let version = blocking(&path, |c| c.query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get::<_, Option<i64>>(0)))
-        .await?;
+    let version = blocking(&path, |c| {
+        c.query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+            r.get::<_, Option<i64>>(0)
+        })
+    })
+    .await?;
     let latest = MIGRATIONS.last().map(|m| m.0);
     if version != latest {
         return Err(CopyError::Schema(format!(
@@ -117,13 +131,24 @@ pub async fn sqlite_to_postgres(from: &Path, to: &PostgresStore, options: CopyOp
         let filter = filter.replace("{since}", &options.since.to_string());
         let (mut read, mut inserted, mut after) = (0u64, 0u64, i64::MIN);
         loop {
-            let sql = format!("SELECT rowid AS copy_rowid_, * FROM {table} WHERE ({filter}) AND rowid > ?1 ORDER BY rowid LIMIT {CHUNK}");
+            let sql = format!(
+                "SELECT rowid AS copy_rowid_, * FROM {table} WHERE ({filter}) AND rowid > ?1 ORDER BY rowid LIMIT {CHUNK}"
+            );
             let (columns, rows) = blocking(&path, move |c| {
                 let mut stmt = c.prepare(&sql)?;
-                let columns: Vec<String> = stmt.column_names().into_iter().skip(1).map(str::to_string).collect();
+                let columns: Vec<String> = stmt
+                    .column_names()
+                    .into_iter()
+                    .skip(1)
+                    .map(str::to_string)
+                    .collect();
                 let n = columns.len() + 1;
                 let rows = stmt
-                    .query_map([after], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>())?
+                    .query_map([after], |r| {
+                        (0..n)
+                            .map(|i| r.get::<_, Value>(i))
+                            .collect::<Result<Vec<_>, _>>()
+                    })?
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok((columns, rows))
             })
@@ -131,7 +156,11 @@ pub async fn sqlite_to_postgres(from: &Path, to: &PostgresStore, options: CopyOp
             let Some(last) = rows.last() else { break };
             after = match last[0] {
                 Value::Integer(i) => i,
-                _ => return Err(CopyError::Schema(format!("{table}: rowid is not an integer"))),
+                _ => {
+                    return Err(CopyError::Schema(format!(
+                        "{table}: rowid is not an integer"
+                    )));
+                }
             };
             read += rows.len() as u64;
             inserted += insert_chunk(to, table, &columns, &rows).await?;
@@ -153,7 +182,10 @@ async fn blocking<T: Send + 'static>(
     let path = path.to_path_buf();
     let p = path.clone();
     let res = tokio::task::spawn_blocking(move || {
-        let c = Connection::open_with_flags(&p, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let c = Connection::open_with_flags(
+            &p,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         c.busy_timeout(std::time::Duration::from_secs(10))?;
         f(&c)
     })
@@ -164,9 +196,18 @@ async fn blocking<T: Send + 'static>(
 
 /// Inserts one chunk (first value of each row is the SQLite rowid, skipped) in one transaction;
 /// returns how many rows were new.
-async fn insert_chunk(to: &PostgresStore, table: &str, columns: &[String], rows: &[Vec<Value>]) -> Result<u64, CopyError> {
+async fn insert_chunk(
+    to: &PostgresStore,
+    table: &str,
+    columns: &[String],
+    rows: &[Vec<Value>],
+) -> Result<u64, CopyError> {
     let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
-    let sql = format!("INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT DO NOTHING", columns.join(", "), placeholders.join(", "));
+    let sql = format!(
+        "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT DO NOTHING",
+        columns.join(", "),
+        placeholders.join(", ")
+    );
     let mut client = to.pool().get().await.map_err(StoreError::from)?;
     let tx = client.transaction().await.map_err(StoreError::from)?;
     let stmt = tx.prepare(&sql).await.map_err(StoreError::from)?;
@@ -176,9 +217,16 @@ async fn insert_chunk(to: &PostgresStore, table: &str, columns: &[String], rows:
             .iter()
             .zip(stmt.params())
             .zip(columns)
-            .map(|((v, ty), col)| to_pg(v, ty).ok_or_else(|| CopyError::Schema(format!("{table}.{col}: cannot store {v:?} as {ty}"))))
+            .map(|((v, ty), col)| {
+                to_pg(v, ty).ok_or_else(|| {
+                    CopyError::Schema(format!("{table}.{col}: cannot store {v:?} as {ty}"))
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
         inserted += tx.execute(&stmt, &refs).await.map_err(StoreError::from)?;
     }
     tx.commit().await.map_err(StoreError::from)?;
@@ -187,15 +235,22 @@ async fn insert_chunk(to: &PostgresStore, table: &str, columns: &[String], rows:
 
 /// A SQLite value as a parameter of the PostgreSQL column type (the schema's three types).
 fn to_pg(v: &Value, ty: &Type) -> Option<Box<dyn ToSql + Sync + Send>> {
-    Some(match (*ty == Type::INT8, *ty == Type::TEXT || *ty == Type::VARCHAR, *ty == Type::BYTEA, v) {
-        (true, _, _, Value::Integer(i)) => Box::new(Some(*i)),
-        (true, _, _, Value::Null) => Box::new(None::<i64>),
-        (_, true, _, Value::Text(s)) => Box::new(Some(s.clone())),
-        (_, true, _, Value::Null) => Box::new(None::<String>),
-        (_, _, true, Value::Blob(b)) => Box::new(Some(b.clone())),
-        (_, _, true, Value::Null) => Box::new(None::<Vec<u8>>),
-        _ => return None,
-    })
+    Some(
+        match (
+            *ty == Type::INT8,
+            *ty == Type::TEXT || *ty == Type::VARCHAR,
+            *ty == Type::BYTEA,
+            v,
+        ) {
+            (true, _, _, Value::Integer(i)) => Box::new(Some(*i)),
+            (true, _, _, Value::Null) => Box::new(None::<i64>),
+            (_, true, _, Value::Text(s)) => Box::new(Some(s.clone())),
+            (_, true, _, Value::Null) => Box::new(None::<String>),
+            (_, _, true, Value::Blob(b)) => Box::new(Some(b.clone())),
+            (_, _, true, Value::Null) => Box::new(None::<Vec<u8>>),
+            _ => return None,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -213,7 +268,14 @@ mod tests {
 
     #[test]
     fn every_table_of_the_schema_is_planned() {
-        let created: usize = MIGRATIONS.iter().map(|m| m.2.matches("CREATE TABLE").count()).sum();
-        assert_eq!(plan().len(), created, "a new table needs a line in copy::plan");
+        let created: usize = MIGRATIONS
+            .iter()
+            .map(|m| m.2.matches("CREATE TABLE").count())
+            .sum();
+        assert_eq!(
+            plan().len(),
+            created,
+            "a new table needs a line in copy::plan"
+        );
     }
 }

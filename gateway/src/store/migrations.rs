@@ -101,5 +101,4 @@ pub fn render(sql: &str, dialect: Dialect) -> String {
 }
 
 /// The bookkeeping table every backend keeps.
-pub const VERSION_TABLE: &str =
-    "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+pub const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)";

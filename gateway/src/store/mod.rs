@@ -107,22 +107,46 @@ pub trait Store: Send + Sync + 'static {
     async fn deliveries_for_event(&self, event_id: &str) -> StoreResult<Vec<Delivery>>;
     /// Claims up to `limit` deliveries due at `now` (pending and due, or in flight with an expired
     /// lease), marking them in flight until `lease_until`.
-    async fn claim_due(&self, now: i64, lease_until: i64, limit: usize) -> StoreResult<Vec<Delivery>>;
+    async fn claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>>;
     /// Earliest `next_attempt_at` of a pending delivery (lets idle workers sleep precisely).
     async fn next_due_at(&self) -> StoreResult<Option<i64>>;
     /// Records attempts and their delivery/webhook updates, one transaction for the batch. Returns
     /// the webhook's health after each record that counted a failure (`AttemptFailed`,
     /// `DeliveryFailed`): what auto-disable needs.
-    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> StoreResult<Vec<(String, WebhookHealth)>>;
+    async fn record_attempts(
+        &self,
+        records: Vec<AttemptRecord>,
+    ) -> StoreResult<Vec<(String, WebhookHealth)>>;
     /// Sets a webhook's enabled flag (and the reason when the gateway disables it); resets health
     /// when enabling.
-    async fn set_webhook_enabled(&self, id: &str, enabled: bool, reason: Option<&str>, now: i64) -> StoreResult<()>;
+    async fn set_webhook_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        reason: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()>;
     /// Makes a delivery due again now (resend), whatever its state.
     async fn requeue_delivery(&self, id: &str, now: i64) -> StoreResult<()>;
     /// Makes every failed delivery of a webhook created since `since` due again; returns how many.
-    async fn requeue_failed_since(&self, webhook_id: &str, since: i64, now: i64) -> StoreResult<u64>;
+    async fn requeue_failed_since(
+        &self,
+        webhook_id: &str,
+        since: i64,
+        now: i64,
+    ) -> StoreResult<u64>;
     /// Fails every pending delivery of a webhook (on disable); returns how many.
-    async fn fail_pending_for_webhook(&self, webhook_id: &str, reason: &str, now: i64) -> StoreResult<u64>;
+    async fn fail_pending_for_webhook(
+        &self,
+        webhook_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<u64>;
     async fn list_attempts(&self, query: &AttemptQuery) -> StoreResult<Page<Attempt>>;
     /// Deliveries by status (for `/metrics`).
     async fn delivery_counts(&self) -> StoreResult<Vec<(DeliveryStatus, u64)>>;

@@ -79,7 +79,11 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<Vec<i64>> {
     let mut applied = Vec::new();
     for (version, description, sql) in migrations::MIGRATIONS {
         let done: Option<i64> = conn
-            .query_row("SELECT version FROM schema_migrations WHERE version = ?1", [version], |r| r.get(0))
+            .query_row(
+                "SELECT version FROM schema_migrations WHERE version = ?1",
+                [version],
+                |r| r.get(0),
+            )
             .optional()?;
         if done.is_some() {
             continue;
@@ -113,14 +117,21 @@ impl SqliteStore {
         migrate(&mut conn)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            readers.push(open(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?);
+            readers.push(open(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?);
         }
         let (tx, rx) = mpsc::channel::<WriteFn>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Internal(e.to_string()))?;
-        let inner = Arc::new(Inner { writer: tx, readers: Mutex::new(readers), path: path.to_path_buf() });
+        let inner = Arc::new(Inner {
+            writer: tx,
+            readers: Mutex::new(readers),
+            path: path.to_path_buf(),
+        });
         let checkpointer = open(path, OpenFlags::default())?;
         let weak = Arc::downgrade(&inner);
         std::thread::Builder::new()
@@ -147,7 +158,11 @@ impl SqliteStore {
             let res = match t.execute_batch("SAVEPOINT op") {
                 Ok(()) => {
                     let out = f(t);
-                    let end = if out.is_ok() { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
+                    let end = if out.is_ok() {
+                        "RELEASE op"
+                    } else {
+                        "ROLLBACK TO op; RELEASE op"
+                    };
                     match t.execute_batch(end) {
                         Ok(()) => out,
                         Err(e) => Err(e.into()),
@@ -156,19 +171,21 @@ impl SqliteStore {
                 Err(e) => Err(e.into()),
             };
             COMMIT_WAITERS.with(|w| {
-                w.borrow_mut().push(Box::new(move |committed: Result<(), String>| {
-                    let _ = tx.send(match committed {
-                        Ok(()) => res,
-                        Err(e) => Err(StoreError::Unavailable(e)),
-                    });
-                }))
+                w.borrow_mut()
+                    .push(Box::new(move |committed: Result<(), String>| {
+                        let _ = tx.send(match committed {
+                            Ok(()) => res,
+                            Err(e) => Err(StoreError::Unavailable(e)),
+                        });
+                    }))
             });
         });
         self.inner
             .writer
             .send(op)
             .map_err(|_| StoreError::Unavailable("sqlite writer stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Unavailable("sqlite writer stopped".into()))?
+        rx.await
+            .map_err(|_| StoreError::Unavailable("sqlite writer stopped".into()))?
     }
 
     /// Runs a read on a pooled read connection, on a blocking thread.
@@ -182,7 +199,10 @@ impl SqliteStore {
             let conn = inner.readers.lock().pop();
             let conn = match conn {
                 Some(c) => c,
-                None => open(&inner.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?,
+                None => open(
+                    &inner.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?,
             };
             let out = f(&conn);
             let mut pool = inner.readers.lock();
@@ -267,7 +287,9 @@ fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
         lease_until: r.get("lease_until")?,
         request: request.and_then(|s| serde_json::from_str(&s).ok()),
         last_error: r.get("last_error")?,
-        last_status_code: r.get::<_, Option<i64>>("last_status_code")?.map(|c| c as u16),
+        last_status_code: r
+            .get::<_, Option<i64>>("last_status_code")?
+            .map(|c| c as u16),
         created_at: r.get("created_at")?,
         updated_at: r.get("updated_at")?,
     })
@@ -301,7 +323,9 @@ fn insert_delivery(tx: &Connection, d: &Delivery) -> rusqlite::Result<()> {
         d.attempts as i64,
         d.next_attempt_at,
         d.lease_until,
-        d.request.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default()),
+        d.request
+            .as_ref()
+            .map(|r| serde_json::to_string(r).unwrap_or_default()),
         d.last_error,
         d.last_status_code.map(|c| c as i64),
         d.created_at,
@@ -327,8 +351,16 @@ fn health_of(conn: &Connection, id: &str) -> rusqlite::Result<Option<WebhookHeal
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await?;
-        self.write(|t| Ok(t.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
+        self.read(|c| {
+            Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(|_| ())?)
+        })
+        .await?;
+        self.write(|t| {
+            Ok(t.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(|_| ())?)
+        })
+        .await
     }
 
     async fn insert_api_key(&self, key: ApiKey) -> StoreResult<()> {
@@ -346,9 +378,11 @@ impl Store for SqliteStore {
     async fn api_key_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiKey>> {
         let h = token_hash.to_string();
         self.read(move |c| {
-            Ok(c.prepare_cached("SELECT * FROM api_keys WHERE token_hash = ?1")?
-                .query_row([h], key_from_row)
-                .optional()?)
+            Ok(
+                c.prepare_cached("SELECT * FROM api_keys WHERE token_hash = ?1")?
+                    .query_row([h], key_from_row)
+                    .optional()?,
+            )
         })
         .await
     }
@@ -356,7 +390,9 @@ impl Store for SqliteStore {
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
         self.read(|c| {
             let mut stmt = c.prepare("SELECT * FROM api_keys ORDER BY created_at")?;
-            let rows = stmt.query_map([], key_from_row)?.collect::<Result<Vec<_>, _>>()?;
+            let rows = stmt
+                .query_map([], key_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
         .await
@@ -412,7 +448,11 @@ impl Store for SqliteStore {
     async fn get_webhook(&self, id: &str) -> StoreResult<Option<Webhook>> {
         let id = id.to_string();
         let doc = self
-            .read(move |c| Ok(c.prepare_cached("SELECT doc FROM webhooks WHERE id = ?1")?.query_row([id], webhook_from_row).optional()?))
+            .read(move |c| {
+                Ok(c.prepare_cached("SELECT doc FROM webhooks WHERE id = ?1")?
+                    .query_row([id], webhook_from_row)
+                    .optional()?)
+            })
             .await?;
         Ok(match doc {
             Some(d) => Some(serde_json::from_str(&d)?),
@@ -443,7 +483,10 @@ impl Store for SqliteStore {
                 Ok((docs, total as u64))
             })
             .await?;
-        let items = docs.iter().map(|d| serde_json::from_str(d)).collect::<Result<Vec<Webhook>, _>>()?;
+        let items = docs
+            .iter()
+            .map(|d| serde_json::from_str(d))
+            .collect::<Result<Vec<Webhook>, _>>()?;
         Ok(Page { items, total })
     }
 
@@ -451,11 +494,16 @@ impl Store for SqliteStore {
         let docs: Vec<String> = self
             .read(|c| {
                 let mut s = c.prepare("SELECT doc FROM webhooks ORDER BY created_at, id")?;
-                let docs = s.query_map([], webhook_from_row)?.collect::<Result<_, _>>()?;
+                let docs = s
+                    .query_map([], webhook_from_row)?
+                    .collect::<Result<_, _>>()?;
                 Ok(docs)
             })
             .await?;
-        Ok(docs.iter().map(|d| serde_json::from_str(d)).collect::<Result<Vec<Webhook>, _>>()?)
+        Ok(docs
+            .iter()
+            .map(|d| serde_json::from_str(d))
+            .collect::<Result<Vec<Webhook>, _>>()?)
     }
 
     async fn count_webhooks_in_scope(&self, scope: &Scope) -> StoreResult<u64> {
@@ -473,10 +521,17 @@ impl Store for SqliteStore {
 
     async fn webhook_health(&self, id: &str) -> StoreResult<WebhookHealth> {
         let id = id.to_string();
-        self.read(move |c| health_of(c, &id)?.ok_or(StoreError::NotFound)).await
+        self.read(move |c| health_of(c, &id)?.ok_or(StoreError::NotFound))
+            .await
     }
 
-    async fn set_webhook_enabled(&self, id: &str, enabled: bool, reason: Option<&str>, now: i64) -> StoreResult<()> {
+    async fn set_webhook_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        reason: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()> {
         let id = id.to_string();
         let reason = reason.map(str::to_string);
         self.write(move |t| {
@@ -511,15 +566,27 @@ impl Store for SqliteStore {
                 if let Some(event_id) = seen {
                     return Ok(IngestOutcome::Duplicate { event_id });
                 }
-                t.prepare_cached("INSERT INTO idempotency_keys (key, event_id, created_at) VALUES (?1, ?2, ?3)")?
-                    .execute(params![key, new.event.id, new.event.received_at])?;
+                t.prepare_cached(
+                    "INSERT INTO idempotency_keys (key, event_id, created_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![key, new.event.id, new.event.received_at])?;
             }
-            t.prepare_cached("INSERT INTO events (id, event_type, doc, received_at) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![new.event.id, new.event.event_type, doc, new.event.received_at])?;
+            t.prepare_cached(
+                "INSERT INTO events (id, event_type, doc, received_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                new.event.id,
+                new.event.event_type,
+                doc,
+                new.event.received_at
+            ])?;
             for d in &new.deliveries {
                 insert_delivery(t, d)?;
             }
-            Ok(IngestOutcome::Created { event_id: new.event.id.clone(), deliveries: new.deliveries.len() })
+            Ok(IngestOutcome::Created {
+                event_id: new.event.id.clone(),
+                deliveries: new.deliveries.len(),
+            })
         })
         .await
     }
@@ -527,7 +594,11 @@ impl Store for SqliteStore {
     async fn get_event(&self, id: &str) -> StoreResult<Option<Event>> {
         let id = id.to_string();
         let doc: Option<String> = self
-            .read(move |c| Ok(c.prepare_cached("SELECT doc FROM events WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?))
+            .read(move |c| {
+                Ok(c.prepare_cached("SELECT doc FROM events WHERE id = ?1")?
+                    .query_row([id], |r| r.get(0))
+                    .optional()?)
+            })
             .await?;
         Ok(match doc {
             Some(d) => Some(serde_json::from_str(&d)?),
@@ -549,15 +620,20 @@ impl Store for SqliteStore {
                 Ok(out)
             })
             .await?;
-        Ok(docs.iter().map(|d| serde_json::from_str(d)).collect::<Result<Vec<Event>, _>>()?)
+        Ok(docs
+            .iter()
+            .map(|d| serde_json::from_str(d))
+            .collect::<Result<Vec<Event>, _>>()?)
     }
 
     async fn get_delivery(&self, id: &str) -> StoreResult<Option<Delivery>> {
         let id = id.to_string();
         self.read(move |c| {
-            Ok(c.prepare_cached(&format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = ?1"))?
-                .query_row([id], delivery_from_row)
-                .optional()?)
+            Ok(c.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLS} FROM deliveries WHERE id = ?1"
+            ))?
+            .query_row([id], delivery_from_row)
+            .optional()?)
         })
         .await
     }
@@ -565,14 +641,23 @@ impl Store for SqliteStore {
     async fn deliveries_for_event(&self, event_id: &str) -> StoreResult<Vec<Delivery>> {
         let id = event_id.to_string();
         self.read(move |c| {
-            let mut s = c.prepare_cached(&format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE event_id = ?1 ORDER BY id"))?;
-            let rows = s.query_map([id], delivery_from_row)?.collect::<Result<Vec<_>, _>>()?;
+            let mut s = c.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLS} FROM deliveries WHERE event_id = ?1 ORDER BY id"
+            ))?;
+            let rows = s
+                .query_map([id], delivery_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
         .await
     }
 
-    async fn claim_due(&self, now: i64, lease_until: i64, limit: usize) -> StoreResult<Vec<Delivery>> {
+    async fn claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>> {
         self.write(move |t| {
             // A claimed delivery's next_attempt_at is its lease end, so one condition finds both
             // pending deliveries that are due and in-flight ones whose worker vanished.
@@ -598,7 +683,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> StoreResult<Vec<(String, WebhookHealth)>> {
+    async fn record_attempts(
+        &self,
+        records: Vec<AttemptRecord>,
+    ) -> StoreResult<Vec<(String, WebhookHealth)>> {
         self.write(move |t| {
             let mut healths = Vec::new();
             for rec in &records {
@@ -674,7 +762,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn requeue_failed_since(&self, webhook_id: &str, since: i64, now: i64) -> StoreResult<u64> {
+    async fn requeue_failed_since(
+        &self,
+        webhook_id: &str,
+        since: i64,
+        now: i64,
+    ) -> StoreResult<u64> {
         let id = webhook_id.to_string();
         self.write(move |t| {
             let n = t.execute(
@@ -687,7 +780,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn fail_pending_for_webhook(&self, webhook_id: &str, reason: &str, now: i64) -> StoreResult<u64> {
+    async fn fail_pending_for_webhook(
+        &self,
+        webhook_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<u64> {
         let id = webhook_id.to_string();
         let reason = reason.to_string();
         self.write(move |t| {
@@ -743,7 +841,10 @@ impl Store for SqliteStore {
                 Ok((docs, total as u64))
             })
             .await?;
-        let items = docs.iter().map(|d| serde_json::from_str(d)).collect::<Result<Vec<Attempt>, _>>()?;
+        let items = docs
+            .iter()
+            .map(|d| serde_json::from_str(d))
+            .collect::<Result<Vec<Attempt>, _>>()?;
         Ok(Page { items, total })
     }
 
@@ -753,7 +854,10 @@ impl Store for SqliteStore {
             let rows = s
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows.into_iter().filter_map(|(s, n)| DeliveryStatus::parse(&s).map(|s| (s, n as u64))).collect())
+            Ok(rows
+                .into_iter()
+                .filter_map(|(s, n)| DeliveryStatus::parse(&s).map(|s| (s, n as u64)))
+                .collect())
         })
         .await
     }
@@ -785,15 +889,22 @@ impl Store for SqliteStore {
                 Ok(docs)
             })
             .await?;
-        Ok(docs.iter().map(|d| serde_json::from_str(d)).collect::<Result<Vec<_>, _>>()?)
+        Ok(docs
+            .iter()
+            .map(|d| serde_json::from_str(d))
+            .collect::<Result<Vec<_>, _>>()?)
     }
 
     async fn get_plugin(&self, name: &str, version: &str) -> StoreResult<Option<PluginRecord>> {
         let (n, v) = (name.to_string(), version.to_string());
         let doc: Option<String> = self
             .read(move |c| {
-                Ok(c.query_row("SELECT doc FROM plugins WHERE name = ?1 AND version = ?2", params![n, v], |r| r.get(0))
-                    .optional()?)
+                Ok(c.query_row(
+                    "SELECT doc FROM plugins WHERE name = ?1 AND version = ?2",
+                    params![n, v],
+                    |r| r.get(0),
+                )
+                .optional()?)
             })
             .await?;
         Ok(match doc {
@@ -804,8 +915,15 @@ impl Store for SqliteStore {
 
     async fn plugin_bytes(&self, sha256: &str) -> StoreResult<Option<Vec<u8>>> {
         let h = sha256.to_string();
-        self.read(move |c| Ok(c.query_row("SELECT bytes FROM plugin_blobs WHERE sha256 = ?1", [h], |r| r.get(0)).optional()?))
-            .await
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT bytes FROM plugin_blobs WHERE sha256 = ?1",
+                [h],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
     }
 
     async fn delete_plugin(&self, name: &str, version: &str) -> StoreResult<()> {

@@ -58,14 +58,21 @@ impl PostgresStoreBuilder {
 
     /// Builds the pool, creates the schema if needed and applies migrations.
     pub async fn connect(self) -> StoreResult<PostgresStore> {
-        let mut pg: tokio_postgres::Config =
-            self.url.parse().map_err(|e| StoreError::Internal(format!("database_url: {e}")))?;
+        let mut pg: tokio_postgres::Config = self
+            .url
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("database_url: {e}")))?;
         let schema = match &self.schema {
             Some(s) => {
                 if !valid_schema_name(s) {
-                    return Err(StoreError::Internal(format!("schema {s:?}: letters, digits and _ only")));
+                    return Err(StoreError::Internal(format!(
+                        "schema {s:?}: letters, digits and _ only"
+                    )));
                 }
-                let opts = pg.get_options().map(|o| format!("{o} ")).unwrap_or_default();
+                let opts = pg
+                    .get_options()
+                    .map(|o| format!("{o} "))
+                    .unwrap_or_default();
                 pg.options(format!("{opts}-csearch_path={s}"));
                 Some(s.clone())
             }
@@ -76,7 +83,13 @@ impl PostgresStoreBuilder {
         if pg.get_application_name().is_none() {
             pg.application_name("webhook-gateway");
         }
-        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
         let pool = Pool::builder(manager)
             .max_size(self.max_connections)
             .wait_timeout(Some(self.connect_timeout))
@@ -87,19 +100,26 @@ impl PostgresStoreBuilder {
             .map_err(|e| StoreError::Internal(format!("building the pool: {e}")))?;
         let (tx, rx) = mpsc::channel::<IngestJob>(MAX_BATCH * INGEST_WRITERS * 4);
         let store = PostgresStore {
-            inner: Arc::new(Inner { pool: pool.clone(), ingest: tx, op_timeout: self.op_timeout }),
+            inner: Arc::new(Inner {
+                pool: pool.clone(),
+                ingest: tx,
+                op_timeout: self.op_timeout,
+            }),
         };
-        store.timed(async {
-            let mut client = store.inner.pool.get().await?;
-            if let Some(s) = &schema
-                && valid_schema_name(s)
-            {
-                // Creating the schema this connection already searches; harmless when it exists.
-                client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{s}\"")).await?;
-            }
-            migrate(&mut client).await
-        })
-        .await?;
+        store
+            .timed(async {
+                let mut client = store.inner.pool.get().await?;
+                if let Some(s) = &schema
+                    && valid_schema_name(s)
+                {
+                    // Creating the schema this connection already searches; harmless when it exists.
+                    client
+                        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{s}\""))
+                        .await?;
+                }
+                migrate(&mut client).await
+            })
+            .await?;
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..INGEST_WRITERS {
             tokio::spawn(ingest_writer(pool.clone(), rx.clone()));
@@ -125,8 +145,15 @@ fn search_path_in_options(options: &str) -> Option<String> {
             Some(rest) => rest,
             None => w.strip_prefix("--").unwrap_or(""),
         };
-        if let Some(v) = setting.strip_prefix("search_path=").or_else(|| setting.strip_prefix("search-path=")) {
-            return v.split(',').next().map(|s| s.trim().trim_matches('"').to_string()).filter(|s| !s.is_empty());
+        if let Some(v) = setting
+            .strip_prefix("search_path=")
+            .or_else(|| setting.strip_prefix("search-path="))
+        {
+            return v
+                .split(',')
+                .next()
+                .map(|s| s.trim().trim_matches('"').to_string())
+                .filter(|s| !s.is_empty());
         }
     }
     None
@@ -142,20 +169,35 @@ impl From<tokio_postgres::Error> for StoreError {
                 || [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED, SqlState::LOCK_NOT_AVAILABLE, SqlState::QUERY_CANCELED]
                     .contains(code);
             let msg = format!("postgres {}: {}", code.code(), db.message());
-            return if retryable { StoreError::Unavailable(msg) } else { StoreError::Internal(msg) };
+            return if retryable {
+                StoreError::Unavailable(msg)
+            } else {
+                StoreError::Internal(msg)
+            };
         }
         let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
         let text = e.to_string();
         let connection_level = e.is_closed()
             || io
-            || ["error communicating", "error connecting", "timeout waiting", "unexpected message", "error performing TLS", "authentication"]
-                .iter()
-                .any(|p| text.starts_with(p));
+            || [
+                "error communicating",
+                "error connecting",
+                "timeout waiting",
+                "unexpected message",
+                "error performing TLS",
+                "authentication",
+            ]
+            .iter()
+            .any(|p| text.starts_with(p));
         let msg = match std::error::Error::source(&e) {
             Some(s) => format!("postgres: {text}: {s}"),
             None => format!("postgres: {text}"),
         };
-        if connection_level { StoreError::Unavailable(msg) } else { StoreError::Internal(msg) }
+        if connection_level {
+            StoreError::Unavailable(msg)
+        } else {
+            StoreError::Internal(msg)
+        }
     }
 }
 
@@ -177,10 +219,18 @@ pub(super) async fn migrate(client: &mut deadpool_postgres::Client) -> StoreResu
     tx.batch_execute(migrations::VERSION_TABLE).await?;
     let mut applied = Vec::new();
     for (version, description, sql) in migrations::MIGRATIONS {
-        if tx.query_opt("SELECT version FROM schema_migrations WHERE version = $1", &[version]).await?.is_some() {
+        if tx
+            .query_opt(
+                "SELECT version FROM schema_migrations WHERE version = $1",
+                &[version],
+            )
+            .await?
+            .is_some()
+        {
             continue;
         }
-        tx.batch_execute(&migrations::render(sql, Dialect::Postgres)).await?;
+        tx.batch_execute(&migrations::render(sql, Dialect::Postgres))
+            .await?;
         tx.execute(
             "INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)",
             &[version, description, &chrono::Utc::now().timestamp_millis()],
@@ -198,9 +248,18 @@ mod tests {
 
     #[test]
     fn search_path_is_read_from_options() {
-        assert_eq!(search_path_in_options("-csearch_path=abc").as_deref(), Some("abc"));
-        assert_eq!(search_path_in_options("-c statement_timeout=5 -c search_path=x,public").as_deref(), Some("x"));
-        assert_eq!(search_path_in_options("--search_path=y").as_deref(), Some("y"));
+        assert_eq!(
+            search_path_in_options("-csearch_path=abc").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            search_path_in_options("-c statement_timeout=5 -c search_path=x,public").as_deref(),
+            Some("x")
+        );
+        assert_eq!(
+            search_path_in_options("--search_path=y").as_deref(),
+            Some("y")
+        );
         assert_eq!(search_path_in_options("-c statement_timeout=5"), None);
     }
 

@@ -54,7 +54,9 @@ pub(super) async fn ingest_writer(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Inges
             }
             Err(e) => {
                 let msg = match e {
-                    StoreError::Unavailable(m) | StoreError::Internal(m) | StoreError::Conflict(m) => m,
+                    StoreError::Unavailable(m)
+                    | StoreError::Internal(m)
+                    | StoreError::Conflict(m) => m,
                     StoreError::NotFound => "not found".into(),
                 };
                 for job in batch {
@@ -71,10 +73,15 @@ pub(super) async fn ingest_writer(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Inges
 /// group commit pay (per-ingest statements would cost a round trip each). If the set-wise attempt
 /// fails for a reason other than the connection (one bad event), each ingest is retried in its
 /// own transaction so only the bad one fails.
-async fn ingest_batch(pool: &Pool, jobs: &[(&NewEvent, &str)]) -> StoreResult<Vec<StoreResult<IngestOutcome>>> {
+async fn ingest_batch(
+    pool: &Pool,
+    jobs: &[(&NewEvent, &str)],
+) -> StoreResult<Vec<StoreResult<IngestOutcome>>> {
     if jobs.len() > 1 {
         match ingest_set(pool, jobs).await {
-            Err(StoreError::Internal(e)) => tracing::debug!(error = %e, "batched ingest failed; retrying one by one"),
+            Err(StoreError::Internal(e)) => {
+                tracing::debug!(error = %e, "batched ingest failed; retrying one by one")
+            }
             other => return other,
         }
     }
@@ -96,18 +103,28 @@ async fn ingest_batch(pool: &Pool, jobs: &[(&NewEvent, &str)]) -> StoreResult<Ve
 
 /// The whole batch in one transaction and four statements: claim the keys, read the keys
 /// others hold, insert the events, insert the deliveries.
-async fn ingest_set(pool: &Pool, jobs: &[(&NewEvent, &str)]) -> StoreResult<Vec<StoreResult<IngestOutcome>>> {
+async fn ingest_set(
+    pool: &Pool,
+    jobs: &[(&NewEvent, &str)],
+) -> StoreResult<Vec<StoreResult<IngestOutcome>>> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let keyed: Vec<(&str, &str, i64)> = jobs
         .iter()
-        .filter_map(|(n, _)| n.idempotency_key.as_deref().map(|k| (k, n.event.id.as_str(), n.event.received_at)))
+        .filter_map(|(n, _)| {
+            n.idempotency_key
+                .as_deref()
+                .map(|k| (k, n.event.id.as_str(), n.event.received_at))
+        })
         .collect();
     // key -> the event that owns it (ours, an earlier one in this batch, or another caller's).
     let mut owner: HashMap<String, String> = HashMap::new();
     if !keyed.is_empty() {
-        let (keys, ids, ats): (Vec<&str>, Vec<&str>, Vec<i64>) =
-            (keyed.iter().map(|k| k.0).collect(), keyed.iter().map(|k| k.1).collect(), keyed.iter().map(|k| k.2).collect());
+        let (keys, ids, ats): (Vec<&str>, Vec<&str>, Vec<i64>) = (
+            keyed.iter().map(|k| k.0).collect(),
+            keyed.iter().map(|k| k.1).collect(),
+            keyed.iter().map(|k| k.2).collect(),
+        );
         // In key order (the batch is sorted), so concurrent batches cannot deadlock; a duplicate
         // inside the batch loses to its first occurrence.
         let won = tx
@@ -123,10 +140,20 @@ async fn ingest_set(pool: &Pool, jobs: &[(&NewEvent, &str)]) -> StoreResult<Vec<
         for r in &won {
             owner.insert(r.try_get(0)?, r.try_get(1)?);
         }
-        let taken: Vec<&str> = keys.iter().copied().filter(|k| !owner.contains_key(*k)).collect();
+        let taken: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| !owner.contains_key(*k))
+            .collect();
         if !taken.is_empty() {
             let rows = tx
-                .query(&tx.prepare_cached("SELECT key, event_id FROM idempotency_keys WHERE key = ANY($1)").await?, &[&taken])
+                .query(
+                    &tx.prepare_cached(
+                        "SELECT key, event_id FROM idempotency_keys WHERE key = ANY($1)",
+                    )
+                    .await?,
+                    &[&taken],
+                )
                 .await?;
             for r in &rows {
                 owner.insert(r.try_get(0)?, r.try_get(1)?);
@@ -138,17 +165,29 @@ async fn ingest_set(pool: &Pool, jobs: &[(&NewEvent, &str)]) -> StoreResult<Vec<
     for job in jobs {
         let ev = &job.0.event;
         match job.0.idempotency_key.as_deref().map(|k| owner.get(k)) {
-            Some(Some(first)) if first != &ev.id => outcomes.push(Ok(IngestOutcome::Duplicate { event_id: first.clone() })),
-            Some(None) => return Err(StoreError::Internal("idempotency key vanished during ingest".into())),
+            Some(Some(first)) if first != &ev.id => outcomes.push(Ok(IngestOutcome::Duplicate {
+                event_id: first.clone(),
+            })),
+            Some(None) => {
+                return Err(StoreError::Internal(
+                    "idempotency key vanished during ingest".into(),
+                ));
+            }
             _ => {
-                outcomes.push(Ok(IngestOutcome::Created { event_id: ev.id.clone(), deliveries: job.0.deliveries.len() }));
+                outcomes.push(Ok(IngestOutcome::Created {
+                    event_id: ev.id.clone(),
+                    deliveries: job.0.deliveries.len(),
+                }));
                 winners.push(job);
             }
         }
     }
     if !winners.is_empty() {
         let ids: Vec<&str> = winners.iter().map(|j| j.0.event.id.as_str()).collect();
-        let types: Vec<&str> = winners.iter().map(|j| j.0.event.event_type.as_str()).collect();
+        let types: Vec<&str> = winners
+            .iter()
+            .map(|j| j.0.event.event_type.as_str())
+            .collect();
         let docs: Vec<&str> = winners.iter().map(|j| j.1).collect();
         let ats: Vec<i64> = winners.iter().map(|j| j.0.event.received_at).collect();
         tx.execute(
@@ -159,14 +198,21 @@ async fn ingest_set(pool: &Pool, jobs: &[(&NewEvent, &str)]) -> StoreResult<Vec<
             &[&ids, &types, &docs, &ats],
         )
         .await?;
-        let deliveries: Vec<Delivery> = winners.iter().flat_map(|j| j.0.deliveries.iter().cloned()).collect();
+        let deliveries: Vec<Delivery> = winners
+            .iter()
+            .flat_map(|j| j.0.deliveries.iter().cloned())
+            .collect();
         insert_deliveries(&tx, &deliveries).await?;
     }
     tx.commit().await?;
     Ok(outcomes)
 }
 
-async fn ingest_one(t: &impl GenericClient, new: &NewEvent, doc: &str) -> StoreResult<IngestOutcome> {
+async fn ingest_one(
+    t: &impl GenericClient,
+    new: &NewEvent,
+    doc: &str,
+) -> StoreResult<IngestOutcome> {
     let ev = &new.event;
     if let Some(key) = &new.idempotency_key {
         let inserted = t
@@ -177,17 +223,31 @@ async fn ingest_one(t: &impl GenericClient, new: &NewEvent, doc: &str) -> StoreR
             )
             .await?;
         if inserted == 0 {
-            let row = t.query_one(&t.prepare_cached("SELECT event_id FROM idempotency_keys WHERE key = $1").await?, &[key]).await?;
-            return Ok(IngestOutcome::Duplicate { event_id: row.try_get(0)? });
+            let row = t
+                .query_one(
+                    &t.prepare_cached("SELECT event_id FROM idempotency_keys WHERE key = $1")
+                        .await?,
+                    &[key],
+                )
+                .await?;
+            return Ok(IngestOutcome::Duplicate {
+                event_id: row.try_get(0)?,
+            });
         }
     }
     t.execute(
-        &t.prepare_cached("INSERT INTO events (id, event_type, doc, received_at) VALUES ($1, $2, $3, $4)").await?,
+        &t.prepare_cached(
+            "INSERT INTO events (id, event_type, doc, received_at) VALUES ($1, $2, $3, $4)",
+        )
+        .await?,
         &[&ev.id, &ev.event_type, &doc, &ev.received_at],
     )
     .await?;
     insert_deliveries(t, &new.deliveries).await?;
-    Ok(IngestOutcome::Created { event_id: ev.id.clone(), deliveries: new.deliveries.len() })
+    Ok(IngestOutcome::Created {
+        event_id: ev.id.clone(),
+        deliveries: new.deliveries.len(),
+    })
 }
 
 /// Inserts deliveries in one statement (arrays unnested server-side).
@@ -196,16 +256,25 @@ async fn insert_deliveries(t: &impl GenericClient, ds: &[Delivery]) -> StoreResu
         return Ok(());
     }
     let col = |f: fn(&Delivery) -> String| ds.iter().map(f).collect::<Vec<_>>();
-    let (ids, events, webhooks, urls) =
-        (col(|d| d.id.clone()), col(|d| d.event_id.clone()), col(|d| d.webhook_id.clone()), col(|d| d.url.clone()));
+    let (ids, events, webhooks, urls) = (
+        col(|d| d.id.clone()),
+        col(|d| d.event_id.clone()),
+        col(|d| d.webhook_id.clone()),
+        col(|d| d.url.clone()),
+    );
     let statuses: Vec<&str> = ds.iter().map(|d| d.status.as_str()).collect();
     let attempts: Vec<i64> = ds.iter().map(|d| d.attempts as i64).collect();
     let next: Vec<i64> = ds.iter().map(|d| d.next_attempt_at).collect();
     let leases: Vec<Option<i64>> = ds.iter().map(|d| d.lease_until).collect();
-    let requests: Vec<Option<String>> =
-        ds.iter().map(|d| d.request.as_ref().map(serde_json::to_string).transpose()).collect::<Result<_, _>>()?;
+    let requests: Vec<Option<String>> = ds
+        .iter()
+        .map(|d| d.request.as_ref().map(serde_json::to_string).transpose())
+        .collect::<Result<_, _>>()?;
     let errors: Vec<Option<String>> = ds.iter().map(|d| d.last_error.clone()).collect();
-    let codes: Vec<Option<i64>> = ds.iter().map(|d| d.last_status_code.map(i64::from)).collect();
+    let codes: Vec<Option<i64>> = ds
+        .iter()
+        .map(|d| d.last_status_code.map(i64::from))
+        .collect();
     let created: Vec<i64> = ds.iter().map(|d| d.created_at).collect();
     let updated: Vec<i64> = ds.iter().map(|d| d.updated_at).collect();
     let stmt = t
@@ -216,7 +285,10 @@ async fn insert_deliveries(t: &impl GenericClient, ds: &[Delivery]) -> StoreResu
         .await?;
     t.execute(
         &stmt,
-        &[&ids, &events, &webhooks, &urls, &statuses, &attempts, &next, &leases, &requests, &errors, &codes, &created, &updated],
+        &[
+            &ids, &events, &webhooks, &urls, &statuses, &attempts, &next, &leases, &requests,
+            &errors, &codes, &created, &updated,
+        ],
     )
     .await?;
     Ok(())

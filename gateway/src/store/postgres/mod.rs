@@ -70,7 +70,9 @@ fn delivery_from_row(r: &Row) -> StoreResult<Delivery> {
         lease_until: r.try_get("lease_until")?,
         request: request.and_then(|s| serde_json::from_str(&s).ok()),
         last_error: r.try_get("last_error")?,
-        last_status_code: r.try_get::<_, Option<i64>>("last_status_code")?.map(|c| c as u16),
+        last_status_code: r
+            .try_get::<_, Option<i64>>("last_status_code")?
+            .map(|c| c as u16),
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -90,7 +92,9 @@ fn key_from_row(r: &Row) -> StoreResult<ApiKey> {
 
 /// Parses the first column of each row as a JSON document.
 fn docs<T: serde::de::DeserializeOwned>(rows: &[Row]) -> StoreResult<Vec<T>> {
-    rows.iter().map(|r| Ok(serde_json::from_str(r.try_get::<_, &str>(0)?)?)).collect()
+    rows.iter()
+        .map(|r| Ok(serde_json::from_str(r.try_get::<_, &str>(0)?)?))
+        .collect()
 }
 
 fn scope_key(scope: &Scope) -> (&'static str, String) {
@@ -102,9 +106,20 @@ fn scope_key(scope: &Scope) -> (&'static str, String) {
 }
 
 async fn health_of(t: &impl GenericClient, id: &str) -> StoreResult<Option<WebhookHealth>> {
-    let row = t.query_opt(&t.prepare_cached("SELECT consecutive_failures, failing_since FROM webhooks WHERE id = $1").await?, &[&id]).await?;
+    let row = t
+        .query_opt(
+            &t.prepare_cached(
+                "SELECT consecutive_failures, failing_since FROM webhooks WHERE id = $1",
+            )
+            .await?,
+            &[&id],
+        )
+        .await?;
     Ok(match row {
-        Some(r) => Some(WebhookHealth { consecutive_failures: r.try_get::<_, i64>(0)? as u32, failing_since: r.try_get(1)? }),
+        Some(r) => Some(WebhookHealth {
+            consecutive_failures: r.try_get::<_, i64>(0)? as u32,
+            failing_since: r.try_get(1)?,
+        }),
         None => None,
     })
 }
@@ -143,7 +158,12 @@ impl PostgresStore {
     async fn timed<T>(&self, fut: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
         tokio::time::timeout(self.inner.op_timeout, fut)
             .await
-            .unwrap_or_else(|_| Err(StoreError::Unavailable(format!("postgres: no answer within {:?}", self.inner.op_timeout))))
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "postgres: no answer within {:?}",
+                    self.inner.op_timeout
+                )))
+            })
     }
 
     /// Runs `f` with a pooled connection, under the operation deadline.
@@ -174,31 +194,54 @@ impl PostgresStore {
     }
 
     async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {
-        self.with_client(async |c| Ok(c.query(&c.prepare_cached(sql).await?, params).await?)).await
+        self.with_client(async |c| Ok(c.query(&c.prepare_cached(sql).await?, params).await?))
+            .await
     }
 
-    async fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Option<Row>> {
-        self.with_client(async |c| Ok(c.query_opt(&c.prepare_cached(sql).await?, params).await?)).await
+    async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<Option<Row>> {
+        self.with_client(async |c| Ok(c.query_opt(&c.prepare_cached(sql).await?, params).await?))
+            .await
     }
 
     async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
-        self.with_client(async |c| Ok(c.execute(&c.prepare_cached(sql).await?, params).await?)).await
+        self.with_client(async |c| Ok(c.execute(&c.prepare_cached(sql).await?, params).await?))
+            .await
     }
 
     async fn count(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
         let rows = self.query(sql, params).await?;
-        Ok(rows.first().map(|r| r.try_get::<_, i64>(0)).transpose()?.unwrap_or(0) as u64)
+        Ok(rows
+            .first()
+            .map(|r| r.try_get::<_, i64>(0))
+            .transpose()?
+            .unwrap_or(0) as u64)
     }
 
-    async fn doc_by<T: serde::de::DeserializeOwned>(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Option<T>> {
-        Ok(docs(&self.query_opt(sql, params).await?.into_iter().collect::<Vec<_>>())?.pop())
+    async fn doc_by<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<Option<T>> {
+        Ok(docs(
+            &self
+                .query_opt(sql, params)
+                .await?
+                .into_iter()
+                .collect::<Vec<_>>(),
+        )?
+        .pop())
     }
 }
 
 #[async_trait]
 impl Store for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
-        self.with_client(async |c| Ok(c.simple_query("SELECT 1").await.map(|_| ())?)).await
+        self.with_client(async |c| Ok(c.simple_query("SELECT 1").await.map(|_| ())?))
+            .await
     }
 
     async fn insert_api_key(&self, key: ApiKey) -> StoreResult<()> {
@@ -212,11 +255,22 @@ impl Store for PostgresStore {
     }
 
     async fn api_key_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiKey>> {
-        self.query_opt("SELECT * FROM api_keys WHERE token_hash = $1", &[&token_hash]).await?.as_ref().map(key_from_row).transpose()
+        self.query_opt(
+            "SELECT * FROM api_keys WHERE token_hash = $1",
+            &[&token_hash],
+        )
+        .await?
+        .as_ref()
+        .map(key_from_row)
+        .transpose()
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
-        self.query("SELECT * FROM api_keys ORDER BY created_at", &[]).await?.iter().map(key_from_row).collect()
+        self.query("SELECT * FROM api_keys ORDER BY created_at", &[])
+            .await?
+            .iter()
+            .map(key_from_row)
+            .collect()
     }
 
     async fn insert_webhook(&self, w: &Webhook) -> StoreResult<()> {
@@ -262,7 +316,8 @@ impl Store for PostgresStore {
     }
 
     async fn get_webhook(&self, id: &str) -> StoreResult<Option<Webhook>> {
-        self.doc_by("SELECT doc FROM webhooks WHERE id = $1", &[&id]).await
+        self.doc_by("SELECT doc FROM webhooks WHERE id = $1", &[&id])
+            .await
     }
 
     async fn list_webhooks(&self, q: &WebhookQuery) -> StoreResult<Page<Webhook>> {
@@ -279,23 +334,41 @@ impl Store for PostgresStore {
                 self.count("SELECT COUNT(*) FROM webhooks", &[]).await?,
             ),
         };
-        Ok(Page { items: docs(&rows)?, total })
+        Ok(Page {
+            items: docs(&rows)?,
+            total,
+        })
     }
 
     async fn all_webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        docs(&self.query("SELECT doc FROM webhooks ORDER BY created_at, id", &[]).await?)
+        docs(
+            &self
+                .query("SELECT doc FROM webhooks ORDER BY created_at, id", &[])
+                .await?,
+        )
     }
 
     async fn count_webhooks_in_scope(&self, scope: &Scope) -> StoreResult<u64> {
         let (kind, key) = scope_key(scope);
-        self.count("SELECT COUNT(*) FROM webhooks WHERE scope_kind = $1 AND scope_key = $2", &[&kind, &key]).await
+        self.count(
+            "SELECT COUNT(*) FROM webhooks WHERE scope_kind = $1 AND scope_key = $2",
+            &[&kind, &key],
+        )
+        .await
     }
 
     async fn webhook_health(&self, id: &str) -> StoreResult<WebhookHealth> {
-        self.with_client(async |c| health_of(c, id).await?.ok_or(StoreError::NotFound)).await
+        self.with_client(async |c| health_of(c, id).await?.ok_or(StoreError::NotFound))
+            .await
     }
 
-    async fn set_webhook_enabled(&self, id: &str, enabled: bool, reason: Option<&str>, now: i64) -> StoreResult<()> {
+    async fn set_webhook_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        reason: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()> {
         self.in_tx(async |t| {
             let row = t.query_opt("SELECT doc FROM webhooks WHERE id = $1 FOR UPDATE", &[&id]).await?.ok_or(StoreError::NotFound)?;
             let mut w: Webhook = serde_json::from_str(row.try_get::<_, &str>(0)?)?;
@@ -326,36 +399,53 @@ impl Store for PostgresStore {
                 .send(IngestJob { new, doc, reply })
                 .await
                 .map_err(|_| StoreError::Unavailable("postgres ingest writers stopped".into()))?;
-            rx.await.map_err(|_| StoreError::Unavailable("postgres ingest writers stopped".into()))?
+            rx.await
+                .map_err(|_| StoreError::Unavailable("postgres ingest writers stopped".into()))?
         })
         .await
     }
 
     async fn get_event(&self, id: &str) -> StoreResult<Option<Event>> {
-        self.doc_by("SELECT doc FROM events WHERE id = $1", &[&id]).await
+        self.doc_by("SELECT doc FROM events WHERE id = $1", &[&id])
+            .await
     }
 
     async fn get_events(&self, ids: &[String]) -> StoreResult<Vec<Event>> {
-        docs(&self.query("SELECT doc FROM events WHERE id = ANY($1)", &[&ids]).await?)
+        docs(
+            &self
+                .query("SELECT doc FROM events WHERE id = ANY($1)", &[&ids])
+                .await?,
+        )
     }
 
     async fn get_delivery(&self, id: &str) -> StoreResult<Option<Delivery>> {
-        self.query_opt(&format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = $1"), &[&id])
-            .await?
-            .as_ref()
-            .map(delivery_from_row)
-            .transpose()
+        self.query_opt(
+            &format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = $1"),
+            &[&id],
+        )
+        .await?
+        .as_ref()
+        .map(delivery_from_row)
+        .transpose()
     }
 
     async fn deliveries_for_event(&self, event_id: &str) -> StoreResult<Vec<Delivery>> {
-        self.query(&format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE event_id = $1 ORDER BY id"), &[&event_id])
-            .await?
-            .iter()
-            .map(delivery_from_row)
-            .collect()
+        self.query(
+            &format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE event_id = $1 ORDER BY id"),
+            &[&event_id],
+        )
+        .await?
+        .iter()
+        .map(delivery_from_row)
+        .collect()
     }
 
-    async fn claim_due(&self, now: i64, lease_until: i64, limit: usize) -> StoreResult<Vec<Delivery>> {
+    async fn claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>> {
         // A claimed delivery's next_attempt_at is its lease end, so one condition finds both
         // pending deliveries that are due and in-flight ones whose worker vanished. SKIP LOCKED
         // lets other nodes claim other rows meanwhile; a row another node claimed and committed
@@ -378,10 +468,17 @@ impl Store for PostgresStore {
 
     async fn next_due_at(&self) -> StoreResult<Option<i64>> {
         let rows = self.query("SELECT MIN(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'in_flight')", &[]).await?;
-        Ok(rows.first().map(|r| r.try_get::<_, Option<i64>>(0)).transpose()?.flatten())
+        Ok(rows
+            .first()
+            .map(|r| r.try_get::<_, Option<i64>>(0))
+            .transpose()?
+            .flatten())
     }
 
-    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> StoreResult<Vec<(String, WebhookHealth)>> {
+    async fn record_attempts(
+        &self,
+        records: Vec<AttemptRecord>,
+    ) -> StoreResult<Vec<(String, WebhookHealth)>> {
         self.in_tx(async |t| {
             // Lock the webhooks whose health changes in one order up front: concurrent batches
             // (other workers, other nodes) then queue instead of deadlocking.
@@ -503,7 +600,12 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn requeue_failed_since(&self, webhook_id: &str, since: i64, now: i64) -> StoreResult<u64> {
+    async fn requeue_failed_since(
+        &self,
+        webhook_id: &str,
+        since: i64,
+        now: i64,
+    ) -> StoreResult<u64> {
         self.execute(
             "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, lease_until = NULL, updated_at = $3 \
              WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2",
@@ -512,7 +614,12 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn fail_pending_for_webhook(&self, webhook_id: &str, reason: &str, now: i64) -> StoreResult<u64> {
+    async fn fail_pending_for_webhook(
+        &self,
+        webhook_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<u64> {
         self.execute(
             "UPDATE deliveries SET status = 'failed', last_error = $2, updated_at = $3 WHERE webhook_id = $1 AND status = 'pending'",
             &[&webhook_id, &reason, &now],
@@ -546,19 +653,35 @@ impl Store for PostgresStore {
         let n = args.len();
         args.push(Box::new(q.limit.max(1) as i64));
         args.push(Box::new(q.offset as i64));
-        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)).collect();
-        let total = self.count(&format!("SELECT COUNT(*) FROM attempts WHERE {cond}"), &params[..n]).await?;
+        let params: Vec<&(dyn ToSql + Sync)> = args
+            .iter()
+            .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let total = self
+            .count(
+                &format!("SELECT COUNT(*) FROM attempts WHERE {cond}"),
+                &params[..n],
+            )
+            .await?;
         let rows = self
             .query(
                 &format!("SELECT doc FROM attempts WHERE {cond} ORDER BY started_at DESC, id DESC LIMIT ${} OFFSET ${}", n + 1, n + 2),
                 &params,
             )
             .await?;
-        Ok(Page { items: docs(&rows)?, total })
+        Ok(Page {
+            items: docs(&rows)?,
+            total,
+        })
     }
 
     async fn delivery_counts(&self) -> StoreResult<Vec<(DeliveryStatus, u64)>> {
-        let rows = self.query("SELECT status, COUNT(*) FROM deliveries GROUP BY status", &[]).await?;
+        let rows = self
+            .query(
+                "SELECT status, COUNT(*) FROM deliveries GROUP BY status",
+                &[],
+            )
+            .await?;
         let mut out = Vec::new();
         for r in &rows {
             if let Some(s) = DeliveryStatus::parse(r.try_get(0)?) {
@@ -585,15 +708,29 @@ impl Store for PostgresStore {
     }
 
     async fn list_plugins(&self) -> StoreResult<Vec<PluginRecord>> {
-        docs(&self.query("SELECT doc FROM plugins ORDER BY name, created_at", &[]).await?)
+        docs(
+            &self
+                .query("SELECT doc FROM plugins ORDER BY name, created_at", &[])
+                .await?,
+        )
     }
 
     async fn get_plugin(&self, name: &str, version: &str) -> StoreResult<Option<PluginRecord>> {
-        self.doc_by("SELECT doc FROM plugins WHERE name = $1 AND version = $2", &[&name, &version]).await
+        self.doc_by(
+            "SELECT doc FROM plugins WHERE name = $1 AND version = $2",
+            &[&name, &version],
+        )
+        .await
     }
 
     async fn plugin_bytes(&self, sha256: &str) -> StoreResult<Option<Vec<u8>>> {
-        self.query_opt("SELECT bytes FROM plugin_blobs WHERE sha256 = $1", &[&sha256]).await?.map(|r| Ok(r.try_get(0)?)).transpose()
+        self.query_opt(
+            "SELECT bytes FROM plugin_blobs WHERE sha256 = $1",
+            &[&sha256],
+        )
+        .await?
+        .map(|r| Ok(r.try_get(0)?))
+        .transpose()
     }
 
     async fn delete_plugin(&self, name: &str, version: &str) -> StoreResult<()> {

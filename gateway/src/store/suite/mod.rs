@@ -22,8 +22,8 @@ use serde_json::json;
 use super::postgres::PostgresStore;
 use super::{AttemptRecord, HealthChange, Store};
 use crate::model::{
-    Attempt, AttemptOutcome, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent, PluginRecord, PreparedRequest, Scope,
-    Webhook, new_id,
+    Attempt, AttemptOutcome, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
+    PluginRecord, PreparedRequest, Scope, Webhook, new_id,
 };
 
 // ---------------------------------------------------------------- fixtures
@@ -50,15 +50,28 @@ fn team(t: &str) -> Scope {
 pub fn new_event(at: i64, webhook_ids: &[&str], key: Option<&str>) -> NewEvent {
     let body = json!({ "event_type": "incident_triggered", "message": "disk full", "service": { "id": "svc1" } });
     let event = Event::from_body(new_id("evt"), body, at).expect("valid event");
-    let deliveries = webhook_ids.iter().map(|w| Delivery::new(&event.id, w, "https://receiver.example/hook", at)).collect();
-    NewEvent { event, deliveries, idempotency_key: key.map(str::to_string) }
+    let deliveries = webhook_ids
+        .iter()
+        .map(|w| Delivery::new(&event.id, w, "https://receiver.example/hook", at))
+        .collect();
+    NewEvent {
+        event,
+        deliveries,
+        idempotency_key: key.map(str::to_string),
+    }
 }
 
 async fn ingest(store: &dyn Store, at: i64, webhook_ids: &[&str]) -> (String, Vec<Delivery>) {
     let new = new_event(at, webhook_ids, None);
     let id = new.event.id.clone();
     let out = store.ingest(new).await.expect("ingest");
-    assert_eq!(out, IngestOutcome::Created { event_id: id.clone(), deliveries: webhook_ids.len() });
+    assert_eq!(
+        out,
+        IngestOutcome::Created {
+            event_id: id.clone(),
+            deliveries: webhook_ids.len()
+        }
+    );
     let ds = store.deliveries_for_event(&id).await.unwrap();
     (id, ds)
 }
@@ -77,15 +90,32 @@ pub fn attempt(d: &Delivery, no: u32, at: i64, outcome: AttemptOutcome) -> Attem
         url: d.url.clone(),
         request_headers: vec![("authorization".into(), "****************".into())],
         request_body: Some("{}".into()),
-        status_code: Some(if outcome == AttemptOutcome::Success { 200 } else { 500 }),
+        status_code: Some(if outcome == AttemptOutcome::Success {
+            200
+        } else {
+            500
+        }),
         response_body: Some("ok".into()),
         error: (outcome != AttemptOutcome::Success).then(|| "HTTP 500".to_string()),
         outcome,
     }
 }
 
-fn record(a: Attempt, status: DeliveryStatus, next: i64, request: Option<PreparedRequest>, health: HealthChange) -> AttemptRecord {
-    AttemptRecord { delivery_id: a.delivery_id.clone(), attempt: a, status, next_attempt_at: next, request, health }
+fn record(
+    a: Attempt,
+    status: DeliveryStatus,
+    next: i64,
+    request: Option<PreparedRequest>,
+    health: HealthChange,
+) -> AttemptRecord {
+    AttemptRecord {
+        delivery_id: a.delivery_id.clone(),
+        attempt: a,
+        status,
+        next_attempt_at: next,
+        request,
+        health,
+    }
 }
 
 fn prepared(body: &str) -> PreparedRequest {
@@ -145,7 +175,8 @@ macro_rules! store_suite_fns {
 
 /// The server tests use: `GATEWAY_TEST_DATABASE_URL`, else the local one.
 pub fn pg_test_url() -> String {
-    std::env::var("GATEWAY_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("GATEWAY_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// Whether a missing PostgreSQL fails the test (`GATEWAY_TEST_REQUIRE_POSTGRES=1`, set by CI).
@@ -165,15 +196,36 @@ impl PgTestDb {
     /// reached and is not required. Panics when it is required.
     pub async fn create(label: &str) -> Option<PgTestDb> {
         let url = pg_test_url();
-        let clean: String = label.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).take(30).collect();
-        let schema = format!("gwt_{clean}_{}_{:08x}", std::process::id(), rand::random::<u32>());
-        match PostgresStore::builder(&url).schema(&schema).max_connections(6).connect().await {
+        let clean: String = label
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .take(30)
+            .collect();
+        let schema = format!(
+            "gwt_{clean}_{}_{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        match PostgresStore::builder(&url)
+            .schema(&schema)
+            .max_connections(6)
+            .connect()
+            .await
+        {
             Ok(store) => Some(PgTestDb { url, schema, store }),
             Err(e) if !pg_required() => {
                 eprintln!("skipped: PostgreSQL not reachable at {url} ({e})");
                 None
             }
-            Err(e) => panic!("PostgreSQL is required (GATEWAY_TEST_REQUIRE_POSTGRES=1) but {url} failed: {e}"),
+            Err(e) => panic!(
+                "PostgreSQL is required (GATEWAY_TEST_REQUIRE_POSTGRES=1) but {url} failed: {e}"
+            ),
         }
     }
 
@@ -189,7 +241,12 @@ impl PgTestDb {
 pub async fn drop_schema(url: &str, schema: &str) -> Result<(), tokio_postgres::Error> {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     let task = tokio::spawn(conn);
-    let res = client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", schema.replace('"', ""))).await;
+    let res = client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+            schema.replace('"', "")
+        ))
+        .await;
     drop(client);
     let _ = task.await;
     res
@@ -202,7 +259,9 @@ where
     F: FnOnce(Arc<dyn Store>, String) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Some(db) = PgTestDb::create(label).await else { return };
+    let Some(db) = PgTestDb::create(label).await else {
+        return;
+    };
     let store: Arc<dyn Store> = Arc::new(db.store.clone());
     let res = tokio::spawn(f(store, db.schema.clone())).await;
     db.drop_schema().await;

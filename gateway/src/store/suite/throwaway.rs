@@ -17,24 +17,61 @@ impl Throwaway {
     /// Initialises and starts a server; the error says why there is none (binaries missing,
     /// running as root without a `postgres` user, ...). Blocking: call it off the async workers.
     pub fn create() -> Result<Self, String> {
-        let bin = find_bin().ok_or("initdb not found (set GATEWAY_TEST_PG_BIN or install postgresql)")?;
+        let bin =
+            find_bin().ok_or("initdb not found (set GATEWAY_TEST_PG_BIN or install postgresql)")?;
         let as_postgres = is_root();
-        if as_postgres && Command::new("id").arg("postgres").output().map(|o| !o.status.success()).unwrap_or(true) {
+        if as_postgres
+            && Command::new("id")
+                .arg("postgres")
+                .output()
+                .map(|o| !o.status.success())
+                .unwrap_or(true)
+        {
             return Err("running as root and there is no `postgres` user to run initdb as".into());
         }
-        let dir = std::env::temp_dir().join(format!("gw-pg-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+        let dir = std::env::temp_dir().join(format!(
+            "gw-pg-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
         // From here on, dropping `me` cleans up.
-        let me = Throwaway { bin, dir, port, as_postgres };
+        let me = Throwaway {
+            bin,
+            dir,
+            port,
+            as_postgres,
+        };
         if as_postgres {
-            let ok = Command::new("chown").args(["-R", "postgres"]).arg(&me.dir).status().is_ok_and(|s| s.success());
+            let ok = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(&me.dir)
+                .status()
+                .is_ok_and(|s| s.success());
             if !ok {
                 return Err("could not chown the temp dir to postgres".into());
             }
         }
         let data = me.data();
-        me.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "--no-instructions"])?;
+        me.run(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ],
+        )?;
         me.start()?;
         Ok(me)
     }
@@ -48,7 +85,9 @@ impl Throwaway {
                 eprintln!("skipped: no throwaway PostgreSQL: {why}");
                 None
             }
-            Err(why) => panic!("GATEWAY_TEST_REQUIRE_POSTGRES=1 but no throwaway PostgreSQL: {why}"),
+            Err(why) => {
+                panic!("GATEWAY_TEST_REQUIRE_POSTGRES=1 but no throwaway PostgreSQL: {why}")
+            }
         }
     }
 
@@ -75,19 +114,38 @@ impl Throwaway {
         } else {
             Command::new(&exe)
         };
-        let out = cmd.args(args).output().map_err(|e| format!("{tool}: {e}"))?;
+        let out = cmd
+            .args(args)
+            .output()
+            .map_err(|e| format!("{tool}: {e}"))?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!("{tool} {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+            Err(format!(
+                "{tool} {args:?} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
         }
     }
 
     /// Starts the server (again) on its port and waits until it accepts connections. Blocking.
     pub fn start(&self) -> Result<(), String> {
-        let (data, log) = (self.data(), self.dir.join("server.log").display().to_string());
-        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.display());
-        self.run("pg_ctl", &["-D", &data, "-l", &log, "-w", "-t", "30", "-o", &opts, "start"])
+        let (data, log) = (
+            self.data(),
+            self.dir.join("server.log").display().to_string(),
+        );
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D", &data, "-l", &log, "-w", "-t", "30", "-o", &opts, "start",
+            ],
+        )
     }
 
     /// Stops the server; `immediate` looks like a crash to clients. Blocking.
@@ -104,7 +162,10 @@ impl Drop for Throwaway {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// The directory holding initdb and pg_ctl.
@@ -124,10 +185,15 @@ fn find_bin() -> Option<PathBuf> {
         return Some(newest);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).find(|p| p.join("initdb").exists() && p.join("pg_ctl").exists()).map(|p| resolve(&p))
+    std::env::split_paths(&path)
+        .find(|p| p.join("initdb").exists() && p.join("pg_ctl").exists())
+        .map(|p| resolve(&p))
 }
 
 fn resolve(dir: &Path) -> PathBuf {
     // /usr/local/bin/initdb may be a symlink into the real bin dir, next to pg_ctl's postgres.
-    std::fs::canonicalize(dir.join("initdb")).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_else(|| dir.into())
+    std::fs::canonicalize(dir.join("initdb"))
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| dir.into())
 }
