@@ -206,7 +206,7 @@ pub async fn test_send(
     let sample = match body {
         Some(Json(v @ Value::Object(_))) => {
             crate::model::Event::from_body(String::new(), v.clone(), 0)
-                .map_err(|e| ApiError::field("event_type", e.to_string()))?;
+                .map_err(super::events::event_problem)?;
             v
         }
         Some(_) => {

@@ -32,6 +32,39 @@ pub struct Accepted {
     pub id: String,
 }
 
+/// Reads an event body: at most `max_event_bytes` (413 above, refused early when the declared
+/// length says so), and valid JSON (400).
+async fn read_json(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<(axum::body::Bytes, Value)> {
+    let limit = st.config.max_event_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    let raw = to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge { limit })?;
+    let value = serde_json::from_slice(&raw)
+        .map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}")))?;
+    Ok((raw, value))
+}
+
+/// A refused event body as a problem naming the field.
+pub fn event_problem(e: EventError) -> ApiError {
+    match e {
+        EventError::NotAnObject => ApiError::invalid(e.to_string()),
+        EventError::MissingType | EventError::Type(_) => {
+            ApiError::field("event_type", e.to_string())
+        }
+    }
+}
+
 /// Most characters in an `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
@@ -81,27 +114,10 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let limit = st.config.max_event_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::TooLarge { limit });
-    }
-    let raw = to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::TooLarge { limit })?;
-    let value: Value = serde_json::from_slice(&raw)
-        .map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}")))?;
+    let (raw, value) = read_json(&st, &headers, body).await?;
     let now = st.clock.now_ms();
     let key = idempotency_key(&headers, &value, &raw)?;
-    let event = Event::from_body(new_id("evt"), value, now).map_err(|e| match e {
-        EventError::NotAnObject => ApiError::invalid(e.to_string()),
-        EventError::MissingType | EventError::Type(_) => {
-            ApiError::field("event_type", e.to_string())
-        }
-    })?;
+    let event = Event::from_body(new_id("evt"), value, now).map_err(event_problem)?;
     let outcome = crate::intake::accept(st.store.as_ref(), &st.subs, event, key).await?;
     let (id, replayed) = match outcome {
         IngestOutcome::Created {
@@ -172,21 +188,12 @@ pub async fn get_event(
 pub async fn dry_run(
     State(st): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let limit = st.config.max_event_bytes;
-    let raw = to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::TooLarge { limit })?;
-    let value: Value = serde_json::from_slice(&raw)
-        .map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}")))?;
+    let (_, value) = read_json(&st, &headers, body).await?;
     let event =
-        Event::from_body("evt_dry_run".into(), value, st.clock.now_ms()).map_err(|e| match e {
-            EventError::NotAnObject => ApiError::invalid(e.to_string()),
-            EventError::MissingType | EventError::Type(_) => {
-                ApiError::field("event_type", e.to_string())
-            }
-        })?;
+        Event::from_body("evt_dry_run".into(), value, st.clock.now_ms()).map_err(event_problem)?;
     let snapshot = st.subs.get();
     // Managers see only their team's webhooks.
     let visible = |id: &str| {

@@ -17,25 +17,17 @@ use crate::model::{
 };
 use crate::store::{AttemptRecord, HealthChange};
 
-/// Why a delivery could not get a request: a permanent failure, logged as its attempt.
-#[derive(Debug, Clone)]
-pub struct PrepareFailure {
-    pub result: AttemptResult,
-}
-
 /// The request a delivery sends, before per-attempt auth and signature (no plugins here; the
-/// plugin layer wraps this).
+/// plugin layer wraps this). A failure is permanent and logged as the attempt.
 pub fn prepare(
     webhook: &Webhook,
     event: &Event,
     url: &str,
     caps: &SizeCaps,
-) -> Result<PreparedRequest, PrepareFailure> {
+) -> Result<PreparedRequest, AttemptResult> {
     let payload = PayloadView::for_event(event, webhook);
-    shape_request(webhook, url, &payload.body(event), caps).map_err(|e| PrepareFailure {
-        result: AttemptResult::Invalid {
-            message: e.to_string(),
-        },
+    shape_request(webhook, url, &payload.body(event), caps).map_err(|e| AttemptResult::Invalid {
+        message: e.to_string(),
     })
 }
 

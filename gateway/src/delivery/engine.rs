@@ -300,8 +300,7 @@ impl Engine {
                     Ok(None) => return self.give_up(&d, "the event no longer exists", now),
                     Err(err) => return self.retry_later(&d, &err.to_string(), now),
                 };
-                let shaped =
-                    attempt::prepare(&webhook, &event, &d.url, &e.caps).map_err(|fail| fail.result);
+                let shaped = attempt::prepare(&webhook, &event, &d.url, &e.caps);
                 let transformed = match shaped {
                     Ok(base) => e.plugins.transform(&webhook, &event, &d, base, now).await,
                     Err(result) => Err(result),

@@ -282,7 +282,7 @@ impl PluginStage {
         let base = match super::attempt::prepare(webhook, event, &delivery.url, caps) {
             Ok(b) => b,
             Err(f) => {
-                let _ = writeln!(out, "error: {}", f.result);
+                let _ = writeln!(out, "error: {f}");
                 return out;
             }
         };
