@@ -230,6 +230,7 @@ async fn hostile(f: &Fixture, mode: &str) -> Result<Transformed, PluginError> {
         Some(r#"{"a":1}"#),
         "host broken after {mode}"
     );
+    f.host.settle().await;
     assert_eq!(
         f.host.available_slots(),
         f.host.limits().max_concurrency,
@@ -373,6 +374,7 @@ async fn two_hundred_traps_leak_no_pool_slots() {
             .unwrap_err();
         assert!(matches!(err, PluginError::Trap(_)), "{err}");
     }
+    f.host.settle().await;
     assert_eq!(f.host.available_slots(), 4);
     // Every pool slot is still usable at once.
     let calls = (0..4).map(|_| {
@@ -382,6 +384,139 @@ async fn two_hundred_traps_leak_no_pool_slots() {
     for r in futures_join(calls).await {
         r.unwrap();
     }
+}
+
+#[tokio::test]
+async fn prepared_instances_take_each_call_s_own_config_secrets_and_cpu_budget() {
+    let f = host_with(PluginLimits {
+        cpu_deadline_ms: 30,
+        ..Default::default()
+    });
+    let sha = f.host.prepare(&guest("hostile")).unwrap().sha256;
+    assert_eq!(f.host.prepared_instances(), 0);
+    let ok = f
+        .host
+        .transform(&sha, input(&json!({"n": 1}), json!({"mode": "ok"})))
+        .await
+        .unwrap();
+    assert_eq!(request(ok.outcome).body.as_deref(), Some(r#"{"n":1}"#));
+    f.host.settle().await;
+    assert_eq!(f.host.prepared_instances(), 1, "the next instance is ready");
+    assert_eq!(f.host.available_slots(), f.host.limits().max_concurrency);
+
+    // The prepared instance runs with this call's config, not the one it was prepared beside.
+    let err = f
+        .host
+        .transform(&sha, input(&json!({}), json!({"mode": "error"})))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PluginError::Guest(GuestError::InvalidConfig(_))),
+        "{err}"
+    );
+    f.host.settle().await;
+    // Its CPU budget starts with the call: time spent waiting prepared does not count.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let started = std::time::Instant::now();
+    let err = f
+        .host
+        .transform(&sha, input(&json!({}), json!({"mode": "loop"})))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PluginError::Timeout { limit_ms: 30 }),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(25),
+        "{:?}",
+        started.elapsed()
+    );
+    f.host.settle().await;
+    let again = f
+        .host
+        .transform(&sha, input(&json!({"n": 2}), json!({"mode": "ok"})))
+        .await
+        .unwrap();
+    assert_eq!(request(again.outcome).body.as_deref(), Some(r#"{"n":2}"#));
+
+    // Unloading a plugin drops its prepared instance and gives the slot back.
+    f.host.settle().await;
+    assert_eq!(f.host.prepared_instances(), 1);
+    f.host.unload(&sha);
+    assert_eq!(f.host.prepared_instances(), 0);
+    assert_eq!(f.host.available_slots(), f.host.limits().max_concurrency);
+}
+
+#[tokio::test]
+async fn a_prepared_authenticator_uses_the_secrets_of_its_own_call() {
+    let f = host();
+    let sha = f.host.prepare(builtin("signed-header")).unwrap().sha256;
+    let auth = |secret: &str| AuthInput {
+        request: PreparedRequest {
+            method: "POST".into(),
+            url: "https://receiver.test/hook".into(),
+            query: vec![],
+            headers: vec![],
+            body: Some("{}".into()),
+        },
+        delivery_id: "msg_1".into(),
+        attempt: 1,
+        now_ms: 1_649_367_553_000,
+        secrets: vec![("token".into(), secret.into())],
+        config_json: json!({"bearer_secret": "token", "secret": "token"}).to_string(),
+    };
+    let bearer = |out: gateway::plugin::AuthOutput| {
+        out.add_headers
+            .into_iter()
+            .find(|(n, _)| n == "Authorization")
+            .map(|(_, v)| v)
+    };
+    let first = f.host.authenticate(&sha, auth("one")).await.unwrap();
+    assert_eq!(bearer(first).as_deref(), Some("Bearer one"));
+    f.host.settle().await;
+    assert_eq!(f.host.prepared_instances(), 1);
+    let second = f.host.authenticate(&sha, auth("two")).await.unwrap();
+    assert_eq!(bearer(second).as_deref(), Some("Bearer two"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_instances_give_their_slots_to_running_calls() {
+    let f = host_with(PluginLimits {
+        max_concurrency: 4,
+        cpu_deadline_ms: 200,
+        ..Default::default()
+    });
+    let hostile = f.host.prepare(&guest("hostile")).unwrap().sha256;
+    let slack = f.host.prepare(builtin("slack")).unwrap().sha256;
+    for sha in [&hostile, &slack] {
+        f.host
+            .transform(
+                sha,
+                input(&squadcast("incident_triggered"), json!({"mode": "ok"})),
+            )
+            .await
+            .unwrap();
+        f.host.settle().await;
+    }
+    // Prepared instances hold at most half of the slots.
+    assert_eq!(f.host.prepared_instances(), 2);
+    // Four calls at once need all four slots: the prepared instances make way, no call is busy.
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let (host, sha) = (f.host.clone(), hostile.clone());
+            tokio::spawn(async move {
+                host.transform(&sha, input(&json!({}), json!({"mode": "loop"})))
+                    .await
+            })
+        })
+        .collect();
+    for call in calls {
+        let err = call.await.unwrap().unwrap_err();
+        assert!(matches!(err, PluginError::Timeout { .. }), "{err}");
+    }
+    f.host.settle().await;
+    assert_eq!(f.host.available_slots(), 4);
 }
 
 async fn futures_join<F: Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {

@@ -84,7 +84,7 @@ mod wasm {
     ) -> Result<wit::TransformOutcome, wit::PluginError> {
         super::install_panic_hook();
         let run = || -> crate::Result<Outcome> {
-            let event = Event::from_json(&event)?;
+            let event = Event::from_json_unchecked(event);
             let config = super::parse_config(&config)?;
             T::transform(&event, &context_from(context), &config)
         };

@@ -105,6 +105,16 @@ impl HostState {
         }
     }
 
+    /// Gives the store of a prepared instance this call's config and secrets, and restarts the
+    /// CPU budget (ticks spent instantiating do not count against the call).
+    pub fn arm(&mut self, config_json: String, secrets: Vec<(String, String)>) {
+        self.config_json = config_json;
+        self.config = None;
+        self.secrets = secrets;
+        self.ticks = 0;
+        self.timed_out = false;
+    }
+
     fn secret(&self, handle: u32) -> Result<&str, String> {
         self.secrets
             .get(handle as usize)

@@ -15,9 +15,17 @@
 //! - `cli`: [`run_cli`], behind `webhook-gateway plugin run`.
 //!
 //! # How a call runs, and why this way
-//! Every call gets a fresh `Store` and instance from a cached `InstancePre` (pooling allocator:
-//! tens of microseconds), so nothing leaks between events; the store is dropped afterwards, also
-//! after a trap. Calls are **async on the tokio workers** rather than `spawn_blocking`: the epoch
+//! Every call gets a fresh `Store` and instance from a cached `InstancePre` (pooling allocator),
+//! so nothing leaks between events; an instance is called at most once and its store is dropped
+//! afterwards, also after a trap. Creating and tearing down an instance costs about as much as
+//! a short call itself, so both happen *beside* the call where they can: after a call, a
+//! **recycling task** (spawned on the same runtime; it runs once the calling task waits, e.g. on
+//! the delivery's HTTP request) drops the used store (resetting its pool slot) and prepares one
+//! fresh, never-called instance of the plugin; the next call of that plugin takes it, arms it
+//! with its own config, secrets and CPU budget, and only runs the guest function. A call that finds no prepared
+//! instance (first call, concurrent calls, a plugin whose instantiation failed before)
+//! instantiates inline as before. Prepared instances hold at most half of the pool slots and give
+//! them back at once when a call needs a slot. Calls are **async on the tokio workers** rather than `spawn_blocking`: the epoch
 //! callback fires every 1 ms tick of guest execution and *yields* to the executor, so a guest
 //! never holds a worker for more than about a millisecond, and a normal call (50-200 us) avoids
 //! the hand-off to the blocking pool and its thread growth under load. After `cpu_deadline_ms`
@@ -39,12 +47,13 @@ mod host_state;
 mod limits;
 mod output;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
@@ -136,7 +145,7 @@ pub struct TransformOutput {
     pub outcome: Transformed,
     /// The plugin's log lines, capped (`[level] message`).
     pub logs: Vec<String>,
-    /// Wall time of instantiation + call.
+    /// Wall time of the call (and of instantiation, when no prepared instance was ready).
     pub elapsed: Duration,
     /// Largest linear memory the instance reached.
     pub memory_peak_bytes: usize,
@@ -192,6 +201,38 @@ impl Loaded {
     }
 }
 
+impl Loaded {
+    async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
+        Ok(match self {
+            Loaded::Transformer(pre) => Instance::Transformer(pre.instantiate_async(store).await?),
+            Loaded::Authenticator(pre) => {
+                Instance::Authenticator(pre.instantiate_async(store).await?)
+            }
+        })
+    }
+}
+
+enum Instance {
+    Transformer(Transformer),
+    Authenticator(Authenticator),
+}
+
+/// A fresh instance in its own store, holding one pool slot. Field order matters: the store (and
+/// with it the pool's instance) is dropped before the slot is given back.
+struct Fresh {
+    store: Store<HostState>,
+    instance: Instance,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Prepared, never-called instances, at most one per plugin.
+#[derive(Default)]
+struct ReadyState {
+    by_sha: HashMap<String, Fresh>,
+    /// Plugins whose instantiation failed while preparing: they are instantiated per call only.
+    no_prepare: HashSet<String>,
+}
+
 struct Inner {
     engine: Engine,
     limits: PluginLimits,
@@ -200,6 +241,11 @@ struct Inner {
     authenticator_linker: Linker<HostState>,
     loaded: RwLock<HashMap<String, Loaded>>,
     slots: Arc<Semaphore>,
+    ready: Mutex<ReadyState>,
+    /// Recycling tasks not finished yet (each first drops a used store, giving its slot back).
+    recycling: AtomicUsize,
+    /// Notified when `recycling` drops to zero.
+    settled: tokio::sync::Notify,
     _ticker: Ticker,
 }
 
@@ -239,18 +285,20 @@ impl PluginHost {
 
         let ticker = Ticker::start(&engine)?;
         let slots = Arc::new(Semaphore::new(limits.max_concurrency.max(1)));
-        Ok(PluginHost {
-            inner: Arc::new(Inner {
-                engine,
-                limits,
-                cache,
-                transformer_linker,
-                authenticator_linker,
-                loaded: RwLock::new(HashMap::new()),
-                slots,
-                _ticker: ticker,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            engine,
+            limits,
+            cache,
+            transformer_linker,
+            authenticator_linker,
+            loaded: RwLock::new(HashMap::new()),
+            slots,
+            ready: Mutex::new(ReadyState::default()),
+            recycling: AtomicUsize::new(0),
+            settled: tokio::sync::Notify::new(),
+            _ticker: ticker,
+        });
+        Ok(PluginHost { inner })
     }
 
     pub fn limits(&self) -> &PluginLimits {
@@ -326,11 +374,32 @@ impl PluginHost {
     /// Forgets a loaded plugin (its disk artifact stays for a later `load`).
     pub fn unload(&self, sha256: &str) {
         self.inner.loaded.write().remove(sha256);
+        let prepared = self.inner.ready.lock().by_sha.remove(sha256);
+        drop(prepared);
     }
 
-    /// Pool slots free right now (for metrics and the leak tests).
+    /// Pool slots not used by a running call (free, or held by a prepared instance that gives
+    /// its slot back on demand). Stores of finished calls are dropped by recycling tasks:
+    /// [`PluginHost::settle`] first for an exact count.
     pub fn available_slots(&self) -> usize {
-        self.inner.slots.available_permits()
+        self.inner.slots.available_permits() + self.inner.ready.lock().by_sha.len()
+    }
+
+    /// Prepared, never-called instances waiting for their plugin's next call.
+    pub fn prepared_instances(&self) -> usize {
+        self.inner.ready.lock().by_sha.len()
+    }
+
+    /// Waits until every used store has been dropped and the replacements prepared (for tests
+    /// and orderly shutdown).
+    pub async fn settle(&self) {
+        loop {
+            let settled = self.inner.settled.notified();
+            if self.inner.recycling.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            settled.await;
+        }
     }
 
     fn instantiate_pre(&self, component: &Component) -> Result<Loaded, PluginError> {
@@ -390,11 +459,12 @@ impl PluginHost {
         Ok(loaded)
     }
 
-    /// A fresh store for one call, with the memory limiter and the CPU deadline armed.
-    fn store(&self, config_json: String, secrets: Vec<(String, String)>) -> Store<HostState> {
+    /// A fresh store with the memory limiter and the CPU deadline callback; [`HostState::arm`]
+    /// gives it a call's config and secrets.
+    fn store(&self) -> Store<HostState> {
         let mut store = Store::new(
             &self.inner.engine,
-            HostState::new(&self.inner.limits, config_json, secrets),
+            HostState::new(&self.inner.limits, String::new(), Vec::new()),
         );
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
@@ -410,12 +480,121 @@ impl PluginHost {
         store
     }
 
-    fn acquire(&self) -> Result<tokio::sync::OwnedSemaphorePermit, PluginError> {
-        self.inner
-            .slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| PluginError::Busy(self.inner.limits.max_concurrency))
+    /// A pool slot. When none is free, a prepared instance gives its slot back; when the
+    /// recycling tasks are about to give slots back (each drops a used store first), the call
+    /// waits for one. Only slots held by running calls make the pool busy.
+    async fn acquire(&self) -> Result<tokio::sync::OwnedSemaphorePermit, PluginError> {
+        let inner = &self.inner;
+        if let Ok(slot) = inner.slots.clone().try_acquire_owned() {
+            return Ok(slot);
+        }
+        let evicted = {
+            let mut ready = inner.ready.lock();
+            let sha = ready.by_sha.keys().next().cloned();
+            sha.and_then(|sha| ready.by_sha.remove(&sha))
+        };
+        drop(evicted);
+        if let Ok(slot) = inner.slots.clone().try_acquire_owned() {
+            return Ok(slot);
+        }
+        if inner.recycling.load(Ordering::Acquire) > 0
+            && let Ok(slot) = inner.slots.clone().acquire_owned().await
+        {
+            return Ok(slot);
+        }
+        Err(PluginError::Busy(inner.limits.max_concurrency))
+    }
+
+    /// A fresh instance of `sha256`, armed for one call: the prepared one if there is one, else
+    /// instantiated here.
+    async fn fresh(
+        &self,
+        sha256: &str,
+        loaded: &Loaded,
+        config_json: String,
+        secrets: Vec<(String, String)>,
+    ) -> Result<Fresh, PluginError> {
+        let prepared = self.inner.ready.lock().by_sha.remove(sha256);
+        let mut fresh = match prepared {
+            Some(fresh) => fresh,
+            None => {
+                let slot = self.acquire().await?;
+                let mut store = self.store();
+                match loaded.instantiate(&mut store).await {
+                    Ok(instance) => Fresh {
+                        store,
+                        instance,
+                        _slot: slot,
+                    },
+                    Err(e) => return Err(classify(e, store.data_mut(), &self.inner.limits)),
+                }
+            }
+        };
+        fresh.store.data_mut().arm(config_json, secrets);
+        fresh.store.set_epoch_deadline(1);
+        Ok(fresh)
+    }
+
+    /// Drops a used instance and prepares the next one in a task of its own, off the caller's
+    /// path: on a tokio worker it runs when the calling task next waits (typically on the
+    /// delivery's HTTP request), on the same core. Outside a runtime it is dropped here.
+    fn recycle(&self, sha256: &str, fresh: Fresh) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            drop(fresh);
+            return;
+        };
+        self.inner.recycling.fetch_add(1, Ordering::AcqRel);
+        let host = self.clone();
+        let sha256 = sha256.to_string();
+        runtime.spawn(async move {
+            drop(fresh);
+            host.prepare_next(&sha256).await;
+            if host.inner.recycling.fetch_sub(1, Ordering::AcqRel) == 1 {
+                host.inner.settled.notify_waiters();
+            }
+        });
+    }
+
+    /// Prepares a fresh instance of `sha256` for its next call, if the plugin is loaded, has
+    /// none yet, and more than half of the pool slots are free (prepared instances never take
+    /// the last slots from calls).
+    async fn prepare_next(&self, sha256: &str) {
+        let inner = &self.inner;
+        let max = inner.limits.max_concurrency;
+        {
+            let ready = inner.ready.lock();
+            if ready.by_sha.contains_key(sha256)
+                || ready.no_prepare.contains(sha256)
+                || ready.by_sha.len() >= max / 2
+                || inner.slots.available_permits() * 2 <= max
+            {
+                return;
+            }
+        }
+        let Some(loaded) = inner.loaded.read().get(sha256).cloned() else {
+            return;
+        };
+        let Ok(slot) = inner.slots.clone().try_acquire_owned() else {
+            return;
+        };
+        let mut store = self.store();
+        match loaded.instantiate(&mut store).await {
+            Ok(instance) => {
+                let fresh = Fresh {
+                    store,
+                    instance,
+                    _slot: slot,
+                };
+                let mut ready = inner.ready.lock();
+                if !ready.by_sha.contains_key(sha256) {
+                    ready.by_sha.insert(sha256.to_string(), fresh);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(sha256, error = %e, "plugin instantiation failed; it will be instantiated per call");
+                inner.ready.lock().no_prepare.insert(sha256.to_string());
+            }
+        }
     }
 
     /// Runs a transformer once. See the module doc for how the call is isolated and bounded.
@@ -424,9 +603,7 @@ impl PluginHost {
         sha256: &str,
         input: TransformInput,
     ) -> Result<TransformOutput, PluginError> {
-        let Loaded::Transformer(pre) = self.get(sha256, PluginKind::Transformer)? else {
-            unreachable!("get checked the kind")
-        };
+        let loaded = self.get(sha256, PluginKind::Transformer)?;
         let limits = &self.inner.limits;
         let size = input.event_json.len() + input.config_json.len() + context_size(&input.context);
         if size > limits.max_input_bytes {
@@ -441,34 +618,36 @@ impl PluginHost {
             input.config_json
         };
         let context = to_wit_context(input.context);
-        let _slot = self.acquire()?;
         let started = Instant::now();
-        let mut store = self.store(config_json.clone(), Vec::new());
-        let result = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .call_transform(&mut store, &input.event_json, &context, &config_json)
-                .await
-        }
-        .await;
+        let mut fresh = self
+            .fresh(sha256, &loaded, config_json.clone(), Vec::new())
+            .await?;
+        let Instance::Transformer(instance) = &fresh.instance else {
+            unreachable!("a transformer's instance")
+        };
+        let result = instance
+            .call_transform(&mut fresh.store, &input.event_json, &context, &config_json)
+            .await;
         let elapsed = started.elapsed();
-        let state = store.data_mut();
+        let state = fresh.store.data_mut();
         let outcome = match result {
-            Err(e) => return Err(classify(e, state, limits)),
-            Ok(Err(guest)) => return Err(PluginError::Guest(guest_error(guest))),
-            Ok(Ok(wit::TransformOutcome::Skip(reason))) => Transformed::Skip(reason),
+            Err(e) => Err(classify(e, state, limits)),
+            Ok(Err(guest)) => Err(PluginError::Guest(guest_error(guest))),
+            Ok(Ok(wit::TransformOutcome::Skip(reason))) => Ok(Transformed::Skip(reason)),
             Ok(Ok(wit::TransformOutcome::Send(r))) => {
                 let request = from_wit_request(r);
-                output::check_request(&request, limits.max_output_bytes)?;
-                Transformed::Request(request)
+                output::check_request(&request, limits.max_output_bytes)
+                    .map(|()| Transformed::Request(request))
             }
         };
-        Ok(TransformOutput {
+        let output = outcome.map(|outcome| TransformOutput {
             outcome,
             logs: state.logs.finish(),
             elapsed,
             memory_peak_bytes: state.limiter.peak_bytes,
-        })
+        });
+        self.recycle(sha256, fresh);
+        output
     }
 
     /// Runs transformers in order. Each sees the event, its own config, and the previous step's
@@ -522,9 +701,7 @@ impl PluginHost {
         sha256: &str,
         input: AuthInput,
     ) -> Result<AuthOutput, PluginError> {
-        let Loaded::Authenticator(pre) = self.get(sha256, PluginKind::Authenticator)? else {
-            unreachable!("get checked the kind")
-        };
+        let loaded = self.get(sha256, PluginKind::Authenticator)?;
         let limits = &self.inner.limits;
         let r = &input.request;
         let size = r.url.len()
@@ -552,43 +729,54 @@ impl PluginHost {
             attempt: input.attempt,
             now_ms: input.now_ms,
         };
-        let _slot = self.acquire()?;
         let started = Instant::now();
-        let mut store = self.store(config_json, input.secrets);
-        let result = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .call_authenticate(&mut store, &request, &attempt)
-                .await
-        }
-        .await;
-        let elapsed = started.elapsed();
-        let state = store.data_mut();
-        let additions = match result {
-            Err(e) => return Err(classify(e, state, limits)),
-            Ok(Err(guest)) => return Err(PluginError::Guest(guest_error(guest))),
-            Ok(Ok(a)) => a,
+        let mut fresh = self
+            .fresh(sha256, &loaded, config_json, input.secrets)
+            .await?;
+        let Instance::Authenticator(instance) = &fresh.instance else {
+            unreachable!("an authenticator's instance")
         };
-        let secret_names: Vec<String> = state
-            .placed_headers
-            .iter()
-            .chain(&state.placed_query)
-            .map(|(n, _)| n.clone())
-            .collect();
-        let mut add_headers = additions.headers;
-        add_headers.append(&mut state.placed_headers);
-        let mut add_query = additions.query;
-        add_query.append(&mut state.placed_query);
-        output::check_additions(&add_headers, &add_query, limits.max_output_bytes)?;
-        Ok(AuthOutput {
-            add_headers,
-            add_query,
-            secret_names,
-            logs: state.logs.finish(),
-            elapsed,
-            memory_peak_bytes: state.limiter.peak_bytes,
-        })
+        let result = instance
+            .call_authenticate(&mut fresh.store, &request, &attempt)
+            .await;
+        let elapsed = started.elapsed();
+        let output = auth_output(result, fresh.store.data_mut(), elapsed, limits);
+        self.recycle(sha256, fresh);
+        output
     }
+}
+
+/// An authenticator's additions (its own, then the secrets it placed), checked.
+fn auth_output(
+    result: wasmtime::Result<Result<wit::AuthAdditions, wit::PluginError>>,
+    state: &mut HostState,
+    elapsed: Duration,
+    limits: &PluginLimits,
+) -> Result<AuthOutput, PluginError> {
+    let additions = match result {
+        Err(e) => return Err(classify(e, state, limits)),
+        Ok(Err(guest)) => return Err(PluginError::Guest(guest_error(guest))),
+        Ok(Ok(a)) => a,
+    };
+    let secret_names: Vec<String> = state
+        .placed_headers
+        .iter()
+        .chain(&state.placed_query)
+        .map(|(n, _)| n.clone())
+        .collect();
+    let mut add_headers = additions.headers;
+    add_headers.append(&mut state.placed_headers);
+    let mut add_query = additions.query;
+    add_query.append(&mut state.placed_query);
+    output::check_additions(&add_headers, &add_query, limits.max_output_bytes)?;
+    Ok(AuthOutput {
+        add_headers,
+        add_query,
+        secret_names,
+        logs: state.logs.finish(),
+        elapsed,
+        memory_peak_bytes: state.limiter.peak_bytes,
+    })
 }
 
 /// Compiles uploaded bytes, refusing anything but a component.

@@ -6,23 +6,31 @@
 //! `incident_url` may contain `{id}`, replaced with the event id, to add a button.
 //! Events that are not incident events (type not starting with `incident`) are skipped.
 
-use gateway_sdk::serde_json::{Value, json};
-use gateway_sdk::{Context, Error, Event, Outcome, Request, Result, Transformer};
+use std::borrow::Cow;
+
+use gateway_sdk::serde_json::Value;
+use gateway_sdk::{Context, Error, Event, Outcome, Request, Result, Transformer, event};
+use serde::{Deserialize, Serialize};
 
 pub struct Slack;
 
 impl Transformer for Slack {
     fn transform(event: &Event, ctx: &Context, config: &Value) -> Result<Outcome> {
         if !ctx.event_type.starts_with("incident") {
-            return Ok(Outcome::skip(format!("slack: `{}` is not an incident event", ctx.event_type)));
+            return Ok(Outcome::skip(format!(
+                "slack: `{}` is not an incident event",
+                ctx.event_type
+            )));
         }
         let url = match config.get("url") {
             None | Some(Value::Null) => ctx.url.as_str(),
             Some(Value::String(u)) => u.as_str(),
             Some(_) => return Err(Error::invalid_config("`url` must be a string")),
         };
-        let body = message(event, ctx, config);
-        Ok(Outcome::Send(Request::post(url).json(&body)?))
+        let incident = Incident::read(event);
+        Ok(Outcome::Send(
+            Request::post(url).json(&message(&incident, ctx, config))?,
+        ))
     }
 }
 
@@ -31,9 +39,164 @@ gateway_sdk::transformer!(Slack);
 /// Slack caps a section's text at 3000 characters.
 const MAX_SECTION: usize = 3000;
 
-/// The Slack message for one incident event (pure, so it is unit-tested natively).
-pub fn message(event: &Event, ctx: &Context, config: &Value) -> Value {
-    let status = event.str("status").unwrap_or_else(|| ctx.event_type.trim_start_matches("incident."));
+/// The fields of a Squadcast-shaped incident the message shows. Strings borrow from the event
+/// where they can (typed read straight from the event's JSON text: no generic tree is built).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Incident<'a> {
+    #[serde(borrow)]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub message: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub title: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub description: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub time_of_creation: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub service: Option<Service<'a>>,
+    #[serde(borrow)]
+    pub alert_source: Option<AlertSource<'a>>,
+    #[serde(borrow)]
+    pub assigned_to: Option<Vec<Assignee<'a>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Service<'a> {
+    #[serde(borrow)]
+    pub name: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AlertSource<'a> {
+    #[serde(borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub short_name: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Assignee<'a> {
+    #[serde(borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub id: Option<Cow<'a, str>>,
+}
+
+impl<'a> Incident<'a> {
+    /// Reads the incident fields: typed from the JSON text, or, when a field has an unexpected
+    /// type (`"status": 3`, `"service": "x"`), by path from the generic tree, where such fields
+    /// simply count as absent.
+    pub fn read(event: &'a Event) -> Incident<'a> {
+        event
+            .parse()
+            .unwrap_or_else(|_| Incident::from_value(event.value()))
+    }
+
+    fn from_value(v: &'a Value) -> Incident<'a> {
+        let s = |path: &str| {
+            event::lookup(v, path)
+                .and_then(Value::as_str)
+                .map(Cow::Borrowed)
+        };
+        Incident {
+            id: s("id"),
+            status: s("status"),
+            message: s("message"),
+            title: s("title"),
+            description: s("description"),
+            time_of_creation: s("time_of_creation"),
+            service: Some(Service {
+                name: s("service.name"),
+            }),
+            alert_source: Some(AlertSource {
+                kind: s("alert_source.type"),
+                short_name: s("alert_source.short_name"),
+            }),
+            assigned_to: v.get("assigned_to").and_then(Value::as_array).map(|items| {
+                items
+                    .iter()
+                    .map(|x| Assignee {
+                        kind: x.get("type").and_then(Value::as_str).map(Cow::Borrowed),
+                        id: x.get("id").and_then(Value::as_str).map(Cow::Borrowed),
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// A Slack message (the fields of an incoming-webhook payload this plugin uses).
+#[derive(Debug, Serialize)]
+pub struct Message<'a> {
+    pub text: String,
+    pub blocks: Vec<Block<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icon_emoji: Option<&'a str>,
+}
+
+/// A Block Kit block.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Block<'a> {
+    Header {
+        text: Text<'a>,
+    },
+    Section {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<Text<'a>>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        fields: Vec<Text<'a>>,
+    },
+    Actions {
+        elements: Vec<Button<'a>>,
+    },
+    Context {
+        elements: Vec<Text<'a>>,
+    },
+}
+
+/// A Block Kit text object.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Text<'a> {
+    PlainText {
+        text: Cow<'a, str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        emoji: Option<bool>,
+    },
+    Mrkdwn {
+        text: Cow<'a, str>,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub struct Button<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub text: Text<'a>,
+    pub url: String,
+}
+
+fn mrkdwn<'a>(text: impl Into<Cow<'a, str>>) -> Text<'a> {
+    Text::Mrkdwn { text: text.into() }
+}
+
+/// The Slack message for one incident (pure, so it is unit-tested natively).
+pub fn message<'a>(incident: &'a Incident<'a>, ctx: &'a Context, config: &'a Value) -> Message<'a> {
+    let field = |f: &'a Option<Cow<'a, str>>| f.as_deref();
+    let status =
+        field(&incident.status).unwrap_or_else(|| ctx.event_type.trim_start_matches("incident."));
     let (emoji, label) = match status {
         "triggered" => (":red_circle:", "Triggered"),
         "acknowledged" => (":large_yellow_circle:", "Acknowledged"),
@@ -41,77 +204,116 @@ pub fn message(event: &Event, ctx: &Context, config: &Value) -> Value {
         "reassigned" => (":arrows_counterclockwise:", "Reassigned"),
         _ => (":large_blue_circle:", "Updated"),
     };
-    let label = if ctx.event_type.ends_with("reassigned") { "Reassigned" } else { label };
-    let title = event.str("message").or_else(|| event.str("title")).unwrap_or("Incident");
-    let id = event.str("id").unwrap_or("");
-    let service = event.str("service.name").unwrap_or("unknown service");
-    let source = event.str("alert_source.type").or_else(|| event.str("alert_source.short_name")).unwrap_or("unknown");
-    let assigned = event
-        .get("assigned_to")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| Some(format!("{} `{}`", x.get("type")?.as_str()?, x.get("id")?.as_str()?)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "nobody".to_string());
-    let created = event.str("time_of_creation").unwrap_or("");
-
-    let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&format!("{label}: {title}"), 150), "emoji": true}}),
-        json!({"type": "section", "fields": [
-            {"type": "mrkdwn", "text": format!("*Status:*\n{emoji} {label}")},
-            {"type": "mrkdwn", "text": format!("*Service:*\n{}", escape(service))},
-            {"type": "mrkdwn", "text": format!("*Alert source:*\n{}", escape(source))},
-            {"type": "mrkdwn", "text": format!("*Assigned to:*\n{}", escape(&assigned))},
-        ]}),
-    ];
-    if let Some(desc) = event.str("description").filter(|d| !d.is_empty()) {
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&escape(desc), MAX_SECTION)}}));
-    }
-    if let Some(link) = config.get("incident_url").and_then(Value::as_str) {
-        let link = link.replace("{id}", id);
-        blocks.push(json!({"type": "actions", "elements": [
-            {"type": "button", "text": {"type": "plain_text", "text": "Open incident"}, "url": link}
-        ]}));
-    }
-    let mut context = format!("Incident `{id}`");
-    if !created.is_empty() {
-        context.push_str(&format!(" · created {created}"));
-    }
-    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]}));
-
-    let mut msg = json!({
-        "text": format!("{emoji} [{label}] {title} ({service})"),
-        "blocks": blocks,
-    });
-    for key in ["channel", "username", "icon_emoji"] {
-        if let Some(v) = config.get(key).and_then(Value::as_str) {
-            msg[key] = json!(v);
+    let label = if ctx.event_type.ends_with("reassigned") {
+        "Reassigned"
+    } else {
+        label
+    };
+    let title = field(&incident.message)
+        .or(field(&incident.title))
+        .unwrap_or("Incident");
+    let id = field(&incident.id).unwrap_or("");
+    let service = incident
+        .service
+        .as_ref()
+        .and_then(|s| field(&s.name))
+        .unwrap_or("unknown service");
+    let source = incident
+        .alert_source
+        .as_ref()
+        .and_then(|a| field(&a.kind).or(field(&a.short_name)))
+        .unwrap_or("unknown");
+    let mut assigned = String::new();
+    for a in incident.assigned_to.iter().flatten() {
+        if let (Some(kind), Some(who)) = (field(&a.kind), field(&a.id)) {
+            if !assigned.is_empty() {
+                assigned.push_str(", ");
+            }
+            assigned.push_str(&format!("{kind} `{who}`"));
         }
     }
-    msg
+    if assigned.is_empty() {
+        assigned.push_str("nobody");
+    }
+
+    let mut blocks = vec![
+        Block::Header {
+            text: Text::PlainText {
+                text: truncate(format!("{label}: {title}").into(), 150),
+                emoji: Some(true),
+            },
+        },
+        Block::Section {
+            text: None,
+            fields: vec![
+                mrkdwn(format!("*Status:*\n{emoji} {label}")),
+                mrkdwn(format!("*Service:*\n{}", escape(service))),
+                mrkdwn(format!("*Alert source:*\n{}", escape(source))),
+                mrkdwn(format!("*Assigned to:*\n{}", escape(&assigned))),
+            ],
+        },
+    ];
+    if let Some(desc) = field(&incident.description).filter(|d| !d.is_empty()) {
+        blocks.push(Block::Section {
+            text: Some(mrkdwn(truncate(escape(desc), MAX_SECTION))),
+            fields: Vec::new(),
+        });
+    }
+    if let Some(link) = config.get("incident_url").and_then(Value::as_str) {
+        blocks.push(Block::Actions {
+            elements: vec![Button {
+                kind: "button",
+                text: Text::PlainText {
+                    text: "Open incident".into(),
+                    emoji: None,
+                },
+                url: link.replace("{id}", id),
+            }],
+        });
+    }
+    let mut context = format!("Incident `{id}`");
+    if let Some(created) = field(&incident.time_of_creation).filter(|c| !c.is_empty()) {
+        context.push_str(&format!(" · created {created}"));
+    }
+    blocks.push(Block::Context {
+        elements: vec![mrkdwn(context)],
+    });
+
+    let opt = |key: &str| config.get(key).and_then(Value::as_str);
+    Message {
+        text: format!("{emoji} [{label}] {title} ({service})"),
+        blocks,
+        channel: opt("channel"),
+        username: opt("username"),
+        icon_emoji: opt("icon_emoji"),
+    }
 }
 
 /// Escapes the three characters Slack's mrkdwn treats as control characters.
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+fn escape(s: &str) -> Cow<'_, str> {
+    if !s.contains(['&', '<', '>']) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;"),
+    )
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
+fn truncate(s: Cow<'_, str>, max: usize) -> Cow<'_, str> {
+    if s.len() <= max || s.chars().count() <= max {
+        return s;
     }
     let mut out: String = s.chars().take(max - 1).collect();
     out.push('…');
-    out
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gateway_sdk::serde_json::{self, json};
 
     fn sample() -> Event {
         let text = include_str!("../../../tests/fixtures/squadcast/incident_triggered.json");
@@ -119,34 +321,65 @@ mod tests {
     }
 
     fn ctx(event_type: &str) -> Context {
-        Context { event_type: event_type.into(), url: "https://hooks.slack.test/x".into(), ..Default::default() }
+        Context {
+            event_type: event_type.into(),
+            url: "https://hooks.slack.test/x".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn triggered_sample_becomes_a_block_message() {
         let out = Slack::transform(&sample(), &ctx("incident.triggered"), &Value::Null).unwrap();
-        let Outcome::Send(req) = out else { panic!("skipped") };
+        let Outcome::Send(req) = out else {
+            panic!("skipped")
+        };
         assert_eq!(req.method, "POST");
         assert_eq!(req.url, "https://hooks.slack.test/x");
         let body: Value = serde_json::from_str(req.body.as_deref().unwrap()).unwrap();
-        assert_eq!(body["text"], ":red_circle: [Triggered] Sample incident for testing webhooks (Team 2 Service 1)");
-        assert_eq!(body["blocks"][0]["text"]["text"], "Triggered: Sample incident for testing webhooks");
-        assert_eq!(body["blocks"][1]["fields"][1]["text"], "*Service:*\nTeam 2 Service 1");
-        assert_eq!(body["blocks"][1]["fields"][3]["text"], "*Assigned to:*\nescalationpolicy `617411dcc6991e7406f95ec5`");
-        assert!(body["blocks"][2]["text"]["text"].as_str().unwrap().starts_with("This is a sample incident"));
-        assert_eq!(body["blocks"].as_array().unwrap().last().unwrap()["type"], "context");
+        assert_eq!(
+            body["text"],
+            ":red_circle: [Triggered] Sample incident for testing webhooks (Team 2 Service 1)"
+        );
+        assert_eq!(
+            body["blocks"][0]["text"]["text"],
+            "Triggered: Sample incident for testing webhooks"
+        );
+        assert_eq!(
+            body["blocks"][1]["fields"][1]["text"],
+            "*Service:*\nTeam 2 Service 1"
+        );
+        assert_eq!(
+            body["blocks"][1]["fields"][3]["text"],
+            "*Assigned to:*\nescalationpolicy `617411dcc6991e7406f95ec5`"
+        );
+        assert!(
+            body["blocks"][2]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("This is a sample incident")
+        );
+        assert_eq!(
+            body["blocks"].as_array().unwrap().last().unwrap()["type"],
+            "context"
+        );
     }
 
     #[test]
     fn config_adds_channel_and_button_and_overrides_url() {
         let config = json!({"channel": "#ops", "incident_url": "https://app.test/i/{id}", "url": "https://other.test"});
-        let Outcome::Send(req) = Slack::transform(&sample(), &ctx("incident.triggered"), &config).unwrap() else {
+        let Outcome::Send(req) =
+            Slack::transform(&sample(), &ctx("incident.triggered"), &config).unwrap()
+        else {
             panic!("skipped")
         };
         assert_eq!(req.url, "https://other.test");
         let body: Value = serde_json::from_str(req.body.as_deref().unwrap()).unwrap();
         assert_eq!(body["channel"], "#ops");
-        assert!(body.to_string().contains("https://app.test/i/619cba1e749fd801ea1cd439"));
+        assert!(
+            body.to_string()
+                .contains("https://app.test/i/619cba1e749fd801ea1cd439")
+        );
     }
 
     #[test]
@@ -158,6 +391,68 @@ mod tests {
     #[test]
     fn mrkdwn_is_escaped_and_long_text_truncated() {
         assert_eq!(escape("<a & b>"), "&lt;a &amp; b&gt;");
-        assert_eq!(truncate("abcdef", 4).chars().count(), 4);
+        assert_eq!(truncate("abcdef".into(), 4).chars().count(), 4);
+        assert_eq!(truncate("abc".into(), 4), "abc");
+    }
+
+    fn body(event: &Event) -> Value {
+        let Outcome::Send(req) =
+            Slack::transform(event, &ctx("incident.triggered"), &Value::Null).unwrap()
+        else {
+            panic!("skipped")
+        };
+        serde_json::from_str(req.body.as_deref().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn fields_of_unexpected_types_count_as_absent() {
+        // `status` is a number and `service` a string: the typed read fails, the path read is used.
+        let mut v: Value = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/squadcast/incident_triggered.json"
+        ))
+        .unwrap();
+        v["status"] = json!(3);
+        v["service"] = json!("api");
+        let odd = body(&Event::from_value(v));
+        assert_eq!(
+            odd["text"],
+            ":red_circle: [Triggered] Sample incident for testing webhooks (unknown service)"
+        );
+        assert_eq!(
+            odd["blocks"][1]["fields"][3]["text"],
+            "*Assigned to:*\nescalationpolicy `617411dcc6991e7406f95ec5`"
+        );
+        // The typed read and the path read agree on a well-formed event.
+        let e = sample();
+        let (incident, c) = (Incident::from_value(e.value()), ctx("incident.triggered"));
+        assert_eq!(
+            serde_json::to_value(message(&incident, &c, &Value::Null)).unwrap(),
+            body(&e)
+        );
+    }
+
+    #[test]
+    fn escaped_strings_and_missing_fields() {
+        let e =
+            Event::from_json(r#"{"message": "a \"b\" <c>", "assigned_to": [{"type": "user"}]}"#)
+                .unwrap();
+        let b = body(&e);
+        assert_eq!(
+            b["text"],
+            ":red_circle: [Triggered] a \"b\" <c> (unknown service)"
+        );
+        assert_eq!(
+            b["blocks"][1]["fields"][2]["text"],
+            "*Alert source:*\nunknown"
+        );
+        assert_eq!(
+            b["blocks"][1]["fields"][3]["text"],
+            "*Assigned to:*\nnobody"
+        );
+        assert_eq!(
+            b["blocks"].as_array().unwrap().len(),
+            3,
+            "no description block: {b}"
+        );
     }
 }
