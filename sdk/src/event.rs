@@ -24,10 +24,7 @@ impl Event {
         let text = text.into();
         serde_json::from_str::<IgnoredAny>(&text)
             .map_err(|e| crate::Error::invalid_event(format!("event is not JSON: {e}")))?;
-        Ok(Event {
-            text,
-            value: OnceLock::new(),
-        })
+        Ok(Event { text, value: OnceLock::new() })
     }
 
     /// Takes text already known to be JSON without scanning it. The entry glue uses it for the
@@ -35,18 +32,12 @@ impl Event {
     /// scan costs more than a typed read). Were the text not JSON, the path accessors would
     /// answer `None` and [`Event::parse`] an `InvalidEvent` error.
     pub fn from_json_unchecked(text: String) -> Self {
-        Event {
-            text,
-            value: OnceLock::new(),
-        }
+        Event { text, value: OnceLock::new() }
     }
 
     /// Wraps an already parsed value (handy in tests).
     pub fn from_value(value: Value) -> Self {
-        Event {
-            text: value.to_string(),
-            value: OnceLock::from(value),
-        }
+        Event { text: value.to_string(), value: OnceLock::from(value) }
     }
 
     /// The event's JSON text, as the gateway sent it.
@@ -56,8 +47,7 @@ impl Event {
 
     /// The whole event as a generic JSON value (parsed on first use).
     pub fn value(&self) -> &Value {
-        self.value
-            .get_or_init(|| serde_json::from_str(&self.text).unwrap_or(Value::Null))
+        self.value.get_or_init(|| serde_json::from_str(&self.text).unwrap_or(Value::Null))
     }
 
     /// The value at a dotted path (`service.name`, `assigned_to.0.id`); `None` when absent.
@@ -103,8 +93,7 @@ mod tests {
 
     #[test]
     fn dotted_paths_reach_objects_and_arrays() {
-        let e =
-            Event::from_value(json!({"service": {"name": "api"}, "assigned_to": [{"id": "u1"}]}));
+        let e = Event::from_value(json!({"service": {"name": "api"}, "assigned_to": [{"id": "u1"}]}));
         assert_eq!(e.str("service.name"), Some("api"));
         assert_eq!(e.str("assigned_to.0.id"), Some("u1"));
         assert_eq!(e.get("service.missing"), None);
@@ -124,41 +113,22 @@ mod tests {
             #[serde(borrow)]
             service: Service<'a>,
         }
-        let e = Event::from_json(r#"{"id": "i1", "service": {"name": "a\"b"}, "extra": [1, 2]}"#)
-            .unwrap();
+        let e = Event::from_json(r#"{"id": "i1", "service": {"name": "a\"b"}, "extra": [1, 2]}"#).unwrap();
         let typed: Incident = e.parse().unwrap();
         assert_eq!(typed.id, "i1");
-        assert!(
-            matches!(typed.service.name, Cow::Owned(_)),
-            "an escaped string cannot be borrowed"
-        );
+        assert!(matches!(typed.service.name, Cow::Owned(_)), "an escaped string cannot be borrowed");
         assert_eq!(typed.service.name, "a\"b");
         assert_eq!(e.str("service.name"), Some("a\"b"));
-        assert_eq!(
-            e,
-            Event::from_value(json!({"id": "i1", "service": {"name": "a\"b"}, "extra": [1, 2]}))
-        );
-        assert!(matches!(
-            e.parse::<Vec<u8>>(),
-            Err(crate::Error::InvalidEvent(_))
-        ));
+        assert_eq!(e, Event::from_value(json!({"id": "i1", "service": {"name": "a\"b"}, "extra": [1, 2]})));
+        assert!(matches!(e.parse::<Vec<u8>>(), Err(crate::Error::InvalidEvent(_))));
     }
 
     #[test]
     fn non_json_is_an_invalid_event() {
-        assert!(matches!(
-            Event::from_json("{"),
-            Err(crate::Error::InvalidEvent(_))
-        ));
-        assert!(matches!(
-            Event::from_json("{} x"),
-            Err(crate::Error::InvalidEvent(_))
-        ));
+        assert!(matches!(Event::from_json("{"), Err(crate::Error::InvalidEvent(_))));
+        assert!(matches!(Event::from_json("{} x"), Err(crate::Error::InvalidEvent(_))));
         let unchecked = Event::from_json_unchecked("{".into());
         assert_eq!(unchecked.get("a"), None);
-        assert!(matches!(
-            unchecked.parse::<Value>(),
-            Err(crate::Error::InvalidEvent(_))
-        ));
+        assert!(matches!(unchecked.parse::<Value>(), Err(crate::Error::InvalidEvent(_))));
     }
 }

@@ -69,7 +69,8 @@ mod imp {
     }
 
     fn value(h: u32) -> Result<String, String> {
-        STATE.with(|s| s.borrow().secrets.get(h as usize).map(|(_, v)| v.clone()))
+        STATE
+            .with(|s| s.borrow().secrets.get(h as usize).map(|(_, v)| v.clone()))
             .ok_or_else(|| format!("unknown secret handle {h}"))
     }
     pub fn open(name: &str) -> Option<u32> {

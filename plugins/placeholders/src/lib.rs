@@ -51,7 +51,9 @@ pub fn build(event: &Event, ctx: &Context, config: &Value) -> Result<Request> {
     let limit = |key: &str, default: usize| -> Result<usize> {
         match cfg.get(key) {
             None | Some(Value::Null) => Ok(default),
-            Some(v) => v.as_u64().map(|n| n as usize).ok_or_else(|| Error::invalid_config(format!("`{key}` must be a number"))),
+            Some(v) => {
+                v.as_u64().map(|n| n as usize).ok_or_else(|| Error::invalid_config(format!("`{key}` must be a number")))
+            }
         }
     };
     let str_of = |key: &str| -> Result<Option<&str>> {
@@ -61,7 +63,8 @@ pub fn build(event: &Event, ctx: &Context, config: &Value) -> Result<Request> {
             Some(_) => Err(Error::invalid_config(format!("`{key}` must be a string"))),
         }
     };
-    let (body_limit, query_limit) = (limit("body_limit", DEFAULT_BODY_LIMIT)?, limit("query_limit", DEFAULT_QUERY_LIMIT)?);
+    let (body_limit, query_limit) =
+        (limit("body_limit", DEFAULT_BODY_LIMIT)?, limit("query_limit", DEFAULT_QUERY_LIMIT)?);
     if str_of("body")?.is_none() && cfg.get("query").is_none() {
         return Err(Error::invalid_config("set `body` and/or `query`"));
     }
@@ -76,12 +79,18 @@ pub fn build(event: &Event, ctx: &Context, config: &Value) -> Result<Request> {
         let escape = match str_of("escape")? {
             Some("none") => Escape::None,
             Some("json") => Escape::Json,
-            Some(other) => return Err(Error::invalid_config(format!("`escape` must be `json` or `none`, not `{other}`"))),
+            Some(other) => {
+                return Err(Error::invalid_config(format!("`escape` must be `json` or `none`, not `{other}`")));
+            }
             None if body.trim_start().starts_with(['{', '[']) => Escape::Json,
             None => Escape::None,
         };
         let rendered = cap(render(body, &vars, escape), body_limit);
-        let kind = if gateway_sdk::serde_json::from_str::<Value>(&rendered).is_ok() { "application/json" } else { "text/plain; charset=utf-8" };
+        let kind = if gateway_sdk::serde_json::from_str::<Value>(&rendered).is_ok() {
+            "application/json"
+        } else {
+            "text/plain; charset=utf-8"
+        };
         req = req.header("content-type", kind).body(rendered);
     }
     if let Some(query) = cfg.get("query") {
@@ -118,11 +127,11 @@ impl Vars<'_> {
     /// The value of a placeholder name (`incident.id`); `None` when the name is unknown.
     pub fn get(&self, name: &str) -> Option<String> {
         let name = name.trim();
-        let name = name.strip_prefix("incident_").map(|rest| format!("incident.{rest}")).unwrap_or_else(|| name.to_string());
+        let name =
+            name.strip_prefix("incident_").map(|rest| format!("incident.{rest}")).unwrap_or_else(|| name.to_string());
         let e = self.event;
-        let text = |paths: &[&str]| -> String {
-            paths.iter().find_map(|p| e.get(p).and_then(scalar)).unwrap_or_default()
-        };
+        let text =
+            |paths: &[&str]| -> String { paths.iter().find_map(|p| e.get(p).and_then(scalar)).unwrap_or_default() };
         Some(match name.as_str() {
             "incident.id" => text(&["id", "incident_id"]),
             "incident.title" => text(&["message", "title"]),
@@ -321,8 +330,14 @@ mod tests {
         let e = event("high");
         let c = ctx();
         let v = Vars { event: &e, ctx: &c };
-        assert_eq!(render("{{webhook.id}} {{webhook.event}} {{timestamp}} {{nope}}", &v, Escape::None), "wh_1 incident.created 2023-05-31T16:07Z {{nope}}");
-        assert_eq!(render("{{{ if(webhook.event==incident.created) return(new); return(old); }}}", &v, Escape::None), "new");
+        assert_eq!(
+            render("{{webhook.id}} {{webhook.event}} {{timestamp}} {{nope}}", &v, Escape::None),
+            "wh_1 incident.created 2023-05-31T16:07Z {{nope}}"
+        );
+        assert_eq!(
+            render("{{{ if(webhook.event==incident.created) return(new); return(old); }}}", &v, Escape::None),
+            "new"
+        );
         assert_eq!(timestamp(0), "1970-01-01T00:00Z");
         assert_eq!(timestamp(951_782_400_000), "2000-02-29T00:00Z");
     }
@@ -337,7 +352,8 @@ mod tests {
     #[test]
     fn query_mode_caps_values_and_body_cap_is_configurable() {
         let e = Event::from_value(json!({"id": "1", "message": "x".repeat(12_000)}));
-        let req = build(&e, &ctx(), &json!({"query": {"title": "{{incident.title}}", "id": "{{incident.id}}"}})).unwrap();
+        let req =
+            build(&e, &ctx(), &json!({"query": {"title": "{{incident.title}}", "id": "{{incident.id}}"}})).unwrap();
         assert_eq!(req.body, None);
         let q = |name: &str| req.query.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap();
         assert_eq!(q("title").len(), DEFAULT_QUERY_LIMIT);

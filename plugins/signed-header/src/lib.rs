@@ -102,13 +102,19 @@ mod tests {
         let out = sign(&request(), &attempt, &config).unwrap();
         assert_eq!(out.headers[0], ("X-Ts".to_string(), "1649367553".to_string()));
         assert_eq!(out.headers[1].1.len(), 88);
-        assert_eq!(secrets::testing::take_placed(), vec![(false, "Authorization".to_string(), "Bearer t0k".to_string())]);
+        assert_eq!(
+            secrets::testing::take_placed(),
+            vec![(false, "Authorization".to_string(), "Bearer t0k".to_string())]
+        );
     }
 
     #[test]
     fn missing_secret_is_a_config_error() {
         secrets::testing::set(&[]);
-        assert!(matches!(sign(&request(), &Attempt::default(), &json!({"secret": "nope"})), Err(Error::InvalidConfig(_))));
+        assert!(matches!(
+            sign(&request(), &Attempt::default(), &json!({"secret": "nope"})),
+            Err(Error::InvalidConfig(_))
+        ));
         assert!(matches!(sign(&request(), &Attempt::default(), &json!({})), Err(Error::InvalidConfig(_))));
     }
 }

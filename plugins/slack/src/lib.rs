@@ -17,10 +17,7 @@ pub struct Slack;
 impl Transformer for Slack {
     fn transform(event: &Event, ctx: &Context, config: &Value) -> Result<Outcome> {
         if !ctx.event_type.starts_with("incident") {
-            return Ok(Outcome::skip(format!(
-                "slack: `{}` is not an incident event",
-                ctx.event_type
-            )));
+            return Ok(Outcome::skip(format!("slack: `{}` is not an incident event", ctx.event_type)));
         }
         let url = match config.get("url") {
             None | Some(Value::Null) => ctx.url.as_str(),
@@ -28,9 +25,7 @@ impl Transformer for Slack {
             Some(_) => return Err(Error::invalid_config("`url` must be a string")),
         };
         let incident = Incident::read(event);
-        Ok(Outcome::Send(
-            Request::post(url).json(&message(&incident, ctx, config))?,
-        ))
+        Ok(Outcome::Send(Request::post(url).json(&message(&incident, ctx, config))?))
     }
 }
 
@@ -94,17 +89,11 @@ impl<'a> Incident<'a> {
     /// type (`"status": 3`, `"service": "x"`), by path from the generic tree, where such fields
     /// simply count as absent.
     pub fn read(event: &'a Event) -> Incident<'a> {
-        event
-            .parse()
-            .unwrap_or_else(|_| Incident::from_value(event.value()))
+        event.parse().unwrap_or_else(|_| Incident::from_value(event.value()))
     }
 
     fn from_value(v: &'a Value) -> Incident<'a> {
-        let s = |path: &str| {
-            event::lookup(v, path)
-                .and_then(Value::as_str)
-                .map(Cow::Borrowed)
-        };
+        let s = |path: &str| event::lookup(v, path).and_then(Value::as_str).map(Cow::Borrowed);
         Incident {
             id: s("id"),
             status: s("status"),
@@ -112,13 +101,8 @@ impl<'a> Incident<'a> {
             title: s("title"),
             description: s("description"),
             time_of_creation: s("time_of_creation"),
-            service: Some(Service {
-                name: s("service.name"),
-            }),
-            alert_source: Some(AlertSource {
-                kind: s("alert_source.type"),
-                short_name: s("alert_source.short_name"),
-            }),
+            service: Some(Service { name: s("service.name") }),
+            alert_source: Some(AlertSource { kind: s("alert_source.type"), short_name: s("alert_source.short_name") }),
             assigned_to: v.get("assigned_to").and_then(Value::as_array).map(|items| {
                 items
                     .iter()
@@ -195,8 +179,7 @@ fn mrkdwn<'a>(text: impl Into<Cow<'a, str>>) -> Text<'a> {
 /// The Slack message for one incident (pure, so it is unit-tested natively).
 pub fn message<'a>(incident: &'a Incident<'a>, ctx: &'a Context, config: &'a Value) -> Message<'a> {
     let field = |f: &'a Option<Cow<'a, str>>| f.as_deref();
-    let status =
-        field(&incident.status).unwrap_or_else(|| ctx.event_type.trim_start_matches("incident."));
+    let status = field(&incident.status).unwrap_or_else(|| ctx.event_type.trim_start_matches("incident."));
     let (emoji, label) = match status {
         "triggered" => (":red_circle:", "Triggered"),
         "acknowledged" => (":large_yellow_circle:", "Acknowledged"),
@@ -204,25 +187,12 @@ pub fn message<'a>(incident: &'a Incident<'a>, ctx: &'a Context, config: &'a Val
         "reassigned" => (":arrows_counterclockwise:", "Reassigned"),
         _ => (":large_blue_circle:", "Updated"),
     };
-    let label = if ctx.event_type.ends_with("reassigned") {
-        "Reassigned"
-    } else {
-        label
-    };
-    let title = field(&incident.message)
-        .or(field(&incident.title))
-        .unwrap_or("Incident");
+    let label = if ctx.event_type.ends_with("reassigned") { "Reassigned" } else { label };
+    let title = field(&incident.message).or(field(&incident.title)).unwrap_or("Incident");
     let id = field(&incident.id).unwrap_or("");
-    let service = incident
-        .service
-        .as_ref()
-        .and_then(|s| field(&s.name))
-        .unwrap_or("unknown service");
-    let source = incident
-        .alert_source
-        .as_ref()
-        .and_then(|a| field(&a.kind).or(field(&a.short_name)))
-        .unwrap_or("unknown");
+    let service = incident.service.as_ref().and_then(|s| field(&s.name)).unwrap_or("unknown service");
+    let source =
+        incident.alert_source.as_ref().and_then(|a| field(&a.kind).or(field(&a.short_name))).unwrap_or("unknown");
     let mut assigned = String::new();
     for a in incident.assigned_to.iter().flatten() {
         if let (Some(kind), Some(who)) = (field(&a.kind), field(&a.id)) {
@@ -238,10 +208,7 @@ pub fn message<'a>(incident: &'a Incident<'a>, ctx: &'a Context, config: &'a Val
 
     let mut blocks = vec![
         Block::Header {
-            text: Text::PlainText {
-                text: truncate(format!("{label}: {title}").into(), 150),
-                emoji: Some(true),
-            },
+            text: Text::PlainText { text: truncate(format!("{label}: {title}").into(), 150), emoji: Some(true) },
         },
         Block::Section {
             text: None,
@@ -254,19 +221,13 @@ pub fn message<'a>(incident: &'a Incident<'a>, ctx: &'a Context, config: &'a Val
         },
     ];
     if let Some(desc) = field(&incident.description).filter(|d| !d.is_empty()) {
-        blocks.push(Block::Section {
-            text: Some(mrkdwn(truncate(escape(desc), MAX_SECTION))),
-            fields: Vec::new(),
-        });
+        blocks.push(Block::Section { text: Some(mrkdwn(truncate(escape(desc), MAX_SECTION))), fields: Vec::new() });
     }
     if let Some(link) = config.get("incident_url").and_then(Value::as_str) {
         blocks.push(Block::Actions {
             elements: vec![Button {
                 kind: "button",
-                text: Text::PlainText {
-                    text: "Open incident".into(),
-                    emoji: None,
-                },
+                text: Text::PlainText { text: "Open incident".into(), emoji: None },
                 url: link.replace("{id}", id),
             }],
         });
@@ -275,9 +236,7 @@ pub fn message<'a>(incident: &'a Incident<'a>, ctx: &'a Context, config: &'a Val
     if let Some(created) = field(&incident.time_of_creation).filter(|c| !c.is_empty()) {
         context.push_str(&format!(" · created {created}"));
     }
-    blocks.push(Block::Context {
-        elements: vec![mrkdwn(context)],
-    });
+    blocks.push(Block::Context { elements: vec![mrkdwn(context)] });
 
     let opt = |key: &str| config.get(key).and_then(Value::as_str);
     Message {
@@ -294,11 +253,7 @@ fn escape(s: &str) -> Cow<'_, str> {
     if !s.contains(['&', '<', '>']) {
         return Cow::Borrowed(s);
     }
-    Cow::Owned(
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;"),
-    )
+    Cow::Owned(s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;"))
 }
 
 fn truncate(s: Cow<'_, str>, max: usize) -> Cow<'_, str> {
@@ -321,65 +276,37 @@ mod tests {
     }
 
     fn ctx(event_type: &str) -> Context {
-        Context {
-            event_type: event_type.into(),
-            url: "https://hooks.slack.test/x".into(),
-            ..Default::default()
-        }
+        Context { event_type: event_type.into(), url: "https://hooks.slack.test/x".into(), ..Default::default() }
     }
 
     #[test]
     fn triggered_sample_becomes_a_block_message() {
         let out = Slack::transform(&sample(), &ctx("incident.triggered"), &Value::Null).unwrap();
-        let Outcome::Send(req) = out else {
-            panic!("skipped")
-        };
+        let Outcome::Send(req) = out else { panic!("skipped") };
         assert_eq!(req.method, "POST");
         assert_eq!(req.url, "https://hooks.slack.test/x");
         let body: Value = serde_json::from_str(req.body.as_deref().unwrap()).unwrap();
-        assert_eq!(
-            body["text"],
-            ":red_circle: [Triggered] Sample incident for testing webhooks (Team 2 Service 1)"
-        );
-        assert_eq!(
-            body["blocks"][0]["text"]["text"],
-            "Triggered: Sample incident for testing webhooks"
-        );
-        assert_eq!(
-            body["blocks"][1]["fields"][1]["text"],
-            "*Service:*\nTeam 2 Service 1"
-        );
+        assert_eq!(body["text"], ":red_circle: [Triggered] Sample incident for testing webhooks (Team 2 Service 1)");
+        assert_eq!(body["blocks"][0]["text"]["text"], "Triggered: Sample incident for testing webhooks");
+        assert_eq!(body["blocks"][1]["fields"][1]["text"], "*Service:*\nTeam 2 Service 1");
         assert_eq!(
             body["blocks"][1]["fields"][3]["text"],
             "*Assigned to:*\nescalationpolicy `617411dcc6991e7406f95ec5`"
         );
-        assert!(
-            body["blocks"][2]["text"]["text"]
-                .as_str()
-                .unwrap()
-                .starts_with("This is a sample incident")
-        );
-        assert_eq!(
-            body["blocks"].as_array().unwrap().last().unwrap()["type"],
-            "context"
-        );
+        assert!(body["blocks"][2]["text"]["text"].as_str().unwrap().starts_with("This is a sample incident"));
+        assert_eq!(body["blocks"].as_array().unwrap().last().unwrap()["type"], "context");
     }
 
     #[test]
     fn config_adds_channel_and_button_and_overrides_url() {
         let config = json!({"channel": "#ops", "incident_url": "https://app.test/i/{id}", "url": "https://other.test"});
-        let Outcome::Send(req) =
-            Slack::transform(&sample(), &ctx("incident.triggered"), &config).unwrap()
-        else {
+        let Outcome::Send(req) = Slack::transform(&sample(), &ctx("incident.triggered"), &config).unwrap() else {
             panic!("skipped")
         };
         assert_eq!(req.url, "https://other.test");
         let body: Value = serde_json::from_str(req.body.as_deref().unwrap()).unwrap();
         assert_eq!(body["channel"], "#ops");
-        assert!(
-            body.to_string()
-                .contains("https://app.test/i/619cba1e749fd801ea1cd439")
-        );
+        assert!(body.to_string().contains("https://app.test/i/619cba1e749fd801ea1cd439"));
     }
 
     #[test]
@@ -396,9 +323,7 @@ mod tests {
     }
 
     fn body(event: &Event) -> Value {
-        let Outcome::Send(req) =
-            Slack::transform(event, &ctx("incident.triggered"), &Value::Null).unwrap()
-        else {
+        let Outcome::Send(req) = Slack::transform(event, &ctx("incident.triggered"), &Value::Null).unwrap() else {
             panic!("skipped")
         };
         serde_json::from_str(req.body.as_deref().unwrap()).unwrap()
@@ -407,17 +332,12 @@ mod tests {
     #[test]
     fn fields_of_unexpected_types_count_as_absent() {
         // `status` is a number and `service` a string: the typed read fails, the path read is used.
-        let mut v: Value = serde_json::from_str(include_str!(
-            "../../../tests/fixtures/squadcast/incident_triggered.json"
-        ))
-        .unwrap();
+        let mut v: Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/squadcast/incident_triggered.json")).unwrap();
         v["status"] = json!(3);
         v["service"] = json!("api");
         let odd = body(&Event::from_value(v));
-        assert_eq!(
-            odd["text"],
-            ":red_circle: [Triggered] Sample incident for testing webhooks (unknown service)"
-        );
+        assert_eq!(odd["text"], ":red_circle: [Triggered] Sample incident for testing webhooks (unknown service)");
         assert_eq!(
             odd["blocks"][1]["fields"][3]["text"],
             "*Assigned to:*\nescalationpolicy `617411dcc6991e7406f95ec5`"
@@ -425,34 +345,16 @@ mod tests {
         // The typed read and the path read agree on a well-formed event.
         let e = sample();
         let (incident, c) = (Incident::from_value(e.value()), ctx("incident.triggered"));
-        assert_eq!(
-            serde_json::to_value(message(&incident, &c, &Value::Null)).unwrap(),
-            body(&e)
-        );
+        assert_eq!(serde_json::to_value(message(&incident, &c, &Value::Null)).unwrap(), body(&e));
     }
 
     #[test]
     fn escaped_strings_and_missing_fields() {
-        let e =
-            Event::from_json(r#"{"message": "a \"b\" <c>", "assigned_to": [{"type": "user"}]}"#)
-                .unwrap();
+        let e = Event::from_json(r#"{"message": "a \"b\" <c>", "assigned_to": [{"type": "user"}]}"#).unwrap();
         let b = body(&e);
-        assert_eq!(
-            b["text"],
-            ":red_circle: [Triggered] a \"b\" <c> (unknown service)"
-        );
-        assert_eq!(
-            b["blocks"][1]["fields"][2]["text"],
-            "*Alert source:*\nunknown"
-        );
-        assert_eq!(
-            b["blocks"][1]["fields"][3]["text"],
-            "*Assigned to:*\nnobody"
-        );
-        assert_eq!(
-            b["blocks"].as_array().unwrap().len(),
-            3,
-            "no description block: {b}"
-        );
+        assert_eq!(b["text"], ":red_circle: [Triggered] a \"b\" <c> (unknown service)");
+        assert_eq!(b["blocks"][1]["fields"][2]["text"], "*Alert source:*\nunknown");
+        assert_eq!(b["blocks"][1]["fields"][3]["text"], "*Assigned to:*\nnobody");
+        assert_eq!(b["blocks"].as_array().unwrap().len(), 3, "no description block: {b}");
     }
 }

@@ -64,7 +64,8 @@ pub fn render(event: &Event, ctx: &Context, config: &Value) -> Result<Request> {
 
     if let Some(source) = text("body")? {
         let body = render_one("body", source)?;
-        let kind = if serde_json::from_str::<Value>(&body).is_ok() { "application/json" } else { "text/plain; charset=utf-8" };
+        let kind =
+            if serde_json::from_str::<Value>(&body).is_ok() { "application/json" } else { "text/plain; charset=utf-8" };
         req = req.header("content-type", kind).body(body);
     }
     match config.get("headers") {
@@ -149,7 +150,10 @@ fn describe(e: &minijinja::Error) -> String {
 /// Jinja2's `tojson`: `json.dumps(value, sort_keys=True)` with `<>&'` escaped for HTML safety.
 fn tojson(value: JValue, indent: Option<JValue>, kwargs: Kwargs) -> std::result::Result<JValue, minijinja::Error> {
     if value.is_undefined() {
-        return Err(minijinja::Error::new(ErrorKind::InvalidOperation, "Object of type Undefined is not JSON serializable"));
+        return Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            "Object of type Undefined is not JSON serializable",
+        ));
     }
     let indent: Option<usize> = match indent {
         Some(v) => Some(usize::try_from(v)?),
@@ -221,7 +225,12 @@ mod tests {
     }
 
     fn ctx() -> Context {
-        Context { url: "https://example.com".into(), method: "POST".into(), event_type: "incident.acknowledged".into(), ..Default::default() }
+        Context {
+            url: "https://example.com".into(),
+            method: "POST".into(),
+            event_type: "incident.acknowledged".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -240,7 +249,10 @@ mod tests {
     fn tojson_as_function_filter_and_with_indent() {
         let config = json!({"body": "{{ tojson(message) }} {{ message | tojson }} {{ [1, 2] | tojson(indent=2) }}"});
         let req = render(&grafana_event(), &ctx(), &config).unwrap();
-        assert_eq!(req.body.as_deref(), Some("\"\\u003cb\\u003edown\\u003c/b\\u003e\" \"\\u003cb\\u003edown\\u003c/b\\u003e\" [\n  1,\n  2\n]"));
+        assert_eq!(
+            req.body.as_deref(),
+            Some("\"\\u003cb\\u003edown\\u003c/b\\u003e\" \"\\u003cb\\u003edown\\u003c/b\\u003e\" [\n  1,\n  2\n]")
+        );
     }
 
     #[test]
@@ -278,7 +290,8 @@ mod tests {
     fn syntax_errors_and_runaway_loops_are_config_errors() {
         let bad = render(&grafana_event(), &ctx(), &json!({"body": "{% if %}"})).unwrap_err();
         assert!(matches!(bad, Error::InvalidConfig(_)));
-        let looping = json!({"body": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"});
+        let looping =
+            json!({"body": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"});
         assert!(matches!(render(&grafana_event(), &ctx(), &looping), Err(Error::InvalidConfig(_))));
     }
 }
