@@ -605,18 +605,11 @@ impl PluginHost {
     ) -> Result<TransformOutput, PluginError> {
         let loaded = self.get(sha256, PluginKind::Transformer)?;
         let limits = &self.inner.limits;
-        let size = input.event_json.len() + input.config_json.len() + context_size(&input.context);
-        if size > limits.max_input_bytes {
-            return Err(PluginError::InputTooLarge {
-                size,
-                limit: limits.max_input_bytes,
-            });
-        }
-        let config_json = if input.config_json.trim().is_empty() {
-            "null".to_string()
-        } else {
-            input.config_json
-        };
+        check_input_size(
+            input.event_json.len() + input.config_json.len() + context_size(&input.context),
+            limits,
+        )?;
+        let config_json = null_if_blank(input.config_json);
         let context = to_wit_context(input.context);
         let started = Instant::now();
         let mut fresh = self
@@ -703,26 +696,11 @@ impl PluginHost {
     ) -> Result<AuthOutput, PluginError> {
         let loaded = self.get(sha256, PluginKind::Authenticator)?;
         let limits = &self.inner.limits;
-        let r = &input.request;
-        let size = r.url.len()
-            + r.body.as_ref().map_or(0, String::len)
-            + r.headers
-                .iter()
-                .chain(&r.query)
-                .map(|(a, b)| a.len() + b.len())
-                .sum::<usize>()
-            + input.config_json.len();
-        if size > limits.max_input_bytes {
-            return Err(PluginError::InputTooLarge {
-                size,
-                limit: limits.max_input_bytes,
-            });
-        }
-        let config_json = if input.config_json.trim().is_empty() {
-            "null".to_string()
-        } else {
-            input.config_json
-        };
+        check_input_size(
+            request_size(&input.request) + input.config_json.len(),
+            limits,
+        )?;
+        let config_json = null_if_blank(input.config_json);
         let request = to_wit_request(input.request);
         let attempt = wit::AttemptInfo {
             delivery_id: input.delivery_id,
@@ -850,15 +828,38 @@ fn context_size(c: &PluginContext) -> usize {
         + c.delivery_id.len()
         + c.url.len()
         + c.method.len()
-        + c.previous.as_ref().map_or(0, |r| {
-            r.url.len()
-                + r.body.as_ref().map_or(0, String::len)
-                + r.headers
-                    .iter()
-                    .chain(&r.query)
-                    .map(|(a, b)| a.len() + b.len())
-                    .sum::<usize>()
-        })
+        + c.previous.as_ref().map_or(0, request_size)
+}
+
+/// Bytes of a request's url, body, headers and query parameters.
+fn request_size(r: &PreparedRequest) -> usize {
+    r.url.len()
+        + r.body.as_ref().map_or(0, String::len)
+        + r.headers
+            .iter()
+            .chain(&r.query)
+            .map(|(a, b)| a.len() + b.len())
+            .sum::<usize>()
+}
+
+/// Refuses a call whose input is over `max_input_bytes`, before anything runs.
+fn check_input_size(size: usize, limits: &PluginLimits) -> Result<(), PluginError> {
+    if size > limits.max_input_bytes {
+        return Err(PluginError::InputTooLarge {
+            size,
+            limit: limits.max_input_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// A plugin's config JSON; `null` when none was given.
+fn null_if_blank(config_json: String) -> String {
+    if config_json.trim().is_empty() {
+        "null".to_string()
+    } else {
+        config_json
+    }
 }
 
 fn to_wit_request(r: PreparedRequest) -> wit::Request {
