@@ -142,3 +142,55 @@ async fn refused_inputs_leave_the_store_unchanged() {
     }
     gw.stop().await;
 }
+
+/// (path, authorization, MiB sent, status, field)
+type Early<'a> = (&'a str, Option<&'a str>, usize, u16, Option<&'a str>);
+
+/// A refusal made before the body is read (key check, query parameter, declared length, size
+/// limit) still reaches a client that is busy sending a large body, instead of a connection reset;
+/// and the connection stays usable. Several rounds, because without the drain the reset is a race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_made_before_the_body_is_read_reach_a_client_still_sending() {
+    let gw = TestGateway::start_with(|c| c.plugins.max_component_bytes = 4 << 20, None).await;
+    let before = counts(&gw);
+    let cases: [Early; 4] = [
+        (
+            "/api/v1/plugins?name=Bad%20Name&version=1",
+            Some(ADMIN),
+            3,
+            400,
+            Some("name"),
+        ),
+        ("/api/v1/plugins?name=anon&version=1", None, 3, 401, None),
+        (
+            "/api/v1/plugins?name=big&version=1",
+            Some(ADMIN),
+            12,
+            413,
+            None,
+        ),
+        ("/api/v1/events", Some(ADMIN), 6, 413, None),
+    ];
+    for round in 0..4 {
+        for (path, auth, mib, status, field) in cases {
+            let mut req = gw.client.post(gw.url(path)).body(vec![b'x'; mib << 20]);
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            let r = req
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("round {round}, {path}: no answer: {e:?}"));
+            assert_eq!(r.status().as_u16(), status, "round {round}, {path}");
+            let problem: Value = r.json().await.unwrap();
+            assert_eq!(problem["status"], status, "{problem}");
+            if let Some(f) = field {
+                assert_eq!(problem["field"], f, "{problem}");
+            }
+        }
+    }
+    let (s, _) = gw.admin(Method::GET, "/api/v1/plugins", None).await;
+    assert_eq!(s.as_u16(), 200);
+    assert_eq!(counts(&gw), before, "nothing refused was stored");
+    gw.stop().await;
+}

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod deliveries;
+pub mod drain;
 pub mod error;
 pub mod events;
 pub mod keys;
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(plugins::router())
         .merge(openapi::router())
         .with_state(state)
+        .layer(axum::middleware::from_fn(drain::drain_unread_body))
 }
 
 /// Ready when the store answers.
