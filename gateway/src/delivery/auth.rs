@@ -73,7 +73,7 @@ pub fn apply_auth(webhook: &Webhook, req: &mut PreparedRequest) {
 }
 
 /// The headers as they may be logged: the value of every credential header (see
-/// [`SENSITIVE_HEADERS`], plus the API-key header) and of every header containing one of the
+/// `SENSITIVE_HEADERS`, plus the API-key header) and of every header containing one of the
 /// webhook's secrets is replaced by [`MASK`]. Signature headers stay visible: they are MACs, not
 /// secrets, and operators need them to debug verification.
 pub fn mask_headers(headers: &[(String, String)], webhook: &Webhook) -> Vec<(String, String)> {

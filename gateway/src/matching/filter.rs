@@ -1,5 +1,5 @@
 //! Filters: a Mongo-style query, the Squadcast shortcuts and expression groups, all compiled once
-//! (when a webhook is saved or the matcher is built) into one small tree of [`Node`]s.
+//! (when a webhook is saved or the matcher is built) into one small tree of `Node`s.
 //!
 //! The accepted JSON shapes are documented on the [`matching`](super) module. Evaluation never
 //! allocates: paths are pre-split, regexes pre-built, and a failed check returns the position of the

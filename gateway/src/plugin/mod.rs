@@ -34,9 +34,10 @@
 //! blocking pool; [`PluginHost::prepare`] is synchronous for callers that are already off the
 //! async workers.
 //!
-//! Concurrency is bounded by `max_concurrency` pool slots; a call that finds none free returns
-//! [`PluginError::Busy`] at once (back-pressure: the delivery is retried later, the plugin is not
-//! blamed).
+//! Concurrency is bounded by `max_concurrency` pool slots. A call that finds none free takes the
+//! slot of a prepared instance, or waits for one a recycling task is about to free; when running
+//! calls hold them all it returns [`PluginError::Busy`] at once (back-pressure: the delivery is
+//! retried later, the plugin is not blamed).
 
 mod bindings;
 mod builtin;
