@@ -1,0 +1,186 @@
+//! Grafana OnCall's fields (name, url, trigger_type, data, headers, ...), with the gateway's
+//! extensions that stand in for one of them (`scope` for `team`, `urls` for `url`,
+//! `trigger_events` for `trigger_type`) read in the same pass, in the same order as ever.
+
+use serde_json::{Map, Value};
+
+use super::extensions::scope_field;
+use super::fields::{bool_field, nullable_str, required_str, secret_update, string_list};
+use super::validate::{normalize_trigger, validate_url};
+use super::{Input, MAX_LIST, MAX_TEMPLATE, MAX_TRIGGERS};
+use crate::api::error::ApiError;
+use crate::model::webhook::{MAX_HEADERS, MAX_URLS, METHODS};
+use crate::model::{Scope, Webhook};
+
+/// OnCall's `headers`: a string holding a JSON object (possibly a Jinja template), or an object.
+fn headers_field(v: &Value) -> Result<Option<String>, ApiError> {
+    let check_object = |obj: &Map<String, Value>| -> Result<(), ApiError> {
+        if obj.len() > MAX_HEADERS {
+            return Err(ApiError::field(
+                "headers",
+                format!("at most {MAX_HEADERS} headers are allowed"),
+            ));
+        }
+        for (name, value) in obj {
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(ApiError::field(
+                    format!("headers.{name}"),
+                    "is not a valid header name",
+                ));
+            }
+            let ok = match value {
+                Value::String(s) => {
+                    axum::http::HeaderValue::from_str(s).is_ok() || s.contains("{{")
+                }
+                Value::Number(_) | Value::Bool(_) => true,
+                _ => false,
+            };
+            if !ok {
+                return Err(ApiError::field(
+                    format!("headers.{name}"),
+                    "must be a valid header value",
+                ));
+            }
+        }
+        Ok(())
+    };
+    match v {
+        Value::Null => Ok(None),
+        Value::Object(obj) => {
+            check_object(obj)?;
+            Ok(Some(Value::Object(obj.clone()).to_string()))
+        }
+        Value::String(s) if s.trim().is_empty() => Ok(None),
+        Value::String(s) if s.len() > MAX_TEMPLATE => {
+            Err(ApiError::field("headers", "is too large"))
+        }
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(obj)) => {
+                check_object(&obj)?;
+                Ok(Some(s.clone()))
+            }
+            Ok(_) => Err(ApiError::field("headers", "must hold a JSON object")),
+            // A Jinja template producing the object is checked when it renders.
+            Err(_) if s.contains("{{") || s.contains("{%") => Ok(Some(s.clone())),
+            Err(e) => Err(ApiError::field(
+                "headers",
+                format!("must hold a JSON object: {e}"),
+            )),
+        },
+        _ => Err(ApiError::field(
+            "headers",
+            "must be a string holding a JSON object, an object, or null",
+        )),
+    }
+}
+
+/// Identity, scope, targets and triggers: `name` through `trigger_type`.
+pub(super) fn apply_targets(w: &mut Webhook, m: &Input) -> Result<(), ApiError> {
+    if let Some(name) = required_str(m, "name", 255)? {
+        if name.trim().is_empty() {
+            return Err(ApiError::field("name", "must not be empty"));
+        }
+        w.name = name;
+    }
+    if let Some(d) = nullable_str(m, "description", 4096)? {
+        w.description = d;
+    }
+    if let Some(b) = bool_field(m, "is_webhook_enabled")? {
+        if b && !w.is_webhook_enabled {
+            w.disabled_reason = None;
+        }
+        w.is_webhook_enabled = b;
+    }
+    if let Some(v) = m.get("scope") {
+        w.scope = scope_field(v)?;
+    } else if let Some(team) = nullable_str(m, "team", 255)? {
+        w.scope = match (team, &w.scope) {
+            (None, Scope::Service { service_id, .. }) => Scope::Service {
+                team_id: None,
+                service_id: service_id.clone(),
+            },
+            (None, _) => Scope::Global,
+            (Some(t), Scope::Service { service_id, .. }) => Scope::Service {
+                team_id: Some(t),
+                service_id: service_id.clone(),
+            },
+            (Some(t), _) => Scope::Team { team_id: t },
+        };
+    }
+    if let Some(urls) = string_list(m, "urls", MAX_URLS)? {
+        let urls = urls.ok_or_else(|| ApiError::field("urls", "must not be null"))?;
+        if urls.is_empty() {
+            return Err(ApiError::field("urls", "must list at least one URL"));
+        }
+        w.urls = urls
+            .iter()
+            .enumerate()
+            .map(|(i, u)| validate_url(&format!("urls[{i}]"), u))
+            .collect::<Result<_, _>>()?;
+    } else if let Some(url) = required_str(m, "url", 2048)? {
+        w.urls = vec![validate_url("url", &url)?];
+    }
+    if let Some(method) = required_str(m, "http_method", 16)? {
+        let up = method.to_ascii_uppercase();
+        if !METHODS.contains(&up.as_str()) {
+            return Err(ApiError::field(
+                "http_method",
+                format!("must be one of {}", METHODS.join(", ")),
+            ));
+        }
+        w.http_method = up;
+    }
+    if let Some(events) = string_list(m, "trigger_events", MAX_TRIGGERS)? {
+        let events = events.ok_or_else(|| ApiError::field("trigger_events", "must not be null"))?;
+        if events.is_empty() {
+            return Err(ApiError::field(
+                "trigger_events",
+                "must list at least one event (use \"*\" for all)",
+            ));
+        }
+        let mut out: Vec<String> = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            let t = normalize_trigger(&format!("trigger_events[{i}]"), e)?;
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        w.trigger_events = out;
+        w.trigger_type = None;
+    }
+    if let Some(tt) = required_str(m, "trigger_type", 256)? {
+        let canonical = normalize_trigger("trigger_type", &tt)?;
+        if m.get("trigger_events").is_none() {
+            w.trigger_events = vec![canonical];
+        } else if !w.trigger_events.contains(&canonical) {
+            w.trigger_events.insert(0, canonical);
+        }
+        w.trigger_type = Some(tt);
+    }
+    Ok(())
+}
+
+/// What is sent: `data` through `integration_filter`.
+pub(super) fn apply_payload(w: &mut Webhook, m: &Input) -> Result<(), ApiError> {
+    if let Some(d) = nullable_str(m, "data", MAX_TEMPLATE)? {
+        w.data = d;
+    }
+    if let Some(b) = bool_field(m, "forward_all")? {
+        w.forward_all = b;
+    }
+    if let Some(u) = nullable_str(m, "username", 1024)? {
+        w.username = u;
+    }
+    secret_update(m, "password", &mut w.password)?;
+    secret_update(m, "authorization_header", &mut w.authorization_header)?;
+    if let Some(t) = nullable_str(m, "trigger_template", MAX_TEMPLATE)? {
+        w.trigger_template = t.filter(|s| !s.trim().is_empty());
+    }
+    if let Some(h) = m.get("headers") {
+        w.headers = headers_field(h)?;
+    }
+    if let Some(f) = string_list(m, "integration_filter", MAX_LIST)? {
+        w.integration_filter = f;
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! The OnCall-shaped API view of a webhook, secrets masked.
+
+use serde_json::{Value, json};
+
+use crate::model::webhook::MASK;
+use crate::model::{Auth, Signing, Webhook};
+
+fn mask(v: &Option<String>) -> Value {
+    match v {
+        Some(_) => Value::String(MASK.into()),
+        None => Value::Null,
+    }
+}
+
+/// The API view of a webhook: Grafana OnCall's fields first (same names and types), then the
+/// gateway's own. Secrets are masked.
+pub fn view(w: &Webhook) -> Value {
+    let auth = match &w.auth {
+        Auth::None => json!({"type": "none"}),
+        Auth::Basic { username, .. } => {
+            json!({"type": "basic", "username": username, "password": MASK})
+        }
+        Auth::Bearer { .. } => json!({"type": "bearer", "token": MASK}),
+        Auth::ApiKey { name, location, .. } => {
+            json!({"type": "api_key", "name": name, "value": MASK, "in": location})
+        }
+    };
+    let signing = match &w.signing {
+        Signing::None => json!({"type": "none"}),
+        Signing::StandardWebhooks { previous, .. } => {
+            json!({"type": "standard_webhooks", "secret": MASK, "previous_secrets": previous.len()})
+        }
+        Signing::HmacSha512 {
+            header, previous, ..
+        } => {
+            json!({"type": "hmac_sha512", "header": header, "secret": MASK, "previous_secrets": previous.len()})
+        }
+    };
+    json!({
+        "id": w.id,
+        "name": w.name,
+        "is_webhook_enabled": w.is_webhook_enabled,
+        "team": w.scope.team(),
+        "data": w.data,
+        "username": w.username,
+        "password": mask(&w.password),
+        "authorization_header": mask(&w.authorization_header),
+        "trigger_template": w.trigger_template,
+        "headers": w.headers,
+        "url": w.urls.first(),
+        "forward_all": w.forward_all,
+        "http_method": w.http_method,
+        "trigger_type": w.grafana_trigger_type(),
+        "integration_filter": w.integration_filter,
+        "description": w.description,
+        "urls": w.urls,
+        "trigger_events": w.trigger_events,
+        "scope": w.scope,
+        "filter": w.filter,
+        "plugins": w.plugins,
+        "authenticator": w.authenticator,
+        "auth": auth,
+        "signing": signing,
+        "send_as": w.send_as,
+        "retry": w.retry,
+        "timeout_secs": w.timeout_secs,
+        "auto_disable": w.auto_disable,
+        "failure_email": w.failure_email,
+        "include_private_payloads": w.include_private_payloads,
+        "disabled_reason": w.disabled_reason,
+        "created_at": crate::api::rfc3339(w.created_at),
+        "updated_at": crate::api::rfc3339(w.updated_at),
+    })
+}
