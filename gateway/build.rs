@@ -126,8 +126,10 @@ fn check_target_installed() {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let missing = |root: &PathBuf| !root.join("lib/rustlib/wasm32-wasip2").is_dir();
     if let Some(sysroot) = sysroot
-        && !sysroot.join("lib/rustlib/wasm32-wasip2").is_dir()
+        && missing(&sysroot)
+        && !(add_target_with_rustup() && !missing(&sysroot))
     {
         panic!(
             "\n\nThe first-party plugins build for the `wasm32-wasip2` target, which is not installed \
@@ -135,6 +137,21 @@ fn check_target_installed() {
             sysroot.display()
         );
     }
+}
+
+/// rust-toolchain.toml names the target, but rustup adds a toolchain file's targets only when it
+/// installs the toolchain: an existing toolchain without it gets it here, so `cargo run` works as
+/// the README writes it on a machine that has only Rust.
+fn add_target_with_rustup() -> bool {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["target", "add", "wasm32-wasip2"]);
+    if let Ok(toolchain) = env::var("RUSTUP_TOOLCHAIN") {
+        cmd.args(["--toolchain", &toolchain]);
+    }
+    println!(
+        "cargo:warning=installing the wasm32-wasip2 target with rustup (the first-party plugins build for it)"
+    );
+    cmd.status().is_ok_and(|s| s.success())
 }
 
 fn copy_if_changed(from: &Path, to: &Path) {
