@@ -14,4 +14,6 @@ mod plugins;
 mod retries;
 mod roles;
 mod scaleout;
+mod tenancy;
+mod tenancy_pg;
 mod seed003;

@@ -76,38 +76,38 @@ pub async fn create_key(store: &dyn Store, spec: KeySpec) -> StoreResult<(ApiKey
 }
 
 /// Makes `token` the bootstrap admin key: every earlier bootstrap key with another token is
-/// revoked, and the key is stored unless it exists. A bootstrap key revoked earlier stays revoked
-/// (returns `false` then: choose a new token). Returns whether the token is usable.
+/// revoked, and the key is stored unless it exists. A key revoked (or expired) earlier stays so,
+/// and then nothing else is revoked either: returns `false` (choose a new token).
 pub async fn bootstrap_admin(store: &dyn Store, token: &str, now: i64) -> StoreResult<bool> {
     let hash = hash_token(token);
-    let mut usable = true;
-    let mut present = false;
-    for k in store.list_api_keys().await? {
-        if k.token_hash == hash {
-            present = true;
-            usable = k.is_active(now);
-        } else if k.bootstrap && k.revoked_at.is_none() {
+    let keys = store.list_api_keys().await?;
+    match keys.iter().find(|k| k.token_hash == hash) {
+        Some(k) if !k.is_active(now) => return Ok(false),
+        Some(_) => {}
+        None => {
+            store
+                .insert_api_key(ApiKey {
+                    id: new_id("key"),
+                    name: BOOTSTRAP_NAME.into(),
+                    role: Role::Admin,
+                    team_id: None,
+                    token_hash: hash.clone(),
+                    created_at: now,
+                    expires_at: None,
+                    last_used_at: None,
+                    revoked_at: None,
+                    bootstrap: true,
+                })
+                .await?
+        }
+    }
+    for k in keys {
+        if k.bootstrap && k.token_hash != hash && k.revoked_at.is_none() {
             store.revoke_api_key(&k.id, now).await?;
             tracing::info!(key = %k.id, "GATEWAY_ADMIN_TOKEN changed: the previous bootstrap key is revoked");
         }
     }
-    if !present {
-        store
-            .insert_api_key(ApiKey {
-                id: new_id("key"),
-                name: BOOTSTRAP_NAME.into(),
-                role: Role::Admin,
-                team_id: None,
-                token_hash: hash,
-                created_at: now,
-                expires_at: None,
-                last_used_at: None,
-                revoked_at: None,
-                bootstrap: true,
-            })
-            .await?;
-    }
-    Ok(usable)
+    Ok(true)
 }
 
 /// The authenticated caller.
