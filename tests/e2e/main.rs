@@ -14,6 +14,6 @@ mod plugins;
 mod retries;
 mod roles;
 mod scaleout;
+mod seed003;
 mod tenancy;
 mod tenancy_pg;
-mod seed003;

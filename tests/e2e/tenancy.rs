@@ -35,10 +35,7 @@ async fn post(
         req = req.header("Idempotency-Key", k);
     }
     let r = req.send().await.unwrap();
-    let (s, replayed) = (
-        r.status(),
-        r.headers().get("idempotent-replayed").is_some(),
-    );
+    let (s, replayed) = (r.status(), r.headers().get("idempotent-replayed").is_some());
     (s, r.json().await.unwrap_or(Value::Null), replayed)
 }
 
@@ -61,7 +58,9 @@ enum Team {
 fn body_for(team: Team, seq: u64) -> Value {
     match team {
         Team::A => json!({"event_type": "incident_triggered", "team_id": "A", "seq": seq}),
-        Team::B => json!({"event_type": "incident_triggered", "owner": {"type": "team", "id": "B"}, "seq": seq}),
+        Team::B => {
+            json!({"event_type": "incident_triggered", "owner": {"type": "team", "id": "B"}, "seq": seq})
+        }
         Team::None => json!({"event_type": "incident_triggered", "seq": seq}),
     }
 }
@@ -136,7 +135,11 @@ async fn tenancy_table_post_read_and_idempotency_per_team() {
         if want == 202 {
             accepted.push((team, v["id"].as_str().unwrap().to_string(), seq as u64));
         } else {
-            assert_eq!(v["field"].as_str(), field, "{who:?} posts for {team:?}: {v}");
+            assert_eq!(
+                v["field"].as_str(),
+                field,
+                "{who:?} posts for {team:?}: {v}"
+            );
         }
     }
 
@@ -199,7 +202,10 @@ async fn tenancy_table_post_read_and_idempotency_per_team() {
     let (s2, b1, r2) = post(&gw, &mb, &body_for(Team::B, next()), Some(key)).await;
     let (s3, a2, r3) = post(&gw, &ma, &body_for(Team::A, next()), Some(key)).await;
     assert_eq!((s1.as_u16(), s2.as_u16(), s3.as_u16()), (202, 202, 202));
-    assert_ne!(a1["id"], b1["id"], "team B's key must not replay team A's event");
+    assert_ne!(
+        a1["id"], b1["id"],
+        "team B's key must not replay team A's event"
+    );
     assert_eq!((r1, r2), (false, false));
     assert_eq!(a2["id"], a1["id"], "team A repeating its key replays");
     assert!(r3, "Idempotent-Replayed on A's repeat");
@@ -265,7 +271,10 @@ async fn tenancy_table_post_read_and_idempotency_per_team() {
     let mut want: Vec<(u64, String)> = want.into_iter().map(|(s, p)| (s, p.into())).collect();
     want.sort();
     assert!(got.len() >= want.len());
-    assert_eq!(got, want, "each event reaches its team's and the global webhook only");
+    assert_eq!(
+        got, want,
+        "each event reaches its team's and the global webhook only"
+    );
     gw.stop().await;
 }
 
@@ -279,7 +288,12 @@ async fn publisher_keys_post_and_read_events_only() {
         (Method::GET, "/api/v1/webhooks/", None, 403),
         (Method::POST, "/api/v1/webhooks/", Some(&hook), 403),
         (Method::GET, "/api/v1/keys", None, 403),
-        (Method::POST, "/api/v1/keys", Some(&json!({"name": "x", "role": "admin"})), 403),
+        (
+            Method::POST,
+            "/api/v1/keys",
+            Some(&json!({"name": "x", "role": "admin"})),
+            403,
+        ),
         (Method::GET, "/api/v1/plugins", None, 403),
         (Method::POST, "/api/v1/events/dry-run", Some(&ev), 403),
         (Method::POST, "/api/v1/events", Some(&ev), 202),
@@ -294,7 +308,11 @@ async fn publisher_keys_post_and_read_events_only() {
     let (s, v) = gw
         .call(Method::POST, "/api/v1/events/dry-run", Some(&ma), Some(&ev))
         .await;
-    assert_eq!((s.as_u16(), v["field"].as_str()), (403, Some("team_id")), "{v}");
+    assert_eq!(
+        (s.as_u16(), v["field"].as_str()),
+        (403, Some("team_id")),
+        "{v}"
+    );
     gw.stop().await;
 }
 
@@ -311,17 +329,32 @@ async fn keys_list_revoke_expire_and_record_last_use() {
     };
     for (body, field) in [
         (json!({"name": "x", "role": "owner"}), "role"),
-        (json!({"name": "x", "role": "publisher", "team_id": "T"}), "team_id"),
+        (
+            json!({"name": "x", "role": "publisher", "team_id": "T"}),
+            "team_id",
+        ),
         (json!({"name": "x", "role": "manager"}), "team_id"),
-        (json!({"name": "x", "role": "admin", "expires_at": "soon"}), "expires_at"),
-        (json!({"name": "x", "role": "admin", "expires_at": iso(clock.now_ms() - 1000)}), "expires_at"),
+        (
+            json!({"name": "x", "role": "admin", "expires_at": "soon"}),
+            "expires_at",
+        ),
+        (
+            json!({"name": "x", "role": "admin", "expires_at": iso(clock.now_ms() - 1000)}),
+            "expires_at",
+        ),
     ] {
         let (s, v) = gw.admin(Method::POST, "/api/v1/keys", Some(&body)).await;
-        assert_eq!((s.as_u16(), v["field"].as_str()), (400, Some(field)), "{body}: {v}");
+        assert_eq!(
+            (s.as_u16(), v["field"].as_str()),
+            (400, Some(field)),
+            "{body}: {v}"
+        );
     }
 
     // A use shows up as last_used_at (written off the request path, so poll briefly).
-    let (s, _) = gw.call(Method::GET, "/api/v1/webhooks/", Some(&token), None).await;
+    let (s, _) = gw
+        .call(Method::GET, "/api/v1/webhooks/", Some(&token), None)
+        .await;
     assert_eq!(s, 200);
     let deadline = Instant::now() + Duration::from_secs(5);
     let listed = loop {
@@ -337,13 +370,19 @@ async fn keys_list_revoke_expire_and_record_last_use() {
         if !me["last_used_at"].is_null() {
             break list;
         }
-        assert!(Instant::now() < deadline, "last_used_at never appeared: {me}");
+        assert!(
+            Instant::now() < deadline,
+            "last_used_at never appeared: {me}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     // The list never shows a token or its hash.
     let text = listed.to_string();
     assert!(!text.contains(&token) && !text.contains(ADMIN), "{text}");
-    assert!(!text.contains(&gateway::api::auth::hash_token(&token)), "{text}");
+    assert!(
+        !text.contains(&gateway::api::auth::hash_token(&token)),
+        "{text}"
+    );
     assert!(!text.contains("token"), "{text}");
     assert_eq!(listed["results"].as_array().unwrap().len(), 2);
 
@@ -351,11 +390,18 @@ async fn keys_list_revoke_expire_and_record_last_use() {
     let path = format!("/api/v1/keys/{id}");
     let (s, v) = gw.admin(Method::DELETE, &path, None).await;
     assert_eq!(s, 204, "{v}");
-    let (s, _) = gw.call(Method::GET, "/api/v1/webhooks/", Some(&token), None).await;
-    assert_eq!(s, 401, "a revoked key is refused at once on the revoking node");
+    let (s, _) = gw
+        .call(Method::GET, "/api/v1/webhooks/", Some(&token), None)
+        .await;
+    assert_eq!(
+        s, 401,
+        "a revoked key is refused at once on the revoking node"
+    );
     let (s, _) = gw.admin(Method::DELETE, &path, None).await;
     assert_eq!(s, 204);
-    let (s, v) = gw.admin(Method::DELETE, "/api/v1/keys/key_nope", None).await;
+    let (s, v) = gw
+        .admin(Method::DELETE, "/api/v1/keys/key_nope", None)
+        .await;
     assert_eq!((s.as_u16(), v["status"].as_u64()), (404, Some(404)), "{v}");
     let (_, list) = gw.admin(Method::GET, "/api/v1/keys", None).await;
     let boot = list["results"]
@@ -378,16 +424,27 @@ async fn keys_list_revoke_expire_and_record_last_use() {
         .find(|k| k["id"] == id.as_str())
         .unwrap()
         .clone();
-    assert_eq!((revoked["revoked"].as_bool(), revoked["active"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(
+        (revoked["revoked"].as_bool(), revoked["active"].as_bool()),
+        (Some(true), Some(false))
+    );
 
     // Expiry follows the gateway's clock: fine before, 401 after (cached or not).
     let soon = iso(clock.now_ms() + 60_000);
-    let (_, t2) = new_key(&gw, json!({"name": "p", "role": "publisher", "expires_at": soon})).await;
+    let (_, t2) = new_key(
+        &gw,
+        json!({"name": "p", "role": "publisher", "expires_at": soon}),
+    )
+    .await;
     let ev = json!({"event_type": "x"});
-    let (s, _) = gw.call(Method::POST, "/api/v1/events", Some(&t2), Some(&ev)).await;
+    let (s, _) = gw
+        .call(Method::POST, "/api/v1/events", Some(&t2), Some(&ev))
+        .await;
     assert_eq!(s, 202);
     clock.advance_ms(61_000);
-    let (s, _) = gw.call(Method::POST, "/api/v1/events", Some(&t2), Some(&ev)).await;
+    let (s, _) = gw
+        .call(Method::POST, "/api/v1/events", Some(&t2), Some(&ev))
+        .await;
     assert_eq!(s, 401, "an expired key is refused");
     gw.stop().await;
 }

@@ -27,10 +27,16 @@ fn spawn_node(dir: &tempfile::TempDir, envs: &[(&str, &str)]) -> GatewayProcess 
 }
 
 async fn status(client: &reqwest::Client, node: &GatewayProcess, token: &str) -> u16 {
-    call(client, Method::GET, &node.url("/api/v1/webhooks/"), Some(token), None)
-        .await
-        .0
-        .as_u16()
+    call(
+        client,
+        Method::GET,
+        &node.url("/api/v1/webhooks/"),
+        Some(token),
+        None,
+    )
+    .await
+    .0
+    .as_u16()
 }
 
 /// Polls until `node` refuses `token`; returns how long it took.
@@ -59,7 +65,10 @@ async fn manager(client: &reqwest::Client, node: &GatewayProcess, team: &str) ->
     )
     .await;
     assert_eq!(s, 201, "{k}");
-    (k["id"].as_str().unwrap().into(), k["token"].as_str().unwrap().into())
+    (
+        k["id"].as_str().unwrap().into(),
+        k["token"].as_str().unwrap().into(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +89,13 @@ async fn a_revoked_key_is_refused_at_once_here_and_within_the_cache_bound_on_the
         // Through the API of node a.
         let (id, token) = manager(&client, &a, "T1").await;
         // Both nodes know (and cache) the key.
-        assert_eq!((status(&client, &a, &token).await, status(&client, &b, &token).await), (200, 200));
+        assert_eq!(
+            (
+                status(&client, &a, &token).await,
+                status(&client, &b, &token).await
+            ),
+            (200, 200)
+        );
         let (s, v) = call(
             &client,
             Method::DELETE,
@@ -91,15 +106,28 @@ async fn a_revoked_key_is_refused_at_once_here_and_within_the_cache_bound_on_the
         .await;
         assert_eq!(s, 204, "{v}");
         let revoked_at = Instant::now();
-        assert_eq!(status(&client, &a, &token).await, 401, "refused at once where revoked");
+        assert_eq!(
+            status(&client, &a, &token).await,
+            401,
+            "refused at once where revoked"
+        );
         until_refused(&client, &b, &token).await;
         let took = revoked_at.elapsed();
-        assert!(took <= bound, "node b refused it after {took:?}, bound {bound:?}");
+        assert!(
+            took <= bound,
+            "node b refused it after {took:?}, bound {bound:?}"
+        );
         eprintln!("API revocation reached the other node in {took:?} (bound {CACHE_SECS} s)");
 
         // Through the CLI, beside both running nodes.
         let (id2, token2) = manager(&client, &b, "T2").await;
-        assert_eq!((status(&client, &a, &token2).await, status(&client, &b, &token2).await), (200, 200));
+        assert_eq!(
+            (
+                status(&client, &a, &token2).await,
+                status(&client, &b, &token2).await
+            ),
+            (200, 200)
+        );
         let out = tokio::task::block_in_place(|| {
             let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gateway-under-test"));
             for (k, _) in std::env::vars_os() {
@@ -107,22 +135,42 @@ async fn a_revoked_key_is_refused_at_once_here_and_within_the_cache_bound_on_the
                     cmd.env_remove(k);
                 }
             }
-            cmd.args(["--data-dir", dirs[0].path().to_str().unwrap(), "keys", "revoke", &id2])
-                .env("GATEWAY_DATABASE_URL", &url)
-                .output()
-                .unwrap()
+            cmd.args([
+                "--data-dir",
+                dirs[0].path().to_str().unwrap(),
+                "keys",
+                "revoke",
+                &id2,
+            ])
+            .env("GATEWAY_DATABASE_URL", &url)
+            .output()
+            .unwrap()
         });
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let revoked_at = Instant::now();
         let (ta, tb) = tokio::join!(
             until_refused(&client, &a, &token2),
             until_refused(&client, &b, &token2)
         );
         let took = revoked_at.elapsed();
-        assert!(took <= bound, "CLI revocation took {ta:?} / {tb:?}, bound {bound:?}");
+        assert!(
+            took <= bound,
+            "CLI revocation took {ta:?} / {tb:?}, bound {bound:?}"
+        );
         eprintln!("CLI revocation reached both nodes in {ta:?} / {tb:?}");
         // The list keeps both, revoked, without tokens.
-        let (_, list) = call(&client, Method::GET, &a.url("/api/v1/keys"), Some(ADMIN), None).await;
+        let (_, list) = call(
+            &client,
+            Method::GET,
+            &a.url("/api/v1/keys"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
         let revoked: HashSet<&str> = list["results"]
             .as_array()
             .unwrap()
@@ -183,11 +231,21 @@ async fn one_teams_key_on_two_nodes_makes_one_event_and_another_teams_same_key_i
                 post(&b, &tb, "B", &key),
             );
             assert_eq!(ia, ib, "team A's key on two nodes made two events");
-            assert_eq!(u8::from(ra) + u8::from(rb), 1, "exactly one answer is the replay");
+            assert_eq!(
+                u8::from(ra) + u8::from(rb),
+                1,
+                "exactly one answer is the replay"
+            );
             assert_ne!(other, ia, "team B's same key must be its own event");
             assert!(!ro);
         }
-        let total: u64 = store.delivery_counts().await.unwrap().iter().map(|(_, n)| n).sum();
+        let total: u64 = store
+            .delivery_counts()
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
         assert_eq!(total, 2 * rounds, "one event per team and key");
     })
     .await;
