@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use crate::config::{Config, Overrides};
-use crate::model::Role;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
@@ -78,16 +77,25 @@ enum PluginCommand {
 enum KeysCommand {
     /// Create a key; its token is printed once and stored hashed.
     Create {
-        #[arg(long, value_parser = ["admin", "manager"])]
+        #[arg(long, value_parser = ["admin", "manager", "publisher"])]
         role: String,
         /// The team a manager key manages.
         #[arg(long)]
         team: Option<String>,
         #[arg(long, default_value = "cli")]
         name: String,
+        /// RFC 3339 time after which the key is refused.
+        #[arg(long)]
+        expires_at: Option<String>,
     },
     /// List keys (never their tokens).
     List,
+    /// Revoke a key (kept listed for the audit). Other nodes refuse it within
+    /// `auth.key_cache_secs`.
+    Revoke {
+        /// The key's id (`key_...`).
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -105,6 +113,24 @@ enum StoreCommand {
         #[arg(long, default_value_t = 7)]
         attempts_days: u32,
     },
+}
+
+/// An API refusal as a command-line message (`--team: ...`).
+fn cli_problem(e: &crate::api::error::ApiError) -> String {
+    match e {
+        crate::api::error::ApiError::Invalid {
+            field: Some(f),
+            message,
+        } => {
+            let flag = match f.as_str() {
+                "team_id" => "team",
+                "expires_at" => "expires-at",
+                other => other,
+            };
+            format!("--{flag}: {message}")
+        }
+        other => other.to_string(),
+    }
 }
 
 fn init_tracing(config: &Config) {
@@ -178,14 +204,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { command } => {
             let store = crate::server::open_store(&config).await?;
             match command {
-                KeysCommand::Create { role, team, name } => {
-                    let role = Role::parse(&role).context("role")?;
-                    if role == Role::Manager && team.is_none() {
-                        anyhow::bail!("a manager key needs --team");
-                    }
-                    let (key, token) =
-                        crate::api::auth::create_key(store.as_ref(), &name, role, team, None)
-                            .await?;
+                KeysCommand::Create {
+                    role,
+                    team,
+                    name,
+                    expires_at,
+                } => {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    let spec =
+                        crate::api::keys::key_spec(&name, &role, team, expires_at.as_deref(), now)
+                            .map_err(|e| anyhow::anyhow!("{}", cli_problem(&e)))?;
+                    let (key, token) = crate::api::auth::create_key(store.as_ref(), spec).await?;
                     eprintln!(
                         "created key {} ({}); the token is shown only once:",
                         key.id,
@@ -194,15 +223,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{token}");
                 }
                 KeysCommand::List => {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    println!("id\trole\tteam\tstate\tlast_used_at\tname");
                     for k in store.list_api_keys().await? {
+                        let state = match (k.revoked_at, k.is_active(now)) {
+                            (Some(_), _) => "revoked",
+                            (None, false) => "expired",
+                            (None, true) => "active",
+                        };
                         println!(
-                            "{}\t{}\t{}\t{}",
+                            "{}\t{}\t{}\t{state}\t{}\t{}",
                             k.id,
                             k.role.as_str(),
                             k.team_id.unwrap_or_else(|| "-".into()),
+                            k.last_used_at
+                                .map(crate::api::rfc3339)
+                                .unwrap_or_else(|| "-".into()),
                             k.name
                         );
                     }
+                }
+                KeysCommand::Revoke { id } => {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    store
+                        .revoke_api_key(&id, now)
+                        .await?
+                        .with_context(|| format!("no key {id}"))?;
+                    eprintln!(
+                        "revoked key {id}; running nodes refuse it within auth.key_cache_secs ({} s)",
+                        config.auth.key_cache_secs
+                    );
                 }
             }
             Ok(())

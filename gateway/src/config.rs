@@ -41,6 +41,12 @@ allowed_networks = ""
 log = "info"
 log_format = "text"
 
+[auth]
+# Seconds a looked-up API key is trusted from this node's memory before the store is asked again.
+# A key revoked through this node is refused at once; through another node (or the CLI), within
+# this many seconds. 0 asks the store on every request. At most 300.
+key_cache_secs = 5
+
 [delivery]
 # Run delivery workers on this node (false: an API-only node that only accepts events).
 enabled = true
@@ -163,6 +169,13 @@ impl PluginsConfig {
     }
 }
 
+/// API-key settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub key_cache_secs: u64,
+}
+
 /// PostgreSQL connection settings (used when `database_url` is set).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -186,6 +199,7 @@ pub struct Config {
     pub allowed_networks: String,
     pub log: String,
     pub log_format: String,
+    pub auth: AuthConfig,
     pub delivery: DeliveryConfig,
     pub postgres: PostgresConfig,
     pub plugins: PluginsConfig,
@@ -265,6 +279,9 @@ impl Config {
         };
         if self.max_event_bytes == 0 {
             return bad("max_event_bytes", "must be greater than 0");
+        }
+        if self.auth.key_cache_secs > 300 {
+            return bad("auth.key_cache_secs", "must be at most 300 seconds");
         }
         if self.delivery.workers == 0 {
             return bad("delivery.workers", "must be at least 1");

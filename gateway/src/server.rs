@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::delivery::Engine;
 use crate::delivery::plugins::PluginStage;
 use crate::metrics::Metrics;
-use crate::model::{PluginRecord, Role};
+use crate::model::PluginRecord;
 use crate::plugin::{PluginHost, builtin_plugins, sha256_hex};
 use crate::store::Store;
 use crate::store::postgres::PostgresStore;
@@ -73,16 +73,17 @@ pub async fn run(
         store,
         clock,
     } = parts;
+    // GATEWAY_ADMIN_TOKEN set: it is the bootstrap admin key, and a previous bootstrap key with
+    // another token is revoked. Unset: the stored keys stay as they are.
     if !config.admin_token.is_empty() {
-        auth::create_key(
-            store.as_ref(),
-            "bootstrap admin (GATEWAY_ADMIN_TOKEN)",
-            Role::Admin,
-            None,
-            Some(config.admin_token.clone()),
-        )
-        .await
-        .context("storing the admin token")?;
+        let usable = auth::bootstrap_admin(store.as_ref(), &config.admin_token, clock.now_ms())
+            .await
+            .context("storing the admin token")?;
+        if !usable {
+            tracing::warn!(
+                "GATEWAY_ADMIN_TOKEN names a key that was revoked or has expired; it stays refused: choose a new token"
+            );
+        }
     }
     let subs = Subscriptions::new(store.all_webhooks().await.context("loading webhooks")?);
     let config = Arc::new(config);
@@ -123,11 +124,12 @@ pub async fn run(
             stop_rx,
         ));
     }
+    let keys = auth::KeyCache::new(Duration::from_secs(config.auth.key_cache_secs));
     let state = AppState {
         store,
         config,
         clock,
-        keys: auth::KeyCache::default(),
+        keys,
         subs,
         deliveries_ready: ready,
         engine,

@@ -46,6 +46,10 @@ async fn sqlite_copied_to_postgres_reads_back_the_same() {
             team_id: (role == Role::Manager).then(|| "t1".into()),
             token_hash: format!("hash{i}"),
             created_at: now + i as i64,
+            expires_at: Some(now + 86_400_000),
+            last_used_at: Some(now),
+            revoked_at: (role == Role::Manager).then_some(now),
+            bootstrap: role == Role::Admin,
         };
         src.insert_api_key(key).await.unwrap();
     }

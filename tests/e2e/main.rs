@@ -15,3 +15,5 @@ mod retries;
 mod roles;
 mod scaleout;
 mod seed003;
+mod tenancy;
+mod tenancy_pg;

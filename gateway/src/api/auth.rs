@@ -1,23 +1,36 @@
-//! API keys: tokens are shown once and stored as their sha256. Requests carry them as
-//! `Authorization: <token>` (Grafana OnCall's form) or `Authorization: Bearer <token>`.
+//! API keys and the one authorisation path of the API (and of any console built on it): who the
+//! caller is ([`Caller`], from `Authorization: <token>` — Grafana OnCall's form — or
+//! `Authorization: Bearer <token>`) and every decision about what it may do. Handlers only call
+//! the `may_*` methods here.
 //!
-//! Roles: an admin may do everything; a manager manages the webhooks of its own team (team and
-//! service scopes) and may post and read events.
+//! Roles:
+//! - `admin`: everything, every team.
+//! - `manager` of one team: that team's team and service webhooks, that team's events (posting and
+//!   reading) and the deliveries of those events to its own webhooks.
+//! - `publisher` (the platform's service key): posts and reads the events of every team and their
+//!   deliveries; no webhooks, keys or plugins.
+//!
+//! What a caller may not read answers 404, as if it did not exist; what it may read but not change
+//! answers 403.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+pub mod cache;
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use parking_lot::RwLock;
 use rand::Rng;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::model::{ApiKey, Role, Scope, new_id};
+use crate::model::{ApiKey, Event, Role, Scope, new_id};
 use crate::store::{Store, StoreResult};
+
+pub use cache::KeyCache;
+
+/// The name the bootstrap key (`GATEWAY_ADMIN_TOKEN`) is stored under.
+pub const BOOTSTRAP_NAME: &str = "bootstrap admin (GATEWAY_ADMIN_TOKEN)";
 
 /// Hex sha256 of a token: what the store keeps.
 pub fn hash_token(token: &str) -> String {
@@ -33,30 +46,69 @@ pub fn new_token() -> String {
     format!("gw_{s}")
 }
 
+/// What a new key is.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    pub name: String,
+    pub role: Role,
+    pub team_id: Option<String>,
+    /// Unix ms; `None`: never expires.
+    pub expires_at: Option<i64>,
+}
+
 /// Creates and stores a key; returns it with the clear token (shown once).
-pub async fn create_key(
-    store: &dyn Store,
-    name: &str,
-    role: Role,
-    team_id: Option<String>,
-    token: Option<String>,
-) -> StoreResult<(ApiKey, String)> {
-    let token = token.unwrap_or_else(new_token);
+pub async fn create_key(store: &dyn Store, spec: KeySpec) -> StoreResult<(ApiKey, String)> {
+    let token = new_token();
     let key = ApiKey {
         id: new_id("key"),
-        name: name.to_string(),
-        role,
-        team_id,
+        name: spec.name,
+        role: spec.role,
+        team_id: spec.team_id,
         token_hash: hash_token(&token),
         created_at: chrono::Utc::now().timestamp_millis(),
+        expires_at: spec.expires_at,
+        last_used_at: None,
+        revoked_at: None,
+        bootstrap: false,
     };
     store.insert_api_key(key.clone()).await?;
     Ok((key, token))
 }
 
-/// Keys already looked up (there is no revocation yet, so positive answers never go stale).
-#[derive(Default, Clone)]
-pub struct KeyCache(Arc<RwLock<HashMap<String, ApiKey>>>);
+/// Makes `token` the bootstrap admin key: every earlier bootstrap key with another token is
+/// revoked, and the key is stored unless it exists. A key revoked (or expired) earlier stays so,
+/// and then nothing else is revoked either: returns `false` (choose a new token).
+pub async fn bootstrap_admin(store: &dyn Store, token: &str, now: i64) -> StoreResult<bool> {
+    let hash = hash_token(token);
+    let keys = store.list_api_keys().await?;
+    match keys.iter().find(|k| k.token_hash == hash) {
+        Some(k) if !k.is_active(now) => return Ok(false),
+        Some(_) => {}
+        None => {
+            store
+                .insert_api_key(ApiKey {
+                    id: new_id("key"),
+                    name: BOOTSTRAP_NAME.into(),
+                    role: Role::Admin,
+                    team_id: None,
+                    token_hash: hash.clone(),
+                    created_at: now,
+                    expires_at: None,
+                    last_used_at: None,
+                    revoked_at: None,
+                    bootstrap: true,
+                })
+                .await?
+        }
+    }
+    for k in keys {
+        if k.bootstrap && k.token_hash != hash && k.revoked_at.is_none() {
+            store.revoke_api_key(&k.id, now).await?;
+            tracing::info!(key = %k.id, "GATEWAY_ADMIN_TOKEN changed: the previous bootstrap key is revoked");
+        }
+    }
+    Ok(true)
+}
 
 /// The authenticated caller.
 #[derive(Debug, Clone)]
@@ -64,6 +116,30 @@ pub struct Caller {
     pub key_id: String,
     pub role: Role,
     pub team_id: Option<String>,
+}
+
+/// The body field an event's team was read from (the order of `EventScope::from_body`), for
+/// refusals that name it; `team_id` when the event names no team.
+fn team_field(body: &Value) -> &'static str {
+    let at = |path: &[&str]| {
+        let mut cur = body;
+        for p in path {
+            cur = cur.get(p)?;
+        }
+        cur.as_str().filter(|s| !s.is_empty())
+    };
+    let owner_is_team = at(&["owner", "type"]).is_some_and(|t| t.eq_ignore_ascii_case("team"));
+    if owner_is_team && at(&["owner", "id"]).is_some() {
+        "owner"
+    } else if at(&["team_id"]).is_some() {
+        "team_id"
+    } else if at(&["team", "id"]).is_some() {
+        "team.id"
+    } else if at(&["team"]).is_some() {
+        "team"
+    } else {
+        "team_id"
+    }
 }
 
 impl Caller {
@@ -79,11 +155,35 @@ impl Caller {
         }
     }
 
+    /// Webhook routes at all (lists included): admins and managers; a publisher key has none.
+    pub fn may_use_webhooks(&self) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin | Role::Manager => Ok(()),
+            Role::Publisher => Err(ApiError::Forbidden(
+                "a publisher key posts and reads events only; webhooks need a manager or admin key"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Reading installed plugins: admins and managers (who name them in webhooks).
+    pub fn may_read_plugins(&self) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin | Role::Manager => Ok(()),
+            Role::Publisher => Err(ApiError::Forbidden(
+                "a publisher key posts and reads events only".into(),
+            )),
+        }
+    }
+
     /// May this caller manage a webhook in `scope`? Admins: all. Managers: their team's team and
-    /// service webhooks only.
+    /// service webhooks only (only admins manage global webhooks, Callgoose's rule). Publishers:
+    /// none.
     pub fn may_manage(&self, scope: &Scope) -> Result<(), ApiError> {
-        if self.is_admin() {
-            return Ok(());
+        match self.role {
+            Role::Admin => return Ok(()),
+            Role::Publisher => return self.may_use_webhooks(),
+            Role::Manager => {}
         }
         match (scope, scope.team(), &self.team_id) {
             (Scope::Global, _, _) => Err(ApiError::Forbidden(
@@ -94,6 +194,84 @@ impl Caller {
                 "this webhook belongs to another team".into(),
             )),
         }
+    }
+
+    /// May this caller post `event`? Admins and publishers: any. Managers: only events of their
+    /// own team; another team's or a team-less event is 403 naming the field the team is read from.
+    pub fn may_post_event(&self, event: &Event) -> Result<(), ApiError> {
+        if self.role != Role::Manager {
+            return Ok(());
+        }
+        let field = team_field(&event.body);
+        match (&event.scope.team_id, &self.team_id) {
+            (Some(t), Some(mine)) if t == mine => Ok(()),
+            (Some(_), _) => Err(ApiError::ForbiddenField {
+                field: field.into(),
+                message: "a manager key posts only events of its own team".into(),
+            }),
+            (None, _) => Err(ApiError::ForbiddenField {
+                field: field.into(),
+                message: "a manager key posts only events of its own team; this event names no team (set owner, team_id or team.id)".into(),
+            }),
+        }
+    }
+
+    /// Dry-runs show webhooks: admins any event, managers as for posting (and only their own
+    /// webhooks' decisions), publishers none.
+    pub fn may_dry_run(&self, event: &Event) -> Result<(), ApiError> {
+        match self.role {
+            Role::Publisher => Err(ApiError::Forbidden(
+                "a dry-run shows webhooks; a publisher key has none".into(),
+            )),
+            _ => self.may_post_event(event),
+        }
+    }
+
+    /// Events are readable by the roles that could have posted them.
+    pub fn may_read_event(&self, event: &Event) -> bool {
+        match self.role {
+            Role::Admin | Role::Publisher => true,
+            Role::Manager => {
+                self.team_id.is_some() && event.scope.team_id.as_deref() == self.team_id.as_deref()
+            }
+        }
+    }
+
+    /// A delivery of `event` to a webhook in `webhook` scope (`None`: the webhook is gone).
+    /// Admins and publishers: any. Managers: their team's events, to their own webhooks (global
+    /// webhooks' deliveries carry the admin's urls and stay hidden).
+    pub fn may_read_delivery(&self, event: &Event, webhook: Option<&Scope>) -> bool {
+        match self.role {
+            Role::Admin | Role::Publisher => true,
+            Role::Manager => {
+                self.may_read_event(event) && webhook.is_some_and(|s| self.may_manage(s).is_ok())
+            }
+        }
+    }
+
+    /// Sending a delivery again: whoever manages the webhook and may read the delivery.
+    pub fn may_resend(&self, event: &Event, webhook: &Scope) -> Result<(), ApiError> {
+        self.may_manage(webhook)?;
+        if self.may_read_delivery(event, Some(webhook)) {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound("delivery".into()))
+        }
+    }
+
+    /// The tenant an `Idempotency-Key` or `event_id` is scoped to, as a JSON array (so no team
+    /// id or key can forge another tenant's prefix): managers share their team's
+    /// (`["team", T]`); admin and publisher keys have their own, per team of the event
+    /// (`["key", K, "team", T]`), so one platform key posting for many teams never merges two
+    /// teams' events.
+    pub fn idempotency_tenant(&self, event: &Event) -> String {
+        let v = match self.role {
+            Role::Manager => serde_json::json!(["team", self.team_id]),
+            Role::Admin | Role::Publisher => {
+                serde_json::json!(["key", self.key_id, "team", event.scope.team_id])
+            }
+        };
+        v.to_string()
     }
 }
 
@@ -115,6 +293,35 @@ fn token_from(parts: &Parts) -> Option<&str> {
     (!token.is_empty()).then_some(token)
 }
 
+/// Looks the token up (cache, then store); revoked, expired and unknown keys are 401.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let hash = hash_token(token);
+    let key = match state.keys.get(&hash) {
+        Some(k) => k,
+        None => {
+            let k = state
+                .store
+                .api_key_by_hash(&hash)
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            state.keys.put(hash, k.clone());
+            k
+        }
+    };
+    let now = state.clock.now_ms();
+    if !key.is_active(now) {
+        return Err(ApiError::Unauthorized);
+    }
+    state
+        .keys
+        .touch_later(state.store.clone(), key.id.clone(), now);
+    Ok(Caller {
+        key_id: key.id,
+        role: key.role,
+        team_id: key.team_id,
+    })
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -123,79 +330,9 @@ impl FromRequestParts<AppState> for Caller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = token_from(parts).ok_or(ApiError::Unauthorized)?;
-        let hash = hash_token(token);
-        let cached = state.keys.0.read().get(&hash).cloned();
-        let key = match cached {
-            Some(k) => k,
-            None => {
-                let k = state
-                    .store
-                    .api_key_by_hash(&hash)
-                    .await?
-                    .ok_or(ApiError::Unauthorized)?;
-                state.keys.0.write().insert(hash, k.clone());
-                k
-            }
-        };
-        Ok(Caller {
-            key_id: key.id,
-            role: key.role,
-            team_id: key.team_id,
-        })
+        authenticate(state, token).await
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn managers_only_touch_their_team() {
-        let m = Caller {
-            key_id: "k".into(),
-            role: Role::Manager,
-            team_id: Some("T1".into()),
-        };
-        assert!(
-            m.may_manage(&Scope::Team {
-                team_id: "T1".into()
-            })
-            .is_ok()
-        );
-        assert!(
-            m.may_manage(&Scope::Service {
-                team_id: Some("T1".into()),
-                service_id: "S".into()
-            })
-            .is_ok()
-        );
-        assert!(
-            m.may_manage(&Scope::Team {
-                team_id: "T2".into()
-            })
-            .is_err()
-        );
-        assert!(
-            m.may_manage(&Scope::Service {
-                team_id: None,
-                service_id: "S".into()
-            })
-            .is_err()
-        );
-        assert!(m.may_manage(&Scope::Global).is_err());
-        let a = Caller {
-            key_id: "k".into(),
-            role: Role::Admin,
-            team_id: None,
-        };
-        assert!(a.may_manage(&Scope::Global).is_ok());
-    }
-
-    #[test]
-    fn tokens_are_random_and_hashed() {
-        let (a, b) = (new_token(), new_token());
-        assert_ne!(a, b);
-        assert_eq!(hash_token(&a).len(), 64);
-        assert_ne!(hash_token(&a), a);
-    }
-}
+mod tests;

@@ -14,10 +14,12 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::events::delivery_view;
+use super::events::{delivery_view, webhook_scope};
 use super::webhooks::{PageParams, page_envelope};
 use super::{AppState, parse_time, rfc3339};
-use crate::model::{Attempt, AttemptOutcome, AttemptQuery, Signing, Webhook, new_signing_secret};
+use crate::model::{
+    Attempt, AttemptOutcome, AttemptQuery, Delivery, Scope, Signing, Webhook, new_signing_secret,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -41,6 +43,27 @@ async fn webhook_for(st: &AppState, caller: &Caller, id: &str) -> ApiResult<Webh
         .ok_or_else(|| ApiError::NotFound(format!("webhook {id}")))?;
     caller.may_manage(&w.scope)?;
     Ok(w)
+}
+
+/// A delivery the caller may read, with its event and its webhook's scope; anything else is 404
+/// (another team's delivery is not revealed).
+async fn readable_delivery(
+    st: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<(Delivery, Option<Scope>, crate::model::Event)> {
+    let not_found = || ApiError::NotFound(format!("delivery {id}"));
+    let d = st.store.get_delivery(id).await?.ok_or_else(not_found)?;
+    let e = st
+        .store
+        .get_event(&d.event_id)
+        .await?
+        .ok_or_else(not_found)?;
+    let scope = webhook_scope(st, &d.webhook_id).await?;
+    if !caller.may_read_delivery(&e, scope.as_ref()) {
+        return Err(not_found());
+    }
+    Ok((d, scope, e))
 }
 
 fn headers_json(headers: &[(String, String)]) -> Value {
@@ -256,12 +279,7 @@ pub async fn get_delivery(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let d = st
-        .store
-        .get_delivery(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("delivery {id}")))?;
-    webhook_for(&st, &caller, &d.webhook_id).await?;
+    let (d, _, _) = readable_delivery(&st, &caller, &id).await?;
     let q = AttemptQuery {
         delivery_id: Some(id.clone()),
         limit: 100,
@@ -280,11 +298,8 @@ pub async fn resend(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let d = st
-        .store
-        .get_delivery(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("delivery {id}")))?;
+    let (d, scope, e) = readable_delivery(&st, &caller, &id).await?;
+    caller.may_resend(&e, scope.as_ref().unwrap_or(&Scope::Global))?;
     let w = webhook_for(&st, &caller, &d.webhook_id).await?;
     if !w.is_webhook_enabled {
         return Err(ApiError::Conflict(

@@ -21,6 +21,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// Refused because of what one field of the request names (e.g. another team's `team_id`).
+    #[error("{message}")]
+    ForbiddenField { field: String, message: String },
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0}")]
@@ -55,7 +58,7 @@ impl ApiError {
         match self {
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::ForbiddenField { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -102,7 +105,7 @@ impl IntoResponse for ApiError {
         let kind = match &self {
             ApiError::Invalid { .. } => "invalid-request",
             ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Forbidden(_) | ApiError::ForbiddenField { .. } => "forbidden",
             ApiError::NotFound(_) => "not-found",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge { .. } => "payload-too-large",
@@ -112,6 +115,7 @@ impl IntoResponse for ApiError {
         };
         let field = match &self {
             ApiError::Invalid { field, .. } => field.clone(),
+            ApiError::ForbiddenField { field, .. } => Some(field.clone()),
             _ => None,
         };
         let detail = match &field {

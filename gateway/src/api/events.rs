@@ -104,13 +104,14 @@ fn idempotency_key(headers: &HeaderMap, body: &Value, raw: &[u8]) -> ApiResult<O
     responses(
         (status = 202, body = Accepted, description = "Stored durably with its deliveries"),
         (status = 400, body = super::error::Problem), (status = 413, body = super::error::Problem),
+        (status = 403, body = super::error::Problem, description = "A manager key posting another team's or a team-less event"),
         (status = 503, body = super::error::Problem, description = "Store unavailable; nothing was stored"),
     ),
     security(("api_key" = []))
 )]
 pub async fn ingest(
     State(st): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -118,6 +119,9 @@ pub async fn ingest(
     let now = st.clock.now_ms();
     let key = idempotency_key(&headers, &value, &raw)?;
     let event = Event::from_body(new_id("evt"), value, now).map_err(event_problem)?;
+    caller.may_post_event(&event)?;
+    // Scoped to the caller's tenant: another team's key never replays (or swallows) this event.
+    let key = key.map(|k| format!("{}{k}", caller.idempotency_tenant(&event)));
     let outcome = crate::intake::accept(st.store.as_ref(), &st.subs, event, key).await?;
     let (id, replayed) = match outcome {
         IngestOutcome::Created {
@@ -159,15 +163,23 @@ pub fn delivery_view(d: &Delivery) -> Value {
 #[utoipa::path(get, path = "/api/v1/events/{id}", responses((status = 200, description = "The stored event with its canonical type and deliveries"), (status = 404, body = super::error::Problem)), security(("api_key" = [])))]
 pub async fn get_event(
     State(st): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    // Another team's event is "not found", not "forbidden": its existence is not revealed.
     let e = st
         .store
         .get_event(&id)
         .await?
+        .filter(|e| caller.may_read_event(e))
         .ok_or_else(|| ApiError::NotFound(format!("event {id}")))?;
-    let deliveries = st.store.deliveries_for_event(&id).await?;
+    let mut deliveries = Vec::new();
+    for d in st.store.deliveries_for_event(&id).await? {
+        let scope = webhook_scope(&st, &d.webhook_id).await?;
+        if caller.may_read_delivery(&e, scope.as_ref()) {
+            deliveries.push(delivery_view(&d));
+        }
+    }
     Ok(Json(json!({
         "id": e.id,
         "event_type": e.event_type,
@@ -176,8 +188,16 @@ pub async fn get_event(
         "private": e.private,
         "scope": e.scope,
         "payload": e.body,
-        "deliveries": deliveries.iter().map(delivery_view).collect::<Vec<_>>(),
+        "deliveries": deliveries,
     })))
+}
+
+/// The scope of webhook `id` (the in-memory set first, then the store), `None` when it is gone.
+pub async fn webhook_scope(st: &AppState, id: &str) -> ApiResult<Option<crate::model::Scope>> {
+    if let Some(w) = st.subs.get().by_id.get(id) {
+        return Ok(Some(w.scope.clone()));
+    }
+    Ok(st.store.get_webhook(id).await?.map(|w| w.scope))
 }
 
 #[utoipa::path(
@@ -194,6 +214,7 @@ pub async fn dry_run(
     let (_, value) = read_json(&st, &headers, body).await?;
     let event =
         Event::from_body("evt_dry_run".into(), value, st.clock.now_ms()).map_err(event_problem)?;
+    caller.may_dry_run(&event)?;
     let snapshot = st.subs.get();
     // Managers see only their team's webhooks.
     let visible = |id: &str| {

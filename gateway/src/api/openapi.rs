@@ -27,7 +27,7 @@ impl utoipa::Modify for SecurityAddon {
     info(title = "webhook-gateway", description = "Outgoing webhook gateway API (a superset of Grafana OnCall's webhooks API)"),
     paths(
         super::webhooks::list, super::webhooks::get_one, super::webhooks::create, super::webhooks::update, super::webhooks::delete,
-        super::events::ingest, super::events::get_event, super::events::dry_run, super::keys::create, super::keys::list,
+        super::events::ingest, super::events::get_event, super::events::dry_run, super::keys::create, super::keys::list, super::keys::revoke,
         super::deliveries::responses, super::deliveries::attempts, super::deliveries::test_send, super::deliveries::recover,
         super::deliveries::get_delivery, super::deliveries::resend, super::deliveries::secret, super::deliveries::rotate_secret,
         super::plugins::upload, super::plugins::list, super::plugins::get_one, super::plugins::delete,

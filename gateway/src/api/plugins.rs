@@ -124,7 +124,8 @@ pub async fn upload(
 }
 
 #[utoipa::path(get, path = "/api/v1/plugins", responses((status = 200, description = "Installed plugins")), security(("api_key" = [])))]
-pub async fn list(State(st): State<AppState>, _caller: Caller) -> ApiResult<Json<Value>> {
+pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.may_read_plugins()?;
     let all = st.store.list_plugins().await?;
     Ok(Json(
         json!({"results": all.iter().map(view).collect::<Vec<_>>()}),
@@ -134,9 +135,10 @@ pub async fn list(State(st): State<AppState>, _caller: Caller) -> ApiResult<Json
 #[utoipa::path(get, path = "/api/v1/plugins/{name}/{version}", responses((status = 200, description = "One plugin")), security(("api_key" = [])))]
 pub async fn get_one(
     State(st): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
+    caller.may_read_plugins()?;
     let p = st
         .store
         .get_plugin(&name, &version)

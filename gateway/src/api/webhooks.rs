@@ -148,6 +148,7 @@ pub async fn list(
     headers: HeaderMap,
     Query(p): Query<PageParams>,
 ) -> ApiResult<Json<Value>> {
+    caller.may_use_webhooks()?;
     let (page, size) = p.resolve()?;
     let query = WebhookQuery {
         team_id: if caller.is_admin() {
@@ -185,6 +186,7 @@ pub async fn create(
     caller: Caller,
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.may_use_webhooks()?;
     let m = object(body)?;
     let w = webhook_input::create(&m, &input_context(&st, &caller))?;
     caller.may_manage(&w.scope)?;

@@ -150,8 +150,11 @@ pub struct Attempt {
 pub enum Role {
     /// Everything, every team.
     Admin,
-    /// Webhooks of one team (and its services); posting events.
+    /// Webhooks of one team (and its services); that team's events and deliveries.
     Manager,
+    /// The platform's service key: posts and reads events (and their deliveries) of every team,
+    /// nothing else.
+    Publisher,
 }
 
 impl Role {
@@ -159,12 +162,14 @@ impl Role {
         match self {
             Role::Admin => "admin",
             Role::Manager => "manager",
+            Role::Publisher => "publisher",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "admin" => Some(Role::Admin),
             "manager" => Some(Role::Manager),
+            "publisher" => Some(Role::Publisher),
             _ => None,
         }
     }
@@ -180,6 +185,21 @@ pub struct ApiKey {
     /// Hex sha256 of the token.
     pub token_hash: String,
     pub created_at: i64,
+    /// Unix ms after which the key is refused; `None`: never.
+    pub expires_at: Option<i64>,
+    /// Unix ms of a recent use (written at most once a minute per key and node).
+    pub last_used_at: Option<i64>,
+    /// Unix ms when the key was revoked; the row stays for the audit.
+    pub revoked_at: Option<i64>,
+    /// The key `GATEWAY_ADMIN_TOKEN` bootstraps (replaced when the token changes).
+    pub bootstrap: bool,
+}
+
+impl ApiKey {
+    /// Whether the key is accepted at `now` (not revoked, not expired).
+    pub fn is_active(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|t| now < t)
+    }
 }
 
 /// A stored plugin component (the bytes live in the store; precompiled artifacts on disk).

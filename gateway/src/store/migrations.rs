@@ -9,10 +9,11 @@ pub enum Dialect {
 }
 
 /// Ordered migrations: (version, description, SQL).
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial schema",
-    r#"
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        r#"
 CREATE TABLE api_keys (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -89,7 +90,19 @@ CREATE TABLE plugin_blobs (
     bytes {blob} NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        2,
+        "api key lifecycle: expiry, last use, revocation, bootstrap flag",
+        r#"
+ALTER TABLE api_keys ADD COLUMN expires_at BIGINT;
+ALTER TABLE api_keys ADD COLUMN last_used_at BIGINT;
+ALTER TABLE api_keys ADD COLUMN revoked_at BIGINT;
+ALTER TABLE api_keys ADD COLUMN bootstrap BIGINT NOT NULL DEFAULT 0;
+UPDATE api_keys SET bootstrap = 1 WHERE name = 'bootstrap admin (GATEWAY_ADMIN_TOKEN)';
+"#,
+    ),
+];
 
 /// The SQL of one migration for a dialect.
 pub fn render(sql: &str, dialect: Dialect) -> String {

@@ -83,6 +83,11 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_api_key(&self, key: ApiKey) -> StoreResult<()>;
     async fn api_key_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiKey>>;
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
+    /// Marks a key revoked at `now` (kept for the audit; a second revocation keeps the first
+    /// time). Returns the key as stored afterwards, `None` when no key has this id.
+    async fn revoke_api_key(&self, id: &str, now: i64) -> StoreResult<Option<ApiKey>>;
+    /// Records that a key was used at `at` (only moves `last_used_at` forward).
+    async fn touch_api_key(&self, id: &str, at: i64) -> StoreResult<()>;
 
     // --- webhooks
     async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()>;

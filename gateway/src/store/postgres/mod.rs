@@ -200,6 +200,14 @@ impl Store for PostgresStore {
         keys::list_api_keys(self).await
     }
 
+    async fn revoke_api_key(&self, id: &str, now: i64) -> StoreResult<Option<ApiKey>> {
+        keys::revoke_api_key(self, id, now).await
+    }
+
+    async fn touch_api_key(&self, id: &str, at: i64) -> StoreResult<()> {
+        keys::touch_api_key(self, id, at).await
+    }
+
     async fn insert_webhook(&self, w: &Webhook) -> StoreResult<()> {
         webhooks::insert_webhook(self, w).await
     }

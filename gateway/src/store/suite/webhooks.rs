@@ -21,6 +21,10 @@ pub async fn api_keys(store: Arc<dyn Store>) {
         team_id: None,
         token_hash: "h1".into(),
         created_at: 1,
+        expires_at: None,
+        last_used_at: None,
+        revoked_at: None,
+        bootstrap: true,
     };
     let mgr = ApiKey {
         id: new_id("key"),
@@ -29,6 +33,10 @@ pub async fn api_keys(store: Arc<dyn Store>) {
         team_id: Some("t1".into()),
         token_hash: "h2".into(),
         created_at: 2,
+        expires_at: Some(5_000),
+        last_used_at: None,
+        revoked_at: None,
+        bootstrap: false,
     };
     store.insert_api_key(mgr.clone()).await.unwrap();
     store.insert_api_key(admin.clone()).await.unwrap();
@@ -52,9 +60,38 @@ pub async fn api_keys(store: Arc<dyn Store>) {
     assert_eq!(store.api_key_by_hash("nope").await.unwrap(), None);
     assert_eq!(
         store.list_api_keys().await.unwrap(),
-        vec![admin, mgr],
+        vec![admin.clone(), mgr.clone()],
         "ordered by creation"
     );
+    // Revocation keeps the row (the audit) and the first revocation time; unknown ids are None.
+    let revoked = store.revoke_api_key(&mgr.id, 10).await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(10));
+    assert!(!revoked.is_active(11));
+    let again = store.revoke_api_key(&mgr.id, 20).await.unwrap().unwrap();
+    assert_eq!(
+        again.revoked_at,
+        Some(10),
+        "a second revocation keeps the first time"
+    );
+    assert_eq!(store.revoke_api_key("key_nope", 10).await.unwrap(), None);
+    assert_eq!(
+        store
+            .api_key_by_hash("h2")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(10)
+    );
+    // last_used_at only moves forward.
+    store.touch_api_key(&admin.id, 100).await.unwrap();
+    store.touch_api_key(&admin.id, 50).await.unwrap();
+    let a = store.api_key_by_hash("h1").await.unwrap().unwrap();
+    assert_eq!(
+        (a.last_used_at, a.bootstrap, a.revoked_at),
+        (Some(100), true, None)
+    );
+    assert_eq!(store.list_api_keys().await.unwrap().len(), 2);
 }
 
 pub async fn webhook_crud(store: Arc<dyn Store>) {
