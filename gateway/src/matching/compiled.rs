@@ -101,8 +101,16 @@ pub(crate) fn scope_fits(scope: &Scope, event: &Event) -> bool {
     match scope {
         Scope::Global => true,
         Scope::Team { team_id } => event.scope.team_id.as_deref() == Some(team_id.as_str()),
-        Scope::Service { service_id, .. } => {
+        // A team's service webhook hears only its own team's events of that service: another
+        // team (or a team-less event) naming the same service id must not reach it.
+        Scope::Service {
+            service_id,
+            team_id,
+        } => {
             event.scope.service_id.as_deref() == Some(service_id.as_str())
+                && team_id
+                    .as_deref()
+                    .is_none_or(|t| event.scope.team_id.as_deref() == Some(t))
         }
     }
 }

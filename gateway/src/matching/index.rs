@@ -191,10 +191,13 @@ impl Matcher {
         slots
             .into_iter()
             .filter_map(|slot| match &self.entries[slot as usize] {
-                Entry::Ready(c) if c.check(&ctx).is_ok() => Some(MatchedWebhook {
-                    webhook: Arc::clone(&c.webhook),
-                    payload: PayloadView::for_event(event, &c.webhook),
-                }),
+                // The buckets key services by id alone; scope_fits adds the owning team's rule.
+                Entry::Ready(c) if scope_fits(&c.webhook.scope, event) && c.check(&ctx).is_ok() => {
+                    Some(MatchedWebhook {
+                        webhook: Arc::clone(&c.webhook),
+                        payload: PayloadView::for_event(event, &c.webhook),
+                    })
+                }
                 _ => None,
             })
             .collect()
@@ -242,6 +245,16 @@ fn decide(entry: &Entry, ctx: &EventCtx<'_>) -> Result<(), Reason> {
     if !scope_fits(&w.scope, event) {
         let (wanted, event_value) = match &w.scope {
             Scope::Team { team_id } => (team_id.clone(), event.scope.team_id.clone()),
+            Scope::Service {
+                service_id,
+                team_id: Some(t),
+            } if event.scope.service_id.as_deref() == Some(service_id.as_str()) => (
+                format!("team {t}"),
+                Some(match &event.scope.team_id {
+                    Some(other) => format!("team {other}"),
+                    None => "no team".to_string(),
+                }),
+            ),
             Scope::Service { service_id, .. } => {
                 (service_id.clone(), event.scope.service_id.clone())
             }

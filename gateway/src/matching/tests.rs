@@ -83,7 +83,9 @@ fn scope_table() {
         (Some("T1"), Some("S1"), &["global", "team1", "svc1"][..]),
         (Some("T1"), Some("S2"), &["global", "team1", "svc2"]),
         (Some("T1"), None, &["global", "team1"]),
-        (Some("T2"), Some("S1"), &["global", "team2", "svc1"]),
+        // svc1 is team T1's: T2's event of the same service does not reach it.
+        (Some("T2"), Some("S1"), &["global", "team2"]),
+        (None, Some("S1"), &["global"]),
         (Some("T3"), Some("S3"), &["global"]),
         (None, Some("S2"), &["global", "svc2"]),
         (None, None, &["global"]),
