@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::auth::{Caller, create_key};
 use super::error::{ApiError, ApiResult};
+use super::openapi::schemas::{KeyCreated, KeyList};
 use super::{AppState, rfc3339};
 use crate::model::Role;
 
@@ -21,14 +22,27 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
+    /// 1 to 255 characters.
     pub name: String,
     /// `admin` or `manager`.
+    #[schema(value_type = Role)]
     pub role: String,
     /// The team a manager key manages (required for managers).
     pub team_id: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/keys", request_body = NewKey, responses((status = 201, description = "Created; `token` is shown only now")), security(("api_key" = [])))]
+/// Creates a key (admins); its token is shown only in this answer.
+#[utoipa::path(post, path = "/api/v1/keys", operation_id = "create_key", tag = "keys",
+    request_body(content = NewKey, content_type = "application/json"),
+    responses(
+        (status = 201, body = KeyCreated, description = "Created; `token` is shown only now"),
+        (status = 400, description = "A field is missing or invalid (named in `field`)"),
+        (status = 403, description = "Not an admin key"),
+        (status = 413, description = "The body is too large"),
+        (status = 415, description = "The body is not `application/json`"),
+        (status = 422, description = "The body is JSON of the wrong shape"),
+    ),
+    security(("api_key" = [])))]
 pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
@@ -53,7 +67,13 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/keys", responses((status = 200, description = "Keys, without tokens")), security(("api_key" = [])))]
+/// Lists the keys (admins), without their tokens.
+#[utoipa::path(get, path = "/api/v1/keys", operation_id = "list_keys", tag = "keys",
+    responses(
+        (status = 200, body = KeyList, description = "Keys, without tokens"),
+        (status = 403, description = "Not an admin key"),
+    ),
+    security(("api_key" = [])))]
 pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
     let keys = st.store.list_api_keys().await?;
