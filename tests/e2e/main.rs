@@ -14,6 +14,7 @@ mod plugins;
 mod retries;
 mod roles;
 mod scaleout;
+mod schema_fuzz;
 mod seed003;
 mod tenancy;
 mod tenancy_pg;

@@ -15,6 +15,10 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::events::{delivery_view, webhook_scope};
+use super::openapi::schemas::{
+    AttemptPage, AttemptView, DeliveryDetail, EventInput, Requeued, Resent, ResponsePage, Rotated,
+    SecretView,
+};
 use super::webhooks::{PageParams, page_envelope};
 use super::{AppState, parse_time, rfc3339};
 use crate::model::{
@@ -100,10 +104,15 @@ pub fn attempt_view(a: &Attempt) -> Value {
 pub struct AttemptParams {
     /// `success`, `retry` or `failed`.
     pub status: Option<String>,
-    /// RFC 3339 or unix ms.
+    /// Attempts started at or after this: RFC 3339 or unix milliseconds.
     pub since: Option<String>,
+    /// Attempts started before this: RFC 3339 or unix milliseconds.
     pub until: Option<String>,
+    /// 1 or more (default 1).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 1_000_000)]
     pub page: Option<String>,
+    /// 1 to 100 (default 50).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 100)]
     pub page_size: Option<String>,
 }
 
@@ -142,15 +151,24 @@ impl AttemptParams {
     }
 }
 
-/// Grafana OnCall's webhook responses log (seed 003), newest first.
-#[utoipa::path(get, path = "/api/v1/webhooks/{id}/responses", params(PageParams), responses((status = 200, description = "OnCall-shaped responses log")), security(("api_key" = [])))]
+/// Grafana OnCall's webhook responses log, newest first.
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/responses", operation_id = "list_webhook_responses", tag = "deliveries",
+    params(("id" = String, Path, description = "The webhook's id"), PageParams),
+    responses(
+        (status = 200, body = ResponsePage, description = "Grafana OnCall's responses log, newest first"),
+        (status = 400, description = "A bad `page` or `page_size`"),
+        (status = 403, description = "Another team's webhook, or a global one, and a manager key"),
+        (status = 404, description = "No such webhook"),
+    ),
+    security(("api_key" = [])))]
 pub async fn responses(
     State(st): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(p): Query<PageParams>,
+    query: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Query(p) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     webhook_for(&st, &caller, &id).await?;
     let (page, size) = p.resolve()?;
     let q = AttemptQuery {
@@ -192,14 +210,24 @@ pub async fn responses(
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/webhooks/{id}/attempts", params(AttemptParams), responses((status = 200, description = "Attempts, filtered and paged")), security(("api_key" = [])))]
+/// Every attempt of a webhook's deliveries, filtered and paged.
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/attempts", operation_id = "list_webhook_attempts", tag = "deliveries",
+    params(("id" = String, Path, description = "The webhook's id"), AttemptParams),
+    responses(
+        (status = 200, body = AttemptPage, description = "Attempts, filtered and paged"),
+        (status = 400, description = "A bad filter or paging parameter (named in `field`)"),
+        (status = 403, description = "Another team's webhook, or a global one, and a manager key"),
+        (status = 404, description = "No such webhook"),
+    ),
+    security(("api_key" = [])))]
 pub async fn attempts(
     State(st): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(p): Query<AttemptParams>,
+    query: Result<Query<AttemptParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Query(p) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     webhook_for(&st, &caller, &id).await?;
     let (q, page, size) = p.query(&id)?;
     let found = st.store.list_attempts(&q).await?;
@@ -218,14 +246,28 @@ pub async fn attempts(
 const SAMPLE_EVENT: &str =
     include_str!("../../../tests/fixtures/squadcast/incident_triggered.json");
 
-#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", request_body(content = Object, description = "Optional event to send instead of the sample"), responses((status = 200, description = "The attempt's outcome")), security(("api_key" = [])))]
+/// Sends Squadcast's sample event (or the event in the body) to the webhook now.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", operation_id = "test_webhook", tag = "deliveries",
+    params(("id" = String, Path, description = "The webhook's id")),
+    request_body(content = Option<EventInput>, content_type = "application/json", description = "Optional event to send instead of the sample"),
+    responses(
+        (status = 200, body = AttemptView, description = "The attempt and its outcome"),
+        (status = 400, description = "The body is not an event (a JSON object with a valid type)"),
+        (status = 403, description = "Another team's webhook, or a global one, and a manager key"),
+        (status = 404, description = "No such webhook"),
+        (status = 413, description = "The body is too large"),
+        (status = 415, description = "A body that is not `application/json`"),
+        (status = 422, description = "The body is JSON of the wrong shape"),
+    ),
+    security(("api_key" = [])))]
 pub async fn test_send(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Option<Json<Value>>,
+    body: Result<Option<Json<Value>>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let w = webhook_for(&st, &caller, &id).await?;
+    let body = body.map_err(|e| ApiError::invalid(e.body_text()))?;
     let sample = match body {
         Some(Json(v @ Value::Object(_))) => {
             crate::model::Event::from_body(String::new(), v.clone(), 0)
@@ -255,7 +297,20 @@ pub struct RecoverBody {
     pub since: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/webhooks/{id}/recover", request_body = RecoverBody, responses((status = 202, description = "How many failed deliveries were queued again")), security(("api_key" = [])))]
+/// Queues every failed delivery of the webhook since a time again.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/recover", operation_id = "recover_webhook", tag = "deliveries",
+    params(("id" = String, Path, description = "The webhook's id")),
+    request_body(content = RecoverBody, content_type = "application/json"),
+    responses(
+        (status = 202, body = Requeued, description = "How many failed deliveries were queued again"),
+        (status = 400, description = "`since` is missing or not a time"),
+        (status = 403, description = "Another team's webhook, or a global one, and a manager key"),
+        (status = 404, description = "No such webhook"),
+        (status = 413, description = "The body is too large"),
+        (status = 415, description = "The body is not `application/json`"),
+        (status = 422, description = "The body is JSON of the wrong shape"),
+    ),
+    security(("api_key" = [])))]
 pub async fn recover(
     State(st): State<AppState>,
     caller: Caller,
@@ -273,7 +328,15 @@ pub async fn recover(
     Ok((StatusCode::ACCEPTED, Json(json!({"requeued": n}))))
 }
 
-#[utoipa::path(get, path = "/api/v1/deliveries/{id}", responses((status = 200, description = "A delivery with its attempts")), security(("api_key" = [])))]
+/// A delivery with its attempt log.
+#[utoipa::path(get, path = "/api/v1/deliveries/{id}", operation_id = "get_delivery", tag = "deliveries",
+    params(("id" = String, Path, description = "The delivery's id (its `webhook-id` header)")),
+    responses(
+        (status = 200, body = DeliveryDetail, description = "A delivery with its attempts"),
+        (status = 403, description = "Another team's webhook's delivery, and a manager key"),
+        (status = 404, description = "No such delivery"),
+    ),
+    security(("api_key" = [])))]
 pub async fn get_delivery(
     State(st): State<AppState>,
     caller: Caller,
@@ -292,7 +355,16 @@ pub async fn get_delivery(
     Ok(Json(v))
 }
 
-#[utoipa::path(post, path = "/api/v1/deliveries/{id}/resend", responses((status = 202, description = "Queued to be sent again now")), security(("api_key" = [])))]
+/// Queues one delivery to be sent again now.
+#[utoipa::path(post, path = "/api/v1/deliveries/{id}/resend", operation_id = "resend_delivery", tag = "deliveries",
+    params(("id" = String, Path, description = "The delivery's id")),
+    responses(
+        (status = 202, body = Resent, description = "Queued to be sent again now"),
+        (status = 403, description = "Another team's webhook's delivery, and a manager key"),
+        (status = 404, description = "No such delivery"),
+        (status = 409, description = "The webhook is disabled"),
+    ),
+    security(("api_key" = [])))]
 pub async fn resend(
     State(st): State<AppState>,
     caller: Caller,
@@ -314,7 +386,15 @@ pub async fn resend(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/webhooks/{id}/secret", responses((status = 200, description = "The signing secret, in clear (admins only)")), security(("api_key" = [])))]
+/// The webhook's signing secret, in clear (admins).
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/secret", operation_id = "get_webhook_secret", tag = "deliveries",
+    params(("id" = String, Path, description = "The webhook's id")),
+    responses(
+        (status = 200, body = SecretView, description = "The signing secret, in clear"),
+        (status = 403, description = "Not an admin key"),
+        (status = 404, description = "No such webhook"),
+    ),
+    security(("api_key" = [])))]
 pub async fn secret(
     State(st): State<AppState>,
     caller: Caller,
@@ -341,15 +421,29 @@ pub struct RotateBody {
     pub secret: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/webhooks/{id}/secret/rotate", request_body = RotateBody, responses((status = 200, description = "Rotated; the new secret is returned once")), security(("api_key" = [])))]
+/// Rotates the signing secret (admins); the old one keeps signing during the grace period.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/secret/rotate", operation_id = "rotate_webhook_secret", tag = "deliveries",
+    params(("id" = String, Path, description = "The webhook's id")),
+    request_body(content = Option<RotateBody>, content_type = "application/json", description = "Optional; defaults to a generated secret and 24 h of grace"),
+    responses(
+        (status = 200, body = Rotated, description = "Rotated; the new secret is shown once"),
+        (status = 400, description = "A bad grace period or secret, or a webhook that does not sign"),
+        (status = 403, description = "Not an admin key"),
+        (status = 404, description = "No such webhook"),
+        (status = 413, description = "The body is too large"),
+        (status = 415, description = "A body that is not `application/json`"),
+        (status = 422, description = "The body is JSON of the wrong shape"),
+    ),
+    security(("api_key" = [])))]
 pub async fn rotate_secret(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Option<Json<RotateBody>>,
+    body: Result<Option<Json<RotateBody>>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
     let mut w = webhook_for(&st, &caller, &id).await?;
+    let body = body.map_err(|e| ApiError::invalid(e.body_text()))?;
     let b = body.map(|Json(b)| b).unwrap_or(RotateBody {
         grace_period_secs: None,
         secret: None,
@@ -383,6 +477,8 @@ pub async fn rotate_secret(
 }
 
 /// Prometheus text exposition; store-derived gauges are read at scrape time.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
+    responses((status = 200, body = String, content_type = "application/openmetrics-text", description = "Prometheus metrics (OpenMetrics text)")))]
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     if let Ok(counts) = st.store.delivery_counts().await {
         for (status, n) in counts {

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::openapi::schemas::{DryRunResult, EventInput, EventView};
 use super::{AppState, rfc3339};
 use crate::model::event::EventError;
 use crate::model::{Delivery, Event, IngestOutcome, new_id};
@@ -98,14 +99,18 @@ fn idempotency_key(headers: &HeaderMap, body: &Value, raw: &[u8]) -> ApiResult<O
     Ok(None)
 }
 
+/// Accepts an event: the answer comes once it and all its deliveries are committed.
 #[utoipa::path(
-    post, path = "/api/v1/events", request_body = Object,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat posts with the same key return the first answer")),
+    post, path = "/api/v1/events", operation_id = "post_event", tag = "events",
+    request_body(content = EventInput, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; repeat posts with the same key return the first answer")),
     responses(
-        (status = 202, body = Accepted, description = "Stored durably with its deliveries"),
-        (status = 400, body = super::error::Problem), (status = 413, body = super::error::Problem),
-        (status = 403, body = super::error::Problem, description = "A manager key posting another team's or a team-less event"),
-        (status = 503, body = super::error::Problem, description = "Store unavailable; nothing was stored"),
+        (status = 202, body = Accepted, description = "Stored durably with its deliveries",
+            headers(("Idempotent-Replayed" = String, description = "`true` when this answers a repeat"))),
+        (status = 400, description = "Not JSON, not an object, a missing or invalid type, or a bad `Idempotency-Key`"),
+        (status = 403, description = "A manager key posting another team's or a team-less event (`field` names where the team was read from)"),
+        (status = 413, description = "The body is larger than `max_event_bytes`"),
+        (status = 503, description = "The store is unavailable; nothing was stored"),
     ),
     security(("api_key" = []))
 )]
@@ -160,7 +165,13 @@ pub fn delivery_view(d: &Delivery) -> Value {
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/events/{id}", responses((status = 200, description = "The stored event with its canonical type and deliveries"), (status = 404, body = super::error::Problem)), security(("api_key" = [])))]
+/// A stored event with its canonical type, scope and deliveries.
+#[utoipa::path(get, path = "/api/v1/events/{id}", operation_id = "get_event", tag = "events", params(("id" = String, Path, description = "The event's id")),
+    responses(
+        (status = 200, body = EventView, description = "The stored event with its canonical type and deliveries"),
+        (status = 404, description = "No such event"),
+    ),
+    security(("api_key" = [])))]
 pub async fn get_event(
     State(st): State<AppState>,
     caller: Caller,
@@ -200,9 +211,15 @@ pub async fn webhook_scope(st: &AppState, id: &str) -> ApiResult<Option<crate::m
     Ok(st.store.get_webhook(id).await?.map(|w| w.scope))
 }
 
+/// Which webhooks an event would fire, and why the others would not; nothing is stored.
 #[utoipa::path(
-    post, path = "/api/v1/events/dry-run", request_body = Object,
-    responses((status = 200, description = "Which webhooks would fire for this event, and why the others would not"), (status = 400, body = super::error::Problem)),
+    post, path = "/api/v1/events/dry-run", operation_id = "dry_run_event", tag = "events",
+    request_body(content = EventInput, content_type = "application/json"),
+    responses(
+        (status = 200, body = DryRunResult, description = "Which webhooks would fire for this event, and why the others would not"),
+        (status = 400, description = "Not JSON, not an object, or a missing or invalid type"),
+        (status = 413, description = "The body is larger than `max_event_bytes`"),
+    ),
     security(("api_key" = []))
 )]
 pub async fn dry_run(

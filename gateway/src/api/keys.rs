@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::auth::{Caller, KeySpec, create_key};
 use super::error::{ApiError, ApiResult};
+use super::openapi::schemas::{KeyCreated, KeyList};
 use super::{AppState, rfc3339};
 use crate::model::{ApiKey, Role};
 
@@ -25,8 +26,10 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
+    /// 1 to 255 characters.
     pub name: String,
     /// `admin`, `manager` or `publisher`.
+    #[schema(value_type = Role)]
     pub role: String,
     /// The team a manager key manages (required for managers, refused for the others).
     pub team_id: Option<String>,
@@ -98,7 +101,18 @@ pub fn key_spec(
     })
 }
 
-#[utoipa::path(post, path = "/api/v1/keys", request_body = NewKey, responses((status = 201, description = "Created; `token` is shown only now"), (status = 400, body = super::error::Problem)), security(("api_key" = [])))]
+/// Creates a key (admins); its token is shown only in this answer.
+#[utoipa::path(post, path = "/api/v1/keys", operation_id = "create_key", tag = "keys",
+    request_body(content = NewKey, content_type = "application/json"),
+    responses(
+        (status = 201, body = KeyCreated, description = "Created; `token` is shown only now"),
+        (status = 400, description = "A field is missing or invalid (named in `field`)"),
+        (status = 403, description = "Not an admin key"),
+        (status = 413, description = "The body is too large"),
+        (status = 415, description = "The body is not `application/json`"),
+        (status = 422, description = "The body is JSON of the wrong shape"),
+    ),
+    security(("api_key" = [])))]
 pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
@@ -114,7 +128,13 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
-#[utoipa::path(get, path = "/api/v1/keys", responses((status = 200, description = "Keys, without tokens")), security(("api_key" = [])))]
+/// Lists the keys (admins), without their tokens.
+#[utoipa::path(get, path = "/api/v1/keys", operation_id = "list_keys", tag = "keys",
+    responses(
+        (status = 200, body = KeyList, description = "Keys, without tokens"),
+        (status = 403, description = "Not an admin key"),
+    ),
+    security(("api_key" = [])))]
 pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
     let now = st.clock.now_ms();
@@ -127,7 +147,15 @@ pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<
 /// Revokes a key: refused on this node at once, on every other node within
 /// `auth.key_cache_secs`. Revoking a revoked key again is 204 (a retried request succeeds); an
 /// unknown id is 404; a key cannot revoke itself (409: use another admin key or the CLI).
-#[utoipa::path(delete, path = "/api/v1/keys/{id}", responses((status = 204, description = "Revoked"), (status = 404, body = super::error::Problem), (status = 409, body = super::error::Problem, description = "A key revoking itself")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/api/v1/keys/{id}", operation_id = "revoke_key", tag = "keys",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 204, description = "Revoked (again 204 for a key already revoked)"),
+        (status = 403, description = "Not an admin key"),
+        (status = 404, description = "No such key"),
+        (status = 409, description = "A key revoking itself"),
+    ),
+    security(("api_key" = [])))]
 pub async fn revoke(
     State(st): State<AppState>,
     caller: Caller,

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::openapi::schemas::{PluginList, PluginView, WasmComponent};
 use super::{AppState, rfc3339};
 use crate::model::PluginRecord;
 use crate::plugin::{PluginError, sha256_hex};
@@ -53,15 +54,25 @@ fn valid_version(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
 }
 
-#[utoipa::path(post, path = "/api/v1/plugins", params(UploadParams), request_body(content = Vec<u8>, content_type = "application/wasm", description = "A WebAssembly component of the transformer or authenticator world"),
-    responses((status = 201, description = "Validated, precompiled and stored"), (status = 400, body = super::error::Problem), (status = 409, body = super::error::Problem), (status = 413, body = super::error::Problem)),
+/// Uploads a plugin (admins): validated against the two worlds, precompiled, then stored.
+#[utoipa::path(post, path = "/api/v1/plugins", operation_id = "upload_plugin", tag = "plugins", params(UploadParams),
+    request_body(content((WasmComponent = "application/wasm"), (WasmComponent = "application/octet-stream")), description = "A WebAssembly component of the transformer or authenticator world"),
+    responses(
+        (status = 200, body = PluginView, description = "This version was already stored with the same content"),
+        (status = 201, body = PluginView, description = "Validated, precompiled and stored"),
+        (status = 400, description = "A bad or missing `name` or `version`, an empty body, or not a component of either world"),
+        (status = 403, description = "Not an admin key"),
+        (status = 409, description = "This version exists with other content"),
+        (status = 413, description = "The component is larger than `plugins.max_component_bytes`"),
+    ),
     security(("api_key" = [])))]
 pub async fn upload(
     State(st): State<AppState>,
     caller: Caller,
-    Query(p): Query<UploadParams>,
+    query: Result<Query<UploadParams>, axum::extract::rejection::QueryRejection>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Query(p) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     caller.require_admin()?;
     let name = p
         .name
@@ -123,7 +134,10 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(view(&record))))
 }
 
-#[utoipa::path(get, path = "/api/v1/plugins", responses((status = 200, description = "Installed plugins")), security(("api_key" = [])))]
+/// The installed plugins.
+#[utoipa::path(get, path = "/api/v1/plugins", operation_id = "list_plugins", tag = "plugins",
+    responses((status = 200, body = PluginList, description = "Installed plugins")),
+    security(("api_key" = [])))]
 pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.may_read_plugins()?;
     let all = st.store.list_plugins().await?;
@@ -132,7 +146,14 @@ pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/plugins/{name}/{version}", responses((status = 200, description = "One plugin")), security(("api_key" = [])))]
+/// One installed plugin version.
+#[utoipa::path(get, path = "/api/v1/plugins/{name}/{version}", operation_id = "get_plugin", tag = "plugins",
+    params(("name" = String, Path), ("version" = String, Path)),
+    responses(
+        (status = 200, body = PluginView, description = "One plugin"),
+        (status = 404, description = "No such plugin version"),
+    ),
+    security(("api_key" = [])))]
 pub async fn get_one(
     State(st): State<AppState>,
     caller: Caller,
@@ -147,7 +168,16 @@ pub async fn get_one(
     Ok(Json(view(&p)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/plugins/{name}/{version}", responses((status = 204, description = "Deleted"), (status = 409, body = super::error::Problem, description = "In use by a webhook, or built in")), security(("api_key" = [])))]
+/// Deletes a plugin version (admins) no webhook uses.
+#[utoipa::path(delete, path = "/api/v1/plugins/{name}/{version}", operation_id = "delete_plugin", tag = "plugins",
+    params(("name" = String, Path), ("version" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Not an admin key"),
+        (status = 404, description = "No such plugin version"),
+        (status = 409, description = "In use by a webhook, or built in"),
+    ),
+    security(("api_key" = [])))]
 pub async fn delete(
     State(st): State<AppState>,
     caller: Caller,

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::openapi::schemas::{WebhookCreate, WebhookInput, WebhookPage, WebhookView};
 use super::webhook_input::{self, InputContext};
 use crate::model::{AutoDisable, Webhook};
 use crate::store::WebhookQuery;
@@ -29,10 +30,17 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// Most pages a list goes to (keeps the store's offset far from overflowing).
+pub const MAX_PAGE: u64 = 1_000_000;
+
 /// Paging parameters (OnCall: `page`, `page_size` up to 100; default 50).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct PageParams {
+    /// 1 or more (default 1).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 1_000_000)]
     pub page: Option<String>,
+    /// 1 to 100 (default 50).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 100)]
     pub page_size: Option<String>,
 }
 
@@ -44,8 +52,10 @@ impl PageParams {
             Some(p) => p
                 .parse::<u64>()
                 .ok()
-                .filter(|p| *p >= 1)
-                .ok_or_else(|| ApiError::field("page", "must be a positive integer"))?,
+                .filter(|p| (1..=MAX_PAGE).contains(p))
+                .ok_or_else(|| {
+                    ApiError::field("page", format!("must be an integer from 1 to {MAX_PAGE}"))
+                })?,
         };
         let size = match &self.page_size {
             None => 50,
@@ -141,14 +151,21 @@ async fn check(st: &AppState, w: &Webhook, scope_changed: bool) -> ApiResult<()>
     Ok(())
 }
 
-#[utoipa::path(get, path = "/api/v1/webhooks/", params(PageParams), responses((status = 200, description = "A page of webhooks (OnCall envelope)")), security(("api_key" = [])))]
+/// Lists the webhooks the caller may manage (admins: all), in Grafana OnCall's paging envelope.
+#[utoipa::path(get, path = "/api/v1/webhooks/", operation_id = "list_webhooks", tag = "webhooks", params(PageParams),
+    responses(
+        (status = 200, body = WebhookPage, description = "A page of webhooks"),
+        (status = 400, description = "A bad `page` or `page_size`"),
+    ),
+    security(("api_key" = [])))]
 pub async fn list(
     State(st): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Query(p): Query<PageParams>,
+    query: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     caller.may_use_webhooks()?;
+    let Query(p) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let (page, size) = p.resolve()?;
     let query = WebhookQuery {
         team_id: if caller.is_admin() {
@@ -171,7 +188,14 @@ pub async fn list(
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/webhooks/{id}/", responses((status = 200, description = "The webhook"), (status = 404, body = super::error::Problem)), security(("api_key" = [])))]
+/// One webhook, secrets masked.
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/", operation_id = "get_webhook", tag = "webhooks", params(("id" = String, Path, description = "The webhook's id")),
+    responses(
+        (status = 200, body = WebhookView, description = "The webhook"),
+        (status = 403, description = "Another team's webhook, or a global one, and a manager key"),
+        (status = 404, description = "No such webhook"),
+    ),
+    security(("api_key" = [])))]
 pub async fn get_one(
     State(st): State<AppState>,
     caller: Caller,
@@ -180,7 +204,18 @@ pub async fn get_one(
     Ok(Json(webhook_input::view(&load(&st, &caller, &id).await?)))
 }
 
-#[utoipa::path(post, path = "/api/v1/webhooks/", request_body = Object, responses((status = 201, description = "Created"), (status = 400, body = super::error::Problem)), security(("api_key" = [])))]
+/// Creates a webhook (Grafana OnCall's body works as it is).
+#[utoipa::path(post, path = "/api/v1/webhooks/", operation_id = "create_webhook", tag = "webhooks",
+    request_body(content = WebhookCreate, content_type = "application/json"),
+    responses(
+        (status = 201, body = WebhookView, description = "Created"),
+        (status = 400, description = "A field is missing or invalid (named in `field`), the body is not a JSON object, or its scope is full"),
+        (status = 403, description = "A manager key and a global webhook or another team's"),
+        (status = 413, description = "The body is too large"),
+        (status = 415, description = "The body is not `application/json`"),
+        (status = 422, description = "The body is JSON of the wrong shape"),
+    ),
+    security(("api_key" = [])))]
 pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
@@ -197,7 +232,19 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(webhook_input::view(&w))))
 }
 
-#[utoipa::path(put, path = "/api/v1/webhooks/{id}/", request_body = Object, responses((status = 200, description = "Updated"), (status = 400, body = super::error::Problem)), security(("api_key" = [])))]
+/// Updates the fields sent; the others stay as they are.
+#[utoipa::path(put, path = "/api/v1/webhooks/{id}/", operation_id = "update_webhook", tag = "webhooks", params(("id" = String, Path, description = "The webhook's id")),
+    request_body(content = WebhookInput, content_type = "application/json"),
+    responses(
+        (status = 200, body = WebhookView, description = "Updated"),
+        (status = 400, description = "A field is invalid (named in `field`), or the body is not a JSON object"),
+        (status = 403, description = "A manager key and a global webhook or another team's"),
+        (status = 404, description = "No such webhook"),
+        (status = 413, description = "The body is too large"),
+        (status = 415, description = "The body is not `application/json`"),
+        (status = 422, description = "The body is JSON of the wrong shape"),
+    ),
+    security(("api_key" = [])))]
 pub async fn update(
     State(st): State<AppState>,
     caller: Caller,
@@ -225,7 +272,31 @@ pub async fn update(
     Ok(Json(webhook_input::view(&w)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/webhooks/{id}/", responses((status = 204, description = "Deleted")), security(("api_key" = [])))]
+/// `PATCH` is routed to [`update`] (same semantics as `PUT`: only the fields sent change); this
+/// is its entry in the OpenAPI document.
+#[utoipa::path(patch, path = "/api/v1/webhooks/{id}/", operation_id = "patch_webhook", tag = "webhooks", params(("id" = String, Path, description = "The webhook's id")),
+    request_body(content = WebhookInput, content_type = "application/json"),
+    responses(
+        (status = 200, body = WebhookView, description = "Updated"),
+        (status = 400, description = "A field is invalid (named in `field`), or the body is not a JSON object"),
+        (status = 403, description = "A manager key and a global webhook or another team's"),
+        (status = 404, description = "No such webhook"),
+        (status = 413, description = "The body is too large"),
+        (status = 415, description = "The body is not `application/json`"),
+        (status = 422, description = "The body is JSON of the wrong shape"),
+    ),
+    security(("api_key" = [])))]
+#[allow(dead_code)]
+pub(super) fn patch() {}
+
+/// Deletes a webhook.
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}/", operation_id = "delete_webhook", tag = "webhooks", params(("id" = String, Path, description = "The webhook's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "A manager key and a global webhook or another team's"),
+        (status = 404, description = "No such webhook"),
+    ),
+    security(("api_key" = [])))]
 pub async fn delete(
     State(st): State<AppState>,
     caller: Caller,

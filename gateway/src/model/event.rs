@@ -121,7 +121,7 @@ fn is_custom_type(s: &str) -> bool {
 }
 
 /// The scope an event belongs to, read from its body.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventScope {
     pub team_id: Option<String>,
     pub service_id: Option<String>,

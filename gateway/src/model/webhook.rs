@@ -17,7 +17,7 @@ pub const MAX_HEADERS: usize = 20;
 pub const MAX_URLS: usize = 10;
 
 /// Which events a webhook can see (Callgoose's three kinds).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Scope {
     /// Every team's events. Only admins manage these.
@@ -52,7 +52,7 @@ impl Scope {
 
 /// How the request authenticates to the receiver (Callgoose's four, plus Grafana's fields which are
 /// kept separately on [`Webhook`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Auth {
     #[default]
@@ -72,7 +72,7 @@ pub enum Auth {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyLocation {
     #[default]
@@ -108,7 +108,7 @@ pub enum Signing {
 }
 
 /// How the payload travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SendAs {
     #[default]
@@ -117,7 +117,7 @@ pub enum SendAs {
 }
 
 /// When to try again after a failed attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RetryPolicy {
     /// Standard Webhooks / Svix: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (jittered).
@@ -130,7 +130,7 @@ pub enum RetryPolicy {
 }
 
 /// A plugin attached to a webhook.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PluginRef {
     pub name: String,
     /// Exact version; the newest installed when absent.
@@ -141,7 +141,7 @@ pub struct PluginRef {
 }
 
 /// When the gateway disables a failing webhook; `None` turns a rule off.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AutoDisable {
     /// Consecutive failed deliveries (Callgoose: 6).
     pub after_failures: Option<u32>,

@@ -1,0 +1,560 @@
+//! Schemas of the API's bodies for the OpenAPI document. Handlers build most answers as JSON
+//! values (`json!`), so these structs are descriptions only: they are never serialised. The
+//! schema-fuzzing test (`tests/e2e/schema_fuzz.rs`) checks every answer against them, so a
+//! handler that drifts from its schema fails the suite.
+
+#![allow(dead_code)]
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
+
+use crate::model::{
+    AttemptOutcome, Auth, AutoDisable, DeliveryStatus, EventScope, PluginRef, RetryPolicy, Role,
+    Scope, SendAs,
+};
+
+/// A webhook's signing, as shown: the secret is always masked.
+#[derive(ToSchema)]
+pub struct SigningView {
+    /// `standard_webhooks`, `hmac_sha512` or `none`.
+    #[schema(rename = "type")]
+    pub kind: SigningType,
+    /// `hmac_sha512` only: the header carrying the signature.
+    #[schema(nullable = false)]
+    pub header: Option<String>,
+    /// Always `****************` (read it with `GET /api/v1/webhooks/{id}/secret`).
+    #[schema(nullable = false)]
+    pub secret: Option<String>,
+    /// How many retired secrets still sign during their grace period.
+    #[schema(nullable = false)]
+    pub previous_secrets: Option<u32>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum SigningType {
+    StandardWebhooks,
+    HmacSha512,
+    None,
+}
+
+/// `signing` in a create or update body.
+#[derive(ToSchema)]
+pub struct SigningInput {
+    /// Default `standard_webhooks`.
+    #[schema(rename = "type", nullable = false)]
+    pub kind: Option<SigningType>,
+    /// `standard_webhooks`: `whsec_` + base64 of 24 to 64 bytes; `hmac_sha512`: 16 to 256
+    /// characters. Generated when absent; the mask keeps the current one.
+    pub secret: Option<String>,
+    /// `hmac_sha512` only (default `X-Signature`).
+    #[schema(nullable = false)]
+    pub header: Option<String>,
+}
+
+/// A webhook: Grafana OnCall's object (same names and types), then the gateway's own fields.
+/// Secrets are shown as `****************`.
+#[derive(ToSchema)]
+pub struct WebhookView {
+    pub id: String,
+    pub name: String,
+    pub is_webhook_enabled: bool,
+    #[schema(required)]
+    pub team: Option<String>,
+    #[schema(required)]
+    pub data: Option<String>,
+    #[schema(required)]
+    pub username: Option<String>,
+    #[schema(required)]
+    pub password: Option<String>,
+    #[schema(required)]
+    pub authorization_header: Option<String>,
+    #[schema(required)]
+    pub trigger_template: Option<String>,
+    /// A string holding a JSON object (possibly a Jinja template).
+    #[schema(required)]
+    pub headers: Option<String>,
+    /// The first of `urls`.
+    #[schema(required)]
+    pub url: Option<String>,
+    pub forward_all: bool,
+    pub http_method: String,
+    /// Grafana OnCall's trigger name for the first trigger, or as it was sent.
+    #[schema(required)]
+    pub trigger_type: Option<String>,
+    #[schema(required)]
+    pub integration_filter: Option<Vec<String>>,
+    #[schema(required)]
+    pub description: Option<String>,
+    pub urls: Vec<String>,
+    pub trigger_events: Vec<String>,
+    pub scope: Scope,
+    #[schema(required, value_type = Option<Object>)]
+    pub filter: Option<Value>,
+    pub plugins: Vec<PluginRef>,
+    #[schema(required)]
+    pub authenticator: Option<PluginRef>,
+    pub auth: Auth,
+    pub signing: SigningView,
+    pub send_as: SendAs,
+    pub retry: RetryPolicy,
+    pub timeout_secs: u64,
+    pub auto_disable: AutoDisable,
+    #[schema(required)]
+    pub failure_email: Option<String>,
+    pub include_private_payloads: bool,
+    #[schema(required)]
+    pub disabled_reason: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+/// The fields of a webhook create or update body; every field is optional here (`PUT` and
+/// `PATCH` change only the fields sent; see `WebhookCreate` for what a create needs). Fields
+/// not listed are ignored.
+#[derive(ToSchema)]
+pub struct WebhookInput {
+    /// 1 to 255 characters.
+    #[schema(nullable = false)]
+    pub name: Option<String>,
+    pub description: Option<String>,
+    #[schema(nullable = false)]
+    pub is_webhook_enabled: Option<bool>,
+    /// Grafana OnCall's team: a team scope (null: global).
+    pub team: Option<String>,
+    /// `"global"` or a scope object (wins over `team`).
+    #[schema(nullable = false)]
+    pub scope: Option<Scope>,
+    /// An http(s) URL, or a Jinja template producing one.
+    #[schema(nullable = false, pattern = "^https?://", max_length = 2048)]
+    pub url: Option<String>,
+    /// Up to 10 targets (one delivery per url); wins over `url`.
+    #[schema(nullable = false)]
+    pub urls: Option<Vec<String>>,
+    /// POST, GET, PUT, PATCH, DELETE or OPTIONS (any case).
+    #[schema(nullable = false)]
+    pub http_method: Option<String>,
+    /// Grafana OnCall's trigger: a canonical name, an alias, a custom type or `status change`.
+    #[schema(nullable = false)]
+    pub trigger_type: Option<String>,
+    /// Several triggers: canonical names, aliases, custom types, `status_change`, `*`.
+    #[schema(nullable = false)]
+    pub trigger_events: Option<Vec<String>>,
+    /// A Jinja template shaping the body when `forward_all` is false.
+    pub data: Option<String>,
+    #[schema(nullable = false)]
+    pub forward_all: Option<bool>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub authorization_header: Option<String>,
+    /// Must render to `true` or `1` for the webhook to fire.
+    pub trigger_template: Option<String>,
+    /// At most 20 headers: an object, or a string holding a JSON object (or a Jinja template).
+    #[schema(value_type = Value)]
+    pub headers: Option<Value>,
+    pub integration_filter: Option<Vec<String>>,
+    /// A Mongo-style filter expression over the event.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Value>,
+    /// The transformer chain (at most 8).
+    pub plugins: Option<Vec<PluginRef>>,
+    pub authenticator: Option<PluginRef>,
+    #[schema(nullable = false)]
+    pub auth: Option<Auth>,
+    #[schema(nullable = false)]
+    pub signing: Option<SigningInput>,
+    #[schema(nullable = false)]
+    pub send_as: Option<SendAs>,
+    #[schema(nullable = false)]
+    pub retry: Option<RetryPolicy>,
+    /// Per-attempt timeout in seconds (1 to the lease minus one, at most 120).
+    #[schema(nullable = false)]
+    pub timeout_secs: Option<u64>,
+    #[schema(nullable = false)]
+    pub auto_disable: Option<AutoDisable>,
+    pub failure_email: Option<String>,
+    #[schema(nullable = false)]
+    pub include_private_payloads: Option<bool>,
+}
+
+/// A create body: `WebhookInput` with `name`, `url` or `urls`, and `trigger_type` or
+/// `trigger_events` (Grafana OnCall's body works as it is).
+pub struct WebhookCreate;
+
+impl PartialSchema for WebhookCreate {
+    fn schema() -> RefOr<Schema> {
+        let required = |f: &str| ObjectBuilder::new().required(f).build();
+        AllOfBuilder::new()
+            .item(Ref::from_schema_name(WebhookInput::name()))
+            .item(required("name"))
+            .item(
+                AnyOfBuilder::new()
+                    .item(required("url"))
+                    .item(required("urls")),
+            )
+            .item(
+                AnyOfBuilder::new()
+                    .item(required("trigger_type"))
+                    .item(required("trigger_events")),
+            )
+            .description(Some(
+                "A webhook to create: `name`, `url` or `urls`, `trigger_type` or \
+                 `trigger_events`, and any other field of `WebhookInput`.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for WebhookCreate {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("WebhookCreate")
+    }
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((WebhookInput::name().into(), WebhookInput::schema()));
+        <WebhookInput as ToSchema>::schemas(schemas);
+    }
+}
+
+/// Declares a page of Grafana OnCall's paging envelope around one item schema.
+macro_rules! page {
+    ($name:ident, $item:ty, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(ToSchema)]
+        pub struct $name {
+            /// Items in all pages.
+            pub count: u64,
+            /// The next page's URL, or null on the last page.
+            #[schema(required)]
+            pub next: Option<String>,
+            /// The previous page's URL, or null on the first page.
+            #[schema(required)]
+            pub previous: Option<String>,
+            pub results: Vec<$item>,
+            pub page_size: u64,
+            pub current_page_number: u64,
+            pub total_pages: u64,
+        }
+    };
+}
+
+page!(WebhookPage, WebhookView, "A page of webhooks.");
+page!(
+    ResponsePage,
+    OnCallResponse,
+    "A page of Grafana OnCall's webhook responses log."
+);
+page!(AttemptPage, AttemptView, "A page of delivery attempts.");
+
+/// One entry of Grafana OnCall's responses log.
+#[derive(ToSchema)]
+pub struct OnCallResponse {
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+    pub url: String,
+    pub request_trigger: String,
+    /// The request's headers as a JSON string; null when nothing was sent.
+    #[schema(required)]
+    pub request_headers: Option<String>,
+    /// The body sent, or why nothing was sent.
+    pub request_data: String,
+    #[schema(required)]
+    pub status_code: Option<u16>,
+    /// The receiver's answer; null when there was none.
+    #[schema(required)]
+    pub content: Option<String>,
+    /// The event, as JSON text.
+    pub event_data: String,
+}
+
+/// One delivery attempt (headers masked, response capped).
+#[derive(ToSchema)]
+pub struct AttemptView {
+    pub id: String,
+    pub delivery_id: String,
+    pub webhook_id: String,
+    pub event_id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+    pub duration_ms: u64,
+    pub method: String,
+    pub url: String,
+    pub request_headers: BTreeMap<String, String>,
+    #[schema(required)]
+    pub request_body: Option<String>,
+    #[schema(required)]
+    pub status_code: Option<u16>,
+    #[schema(required)]
+    pub response_body: Option<String>,
+    #[schema(required)]
+    pub error: Option<String>,
+    pub outcome: AttemptOutcome,
+}
+
+/// One delivery (an event to one url of one webhook).
+#[derive(ToSchema)]
+pub struct DeliveryView {
+    /// Also the `webhook-id` header of every attempt.
+    pub id: String,
+    pub webhook_id: String,
+    pub url: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    /// When the next attempt is due; null unless pending.
+    #[schema(required, format = DateTime)]
+    pub next_attempt_at: Option<String>,
+    #[schema(required)]
+    pub last_status_code: Option<u16>,
+    #[schema(required)]
+    pub last_error: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+/// A delivery with its event and its attempt log.
+#[derive(ToSchema)]
+pub struct DeliveryDetail {
+    pub id: String,
+    pub event_id: String,
+    pub webhook_id: String,
+    pub url: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    #[schema(required, format = DateTime)]
+    pub next_attempt_at: Option<String>,
+    #[schema(required)]
+    pub last_status_code: Option<u16>,
+    #[schema(required)]
+    pub last_error: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    /// Up to 100 attempts, oldest first.
+    pub attempt_log: Vec<AttemptView>,
+}
+
+/// A stored event.
+#[derive(ToSchema)]
+pub struct EventView {
+    pub id: String,
+    /// The canonical type (e.g. `incident.triggered`) or the custom type.
+    pub event_type: String,
+    /// The type as the body named it.
+    pub source_type: String,
+    #[schema(format = DateTime)]
+    pub received_at: String,
+    pub private: bool,
+    pub scope: EventScope,
+    /// The body as it was posted.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// An event body: Squadcast's payloads as they are, or any JSON object with `event_type` (or
+/// Grafana OnCall's `event.type` instead). Other fields are kept as they are. At most
+/// `max_event_bytes`.
+#[derive(ToSchema)]
+pub struct EventInput {
+    /// The event's type: a canonical name, an alias of Squadcast, Callgoose or Grafana OnCall,
+    /// or a custom type matching `^[A-Za-z0-9_.-]{1,256}$`.
+    #[schema(min_length = 1, max_length = 256)]
+    pub event_type: String,
+    /// Deduplicates posts without an `Idempotency-Key`.
+    #[schema(nullable = false)]
+    pub event_id: Option<String>,
+    /// Delivered as `{id, event_type, private}` only, unless a webhook includes private payloads.
+    #[schema(nullable = false)]
+    pub private: Option<bool>,
+}
+
+/// What matching decided for one webhook.
+#[derive(ToSchema)]
+pub struct DryRunDecision {
+    pub webhook_id: String,
+    pub outcome: DryRunOutcome,
+    #[schema(nullable = false)]
+    pub name: Option<String>,
+    /// Fired: what the webhook would get (`full`, or `private_stub` for a private event).
+    #[schema(nullable = false)]
+    pub payload: Option<PayloadViewDoc>,
+    /// Skipped: why, with `kind` (`disabled`, `scope`, `trigger`, `filter`, ...).
+    #[schema(value_type = Object, required = false, nullable = false)]
+    pub reason: Option<Value>,
+    /// Skipped: the reason in words.
+    #[schema(nullable = false)]
+    pub detail: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case", title = "PayloadView")]
+pub enum PayloadViewDoc {
+    Full,
+    PrivateStub,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum DryRunOutcome {
+    Fired,
+    Skipped,
+}
+
+/// The dry-run answer: which webhooks would fire for this event, and why the others would not.
+#[derive(ToSchema)]
+pub struct DryRunResult {
+    pub event_type: String,
+    pub scope: EventScope,
+    pub private: bool,
+    /// How many would fire.
+    pub fired: u64,
+    pub decisions: Vec<DryRunDecision>,
+}
+
+/// An API key (never its token).
+#[derive(ToSchema)]
+pub struct KeyView {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    #[schema(required)]
+    pub team_id: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// When the key stops working; null: never.
+    #[schema(required, format = DateTime)]
+    pub expires_at: Option<String>,
+    /// Last use, accurate to about a minute; null: never used.
+    #[schema(required, format = DateTime)]
+    pub last_used_at: Option<String>,
+    /// When it was revoked; null: not revoked.
+    #[schema(required, format = DateTime)]
+    pub revoked_at: Option<String>,
+    pub revoked: bool,
+    /// Neither revoked nor expired.
+    pub active: bool,
+    /// The key `GATEWAY_ADMIN_TOKEN` made.
+    pub bootstrap: bool,
+}
+
+/// A key just created: the token is shown only now.
+#[derive(ToSchema)]
+pub struct KeyCreated {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    #[schema(required)]
+    pub team_id: Option<String>,
+    pub token: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// When the key stops working; null: never.
+    #[schema(required, format = DateTime)]
+    pub expires_at: Option<String>,
+    /// Last use, accurate to about a minute; null: never used.
+    #[schema(required, format = DateTime)]
+    pub last_used_at: Option<String>,
+    /// When it was revoked; null: not revoked.
+    #[schema(required, format = DateTime)]
+    pub revoked_at: Option<String>,
+    pub revoked: bool,
+    /// Neither revoked nor expired.
+    pub active: bool,
+    /// The key `GATEWAY_ADMIN_TOKEN` made.
+    pub bootstrap: bool,
+}
+
+#[derive(ToSchema)]
+pub struct KeyList {
+    pub results: Vec<KeyView>,
+}
+
+/// An installed plugin.
+#[derive(ToSchema)]
+pub struct PluginView {
+    pub name: String,
+    pub version: String,
+    /// `transformer` or `authenticator`.
+    pub kind: String,
+    /// Hex sha256 of the component.
+    pub sha256: String,
+    pub size: u64,
+    #[schema(required)]
+    pub description: Option<String>,
+    /// First-party, reinstalled at every start.
+    pub builtin: bool,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+#[derive(ToSchema)]
+pub struct PluginList {
+    pub results: Vec<PluginView>,
+}
+
+/// How many failed deliveries were queued again.
+#[derive(ToSchema)]
+pub struct Requeued {
+    pub requeued: u64,
+}
+
+/// A delivery queued to be sent again now.
+#[derive(ToSchema)]
+pub struct Resent {
+    pub id: String,
+    /// Always `pending`.
+    pub status: DeliveryStatus,
+}
+
+/// A webhook's signing secret, in clear.
+#[derive(ToSchema)]
+pub struct SecretView {
+    #[schema(rename = "type")]
+    pub kind: SigningType,
+    /// Null when the webhook does not sign.
+    #[schema(required)]
+    pub secret: Option<String>,
+    /// `hmac_sha512` only.
+    #[schema(nullable = false)]
+    pub header: Option<String>,
+}
+
+/// A rotated secret, shown once.
+#[derive(ToSchema)]
+pub struct Rotated {
+    pub secret: String,
+    /// Until then the old secret signs beside the new one.
+    #[schema(format = DateTime)]
+    pub old_secret_expires_at: String,
+}
+
+/// A WebAssembly component's bytes.
+pub struct WasmComponent;
+
+impl PartialSchema for WasmComponent {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Binary,
+            )))
+            .into()
+    }
+}
+
+impl ToSchema for WasmComponent {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("WasmComponent")
+    }
+}
