@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::events::delivery_view;
-use super::webhooks::{PageParams, page_envelope};
+use super::paging::PageRequest;
+use super::webhooks::PageParams;
 use super::{AppState, parse_time, rfc3339};
 use crate::model::{Attempt, AttemptOutcome, AttemptQuery, Signing, Webhook, new_signing_secret};
 
@@ -81,16 +82,13 @@ pub struct AttemptParams {
     pub since: Option<String>,
     pub until: Option<String>,
     pub page: Option<String>,
+    pub perpage: Option<String>,
     pub page_size: Option<String>,
 }
 
 impl AttemptParams {
-    fn query(&self, webhook_id: &str) -> ApiResult<(AttemptQuery, u64, u64)> {
-        let (page, size) = PageParams {
-            page: self.page.clone(),
-            page_size: self.page_size.clone(),
-        }
-        .resolve()?;
+    /// The filters; paging comes from [`PageRequest`] and is filled in per page.
+    fn query(&self, webhook_id: &str) -> ApiResult<AttemptQuery> {
         let outcome = match self.status.as_deref() {
             None => None,
             Some(s) => Some(
@@ -112,10 +110,9 @@ impl AttemptParams {
                 .as_deref()
                 .map(|s| parse_time("until", s))
                 .transpose()?,
-            offset: (page - 1) * size,
-            limit: size,
+            ..Default::default()
         };
-        Ok((q, page, size))
+        Ok(q)
     }
 }
 
@@ -124,19 +121,23 @@ impl AttemptParams {
 pub async fn responses(
     State(st): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Query(p): Query<PageParams>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     webhook_for(&st, &caller, &id).await?;
-    let (page, size) = p.resolve()?;
-    let q = AttemptQuery {
-        webhook_id: Some(id.clone()),
-        offset: (page - 1) * size,
-        limit: size,
-        ..Default::default()
-    };
-    let found = st.store.list_attempts(&q).await?;
+    let paging = PageRequest::parse(raw.as_deref())?;
+    let store = &st.store;
+    let (page, found) = paging
+        .fetch(|offset, limit| {
+            let q = AttemptQuery {
+                webhook_id: Some(id.clone()),
+                offset,
+                limit,
+                ..Default::default()
+            };
+            async move { store.list_attempts(&q).await }
+        })
+        .await?;
     let mut events: HashMap<String, String> = HashMap::new();
     let mut results = Vec::with_capacity(found.items.len());
     for a in &found.items {
@@ -159,11 +160,10 @@ pub async fn responses(
             "event_data": events[&a.event_id],
         }));
     }
-    Ok(Json(page_envelope(
-        &headers,
+    Ok(Json(paging.envelope(
+        &st.config.public_url,
         &format!("/api/v1/webhooks/{id}/responses"),
         page,
-        size,
         found.total,
         results,
     )))
@@ -173,19 +173,29 @@ pub async fn responses(
 pub async fn attempts(
     State(st): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path(id): Path<String>,
     Query(p): Query<AttemptParams>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     webhook_for(&st, &caller, &id).await?;
-    let (q, page, size) = p.query(&id)?;
-    let found = st.store.list_attempts(&q).await?;
+    let filters = p.query(&id)?;
+    let paging = PageRequest::parse(raw.as_deref())?;
+    let store = &st.store;
+    let (page, found) = paging
+        .fetch(|offset, limit| {
+            let q = AttemptQuery {
+                offset,
+                limit,
+                ..filters.clone()
+            };
+            async move { store.list_attempts(&q).await }
+        })
+        .await?;
     let results = found.items.iter().map(attempt_view).collect();
-    Ok(Json(page_envelope(
-        &headers,
+    Ok(Json(paging.envelope(
+        &st.config.public_url,
         &format!("/api/v1/webhooks/{id}/attempts"),
         page,
-        size,
         found.total,
         results,
     )))

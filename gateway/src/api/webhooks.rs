@@ -1,8 +1,10 @@
 //! `/api/v1/webhooks`: list, get, create, update, delete, with and without the trailing slash,
-//! in Grafana OnCall's shapes (seed 003).
+//! as Grafana OnCall's public API answers them (its shapes, paging, `?name=`, validation and
+//! refusals). The operations are shared with the deprecated `/api/v1/actions/` (`actions.rs`).
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -10,10 +12,11 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Problem};
+use super::paging::PageRequest;
 use super::webhook_input::{self, InputContext};
 use crate::model::{AutoDisable, Webhook};
-use crate::store::WebhookQuery;
+use crate::store::{StoreError, WEBHOOK_NAME_TAKEN, WebhookQuery};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -29,61 +32,83 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// Paging parameters (OnCall: `page`, `page_size` up to 100; default 50).
+/// Paging parameters, for the API docs; [`PageRequest`] reads them from the raw query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct PageParams {
+    /// Page number (OnCall: an unusable value is 1, past the end is the last page).
     pub page: Option<String>,
+    /// Page size (OnCall: default 50, at most 100; an unusable value is 50).
+    pub perpage: Option<String>,
+    /// The gateway's page size: 1-100, else 400.
     pub page_size: Option<String>,
+    /// Only the webhook with exactly this name.
+    pub name: Option<String>,
 }
 
-impl PageParams {
-    /// (page, page_size), validated.
-    pub fn resolve(&self) -> ApiResult<(u64, u64)> {
-        let page = match &self.page {
-            None => 1,
-            Some(p) => p
-                .parse::<u64>()
-                .ok()
-                .filter(|p| *p >= 1)
-                .ok_or_else(|| ApiError::field("page", "must be a positive integer"))?,
-        };
-        let size = match &self.page_size {
-            None => 50,
-            Some(p) => p
-                .parse::<u64>()
-                .ok()
-                .filter(|p| (1..=100).contains(p))
-                .ok_or_else(|| ApiError::field("page_size", "must be between 1 and 100"))?,
-        };
-        Ok((page, size))
+/// A refusal in Grafana OnCall's shape on top of the problem body: Django REST framework's
+/// `{"<field>": ["<message>"]}` (or `non_field_errors`) beside `type`/`title`/`detail`/`field`,
+/// and `detail: "Not found."` for an unknown id. Everything else answers as [`ApiError`] does.
+#[derive(Debug)]
+pub struct OnCallError(pub ApiError);
+
+impl From<ApiError> for OnCallError {
+    fn from(e: ApiError) -> Self {
+        OnCallError(e)
     }
 }
 
-/// The OnCall paging envelope.
-pub fn page_envelope(
-    headers: &HeaderMap,
-    path: &str,
-    page: u64,
-    size: u64,
-    total: u64,
-    results: Vec<Value>,
-) -> Value {
-    let total_pages = total.div_ceil(size).max(1);
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let link = |p: u64| Value::String(format!("http://{host}{path}?page={p}&page_size={size}"));
-    json!({
-        "next": if page < total_pages { link(page + 1) } else { Value::Null },
-        "previous": if page > 1 { link(page - 1) } else { Value::Null },
-        "results": results,
-        "page_size": size,
-        "count": total,
-        "current_page_number": page,
-        "total_pages": total_pages,
-    })
+impl From<crate::store::StoreError> for OnCallError {
+    fn from(e: crate::store::StoreError) -> Self {
+        OnCallError(ApiError::from(e))
+    }
 }
+
+impl IntoResponse for OnCallError {
+    fn into_response(self) -> Response {
+        let (status, kind, detail, field, drf) = match &self.0 {
+            ApiError::Invalid { field, message } => {
+                let key = field.clone().unwrap_or_else(|| "non_field_errors".into());
+                let detail = match field {
+                    Some(f) => format!("{f}: {message}"),
+                    None => message.clone(),
+                };
+                (
+                    StatusCode::BAD_REQUEST,
+                    "invalid-request",
+                    detail,
+                    field.clone(),
+                    Some((key, message.clone())),
+                )
+            }
+            ApiError::NotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found.".to_string(),
+                None,
+                None,
+            ),
+            _ => return self.0.into_response(),
+        };
+        let mut body = json!(Problem {
+            kind: format!("https://webhook-gateway.dev/problems/{kind}"),
+            title: status.canonical_reason().unwrap_or("error").to_string(),
+            status: status.as_u16(),
+            detail,
+            field,
+        });
+        if let (Some((key, message)), Some(obj)) = (drf, body.as_object_mut()) {
+            obj.entry(key).or_insert_with(|| json!([message]));
+        }
+        let mut resp = (status, Json(body)).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        resp
+    }
+}
+
+type OnCallResult<T> = Result<T, OnCallError>;
 
 fn input_context<'a>(st: &'a AppState, caller: &'a Caller) -> InputContext<'a> {
     let d = &st.config.delivery;
@@ -99,7 +124,7 @@ fn input_context<'a>(st: &'a AppState, caller: &'a Caller) -> InputContext<'a> {
     }
 }
 
-fn object(
+pub(super) fn object(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Map<String, Value>> {
     match body {
@@ -141,74 +166,81 @@ async fn check(st: &AppState, w: &Webhook, scope_changed: bool) -> ApiResult<()>
     Ok(())
 }
 
-#[utoipa::path(get, path = "/api/v1/webhooks/", params(PageParams), responses((status = 200, description = "A page of webhooks (OnCall envelope)")), security(("api_key" = [])))]
-pub async fn list(
-    State(st): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Query(p): Query<PageParams>,
-) -> ApiResult<Json<Value>> {
-    let (page, size) = p.resolve()?;
-    let query = WebhookQuery {
-        team_id: if caller.is_admin() {
-            None
-        } else {
-            Some(caller.team_id.clone().unwrap_or_default())
-        },
-        offset: (page - 1) * size,
-        limit: size,
+/// OnCall's unique-name refusal, naming `name`.
+fn name_taken(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(m) if m == WEBHOOK_NAME_TAKEN => ApiError::field(
+            "name",
+            "The fields name, organization must make a unique set.",
+        ),
+        other => other.into(),
+    }
+}
+
+/// A page of the webhooks the caller may see, optionally only the one named `?name=`.
+pub(super) async fn list_page(
+    st: &AppState,
+    caller: &Caller,
+    raw: Option<&str>,
+    path: &str,
+    view: fn(&Webhook) -> Value,
+) -> ApiResult<Value> {
+    let paging = PageRequest::parse(raw)?;
+    let name = url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == "name")
+        .map(|(_, v)| v.into_owned())
+        .last()
+        .filter(|n| !n.is_empty());
+    let team_id = if caller.is_admin() {
+        None
+    } else {
+        Some(caller.team_id.clone().unwrap_or_default())
     };
-    let found = st.store.list_webhooks(&query).await?;
-    let results = found.items.iter().map(webhook_input::view).collect();
-    Ok(Json(page_envelope(
-        &headers,
-        "/api/v1/webhooks/",
-        page,
-        size,
-        found.total,
-        results,
-    )))
+    let store = &st.store;
+    let (page, found) = paging
+        .fetch(|offset, limit| {
+            let q = WebhookQuery {
+                team_id: team_id.clone(),
+                name: name.clone(),
+                offset,
+                limit,
+            };
+            async move { store.list_webhooks(&q).await }
+        })
+        .await?;
+    let results = found.items.iter().map(view).collect();
+    Ok(paging.envelope(&st.config.public_url, path, page, found.total, results))
 }
 
-#[utoipa::path(get, path = "/api/v1/webhooks/{id}/", responses((status = 200, description = "The webhook"), (status = 404, body = super::error::Problem)), security(("api_key" = [])))]
-pub async fn get_one(
-    State(st): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(webhook_input::view(&load(&st, &caller, &id).await?)))
-}
-
-#[utoipa::path(post, path = "/api/v1/webhooks/", request_body = Object, responses((status = 201, description = "Created"), (status = 400, body = super::error::Problem)), security(("api_key" = [])))]
-pub async fn create(
-    State(st): State<AppState>,
-    caller: Caller,
-    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let m = object(body)?;
-    let w = webhook_input::create(&m, &input_context(&st, &caller))?;
+/// Reads, checks and stores a new webhook (one write; nothing is stored when refused).
+pub(super) async fn create_from(
+    st: &AppState,
+    caller: &Caller,
+    m: &Map<String, Value>,
+) -> ApiResult<Webhook> {
+    let w = webhook_input::create(m, &input_context(st, caller))?;
     caller.may_manage(&w.scope)?;
-    check(&st, &w, true).await?;
-    st.store.insert_webhook(&w).await?;
+    check(st, &w, true).await?;
+    st.store.insert_webhook(&w).await.map_err(name_taken)?;
     st.subs.reload(st.store.as_ref()).await?;
     st.plugins.preload(&w);
-    Ok((StatusCode::CREATED, Json(webhook_input::view(&w))))
+    Ok(w)
 }
 
-#[utoipa::path(put, path = "/api/v1/webhooks/{id}/", request_body = Object, responses((status = 200, description = "Updated"), (status = 400, body = super::error::Problem)), security(("api_key" = [])))]
-pub async fn update(
-    State(st): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<Json<Value>> {
-    let m = object(body)?;
-    let mut w = load(&st, &caller, &id).await?;
-    let before = w.scope.clone();
-    webhook_input::update(&mut w, &m, &input_context(&st, &caller))?;
+/// Applies an update to a copy of the stored webhook, checks the whole result, then stores it
+/// in one write: a refused request changes nothing.
+pub(super) async fn update_from(
+    st: &AppState,
+    caller: &Caller,
+    id: &str,
+    m: &Map<String, Value>,
+) -> ApiResult<Webhook> {
+    let current = load(st, caller, id).await?;
+    let mut w = current.clone();
+    webhook_input::update(&mut w, m, &input_context(st, caller))?;
     caller.may_manage(&w.scope)?;
-    check(&st, &w, w.scope != before).await?;
-    st.store.update_webhook(&w).await?;
+    check(st, &w, w.scope != current.scope).await?;
+    st.store.update_webhook(&w).await.map_err(name_taken)?;
     if w.is_webhook_enabled {
         // Re-enabling through the API resets the failure counters.
         let health = st.store.webhook_health(&w.id).await?;
@@ -220,6 +252,62 @@ pub async fn update(
     }
     st.subs.reload(st.store.as_ref()).await?;
     st.plugins.preload(&w);
+    Ok(w)
+}
+
+pub(super) async fn delete_by_id(st: &AppState, caller: &Caller, id: &str) -> ApiResult<()> {
+    load(st, caller, id).await?;
+    st.store.delete_webhook(id).await?;
+    st.subs.reload(st.store.as_ref()).await?;
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/v1/webhooks/", params(PageParams), responses((status = 200, description = "A page of webhooks (OnCall envelope)")), security(("api_key" = [])))]
+pub async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> OnCallResult<Json<Value>> {
+    let page = list_page(
+        &st,
+        &caller,
+        raw.as_deref(),
+        "/api/v1/webhooks/",
+        webhook_input::view,
+    )
+    .await?;
+    Ok(Json(page))
+}
+
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/", responses((status = 200, description = "The webhook"), (status = 404, body = super::error::Problem)), security(("api_key" = [])))]
+pub async fn get_one(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> OnCallResult<Json<Value>> {
+    Ok(Json(webhook_input::view(&load(&st, &caller, &id).await?)))
+}
+
+#[utoipa::path(post, path = "/api/v1/webhooks/", request_body = Object, responses((status = 201, description = "Created"), (status = 400, body = super::error::Problem)), security(("api_key" = [])))]
+pub async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> OnCallResult<(StatusCode, Json<Value>)> {
+    let m = object(body)?;
+    let w = create_from(&st, &caller, &m).await?;
+    Ok((StatusCode::CREATED, Json(webhook_input::view(&w))))
+}
+
+#[utoipa::path(put, path = "/api/v1/webhooks/{id}/", request_body = Object, responses((status = 200, description = "Updated"), (status = 400, body = super::error::Problem)), security(("api_key" = [])))]
+pub async fn update(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> OnCallResult<Json<Value>> {
+    let m = object(body)?;
+    let w = update_from(&st, &caller, &id, &m).await?;
     Ok(Json(webhook_input::view(&w)))
 }
 
@@ -228,9 +316,7 @@ pub async fn delete(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    load(&st, &caller, &id).await?;
-    st.store.delete_webhook(&id).await?;
-    st.subs.reload(st.store.as_ref()).await?;
+) -> OnCallResult<StatusCode> {
+    delete_by_id(&st, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,5 +1,6 @@
 //! Schema migrations for every backend, kept in one place. The SQL is portable between SQLite and
-//! PostgreSQL except for the binary type, written `{blob}` and rendered per dialect.
+//! PostgreSQL except for the binary type, written `{blob}`, and reading
+//! a webhook document's name, `{doc_name}`, both rendered per dialect.
 
 /// The SQL dialect a migration is rendered for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,10 +10,11 @@ pub enum Dialect {
 }
 
 /// Ordered migrations: (version, description, SQL).
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial schema",
-    r#"
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        r#"
 CREATE TABLE api_keys (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -89,7 +91,17 @@ CREATE TABLE plugin_blobs (
     bytes {blob} NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        2,
+        "webhook names: a name column (backfilled from the document) for OnCall's unique names and ?name=",
+        r#"
+ALTER TABLE webhooks ADD COLUMN name TEXT;
+UPDATE webhooks SET name = {doc_name};
+CREATE INDEX webhooks_name ON webhooks (name);
+"#,
+    ),
+];
 
 /// The SQL of one migration for a dialect.
 pub fn render(sql: &str, dialect: Dialect) -> String {
@@ -97,7 +109,11 @@ pub fn render(sql: &str, dialect: Dialect) -> String {
         Dialect::Sqlite => "BLOB",
         Dialect::Postgres => "BYTEA",
     };
-    sql.replace("{blob}", blob)
+    let doc_name = match dialect {
+        Dialect::Sqlite => "json_extract(doc, '$.name')",
+        Dialect::Postgres => "(doc::json ->> 'name')",
+    };
+    sql.replace("{blob}", blob).replace("{doc_name}", doc_name)
 }
 
 /// The bookkeeping table every backend keeps.

@@ -128,6 +128,7 @@ pub async fn webhook_list_paging_and_team_filter(store: Arc<dyn Store>) {
     let p1 = store
         .list_webhooks(&WebhookQuery {
             team_id: None,
+            name: None,
             offset: 0,
             limit: 3,
         })
@@ -136,6 +137,7 @@ pub async fn webhook_list_paging_and_team_filter(store: Arc<dyn Store>) {
     let p3 = store
         .list_webhooks(&WebhookQuery {
             team_id: None,
+            name: None,
             offset: 6,
             limit: 3,
         })
@@ -147,6 +149,7 @@ pub async fn webhook_list_paging_and_team_filter(store: Arc<dyn Store>) {
     let past = store
         .list_webhooks(&WebhookQuery {
             team_id: None,
+            name: None,
             offset: 10,
             limit: 3,
         })
@@ -157,6 +160,7 @@ pub async fn webhook_list_paging_and_team_filter(store: Arc<dyn Store>) {
     let zero = store
         .list_webhooks(&WebhookQuery {
             team_id: None,
+            name: None,
             offset: 0,
             limit: 0,
         })
@@ -172,6 +176,7 @@ pub async fn webhook_list_paging_and_team_filter(store: Arc<dyn Store>) {
     let page = store
         .list_webhooks(&WebhookQuery {
             team_id: Some("t1".into()),
+            name: None,
             offset: 1,
             limit: 2,
         })
@@ -182,6 +187,7 @@ pub async fn webhook_list_paging_and_team_filter(store: Arc<dyn Store>) {
     let none = store
         .list_webhooks(&WebhookQuery {
             team_id: Some("t9".into()),
+            name: None,
             offset: 0,
             limit: 10,
         })
