@@ -77,10 +77,7 @@ pub fn create(m: &Input, cx: &InputContext<'_>) -> Result<Webhook, ApiError> {
     if m.get("trigger_type").is_none() && m.get("trigger_events").is_none() {
         return Err(ApiError::field("trigger_type", "This field is required."));
     }
-    // Grafana OnCall requires `http_method`; the gateway's own fields imply POST.
-    if m.get("http_method").is_none() && !uses_extensions(m) {
-        return Err(ApiError::field("http_method", "This field is required."));
-    }
+
     let mut w = Webhook {
         id: new_id("wh"),
         scope: cx
@@ -104,6 +101,11 @@ pub fn create(m: &Input, cx: &InputContext<'_>) -> Result<Webhook, ApiError> {
         w.forward_all = false;
     }
     update(&mut w, m, cx)?;
+    // Grafana OnCall requires `http_method` (checked after the fields, so a bad field is named
+    // first); the gateway's own fields imply POST.
+    if m.get("http_method").is_none() && !uses_extensions(m) {
+        return Err(ApiError::field("http_method", "This field is required."));
+    }
     Ok(w)
 }
 
