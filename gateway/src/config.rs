@@ -37,6 +37,12 @@ max_webhooks_per_scope = 0
 # link-local (refused by default), e.g. "127.0.0.0/8" for a local demo.
 allowed_networks = ""
 
+# Public base URL of this gateway, e.g. "https://gateway.example.com": every paging link (`next`,
+# `previous` of the webhooks, actions, responses and attempts lists) is built from it, never from
+# the request's Host header. Empty: the links are relative ("/api/v1/webhooks/?page=2"), which
+# Grafana OnCall clients that follow `next` as an absolute URL cannot use, so set it for them.
+public_url = ""
+
 # Log filter (tracing's EnvFilter syntax) and format ("text" or "json").
 log = "info"
 log_format = "text"
@@ -197,6 +203,8 @@ pub struct Config {
     pub max_event_bytes: usize,
     pub max_webhooks_per_scope: u64,
     pub allowed_networks: String,
+    /// Base of paging links (`https://gateway.example.com`); empty = relative links.
+    pub public_url: String,
     pub log: String,
     pub log_format: String,
     pub auth: AuthConfig,
@@ -333,6 +341,20 @@ impl Config {
                 return bad(
                     "allowed_networks",
                     &format!("{cidr:?} is not a CIDR or IP address"),
+                );
+            }
+        }
+        if !self.public_url.is_empty() {
+            let ok = url::Url::parse(&self.public_url).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some_and(|h| !h.is_empty())
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+            });
+            if !ok {
+                return bad(
+                    "public_url",
+                    "must be an http(s) URL without query or fragment, e.g. https://gateway.example.com, or empty",
                 );
             }
         }

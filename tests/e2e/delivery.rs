@@ -467,7 +467,7 @@ async fn keys_created_on_the_command_line_work_once_shown() {
         Method::POST,
         &gw.url("/api/v1/webhooks/"),
         Some(&format!("Bearer {token}")),
-        Some(&json!({"name": "t9", "url": "https://example.com", "trigger_type": "resolve"})),
+        Some(&json!({"name": "t9", "url": "https://example.com", "http_method": "POST", "trigger_type": "resolve"})),
     )
     .await;
     assert_eq!(s, 201, "{w}");

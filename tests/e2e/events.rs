@@ -12,9 +12,9 @@ async fn squadcast_samples_are_accepted_and_normalised() {
     let resolved = gw
         .create_webhook(json!({"name": "resolved", "urls": ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"], "trigger_events": ["incident_resolved"]}))
         .await;
-    let status = gw.create_webhook(json!({"name": "status", "url": "http://127.0.0.1:9/s", "trigger_type": "status change"})).await;
+    let status = gw.create_webhook(json!({"name": "status", "url": "http://127.0.0.1:9/s", "http_method": "POST", "trigger_type": "status change"})).await;
     let disabled = gw
-        .create_webhook(json!({"name": "off", "url": "http://127.0.0.1:9/x", "trigger_type": "resolve", "is_webhook_enabled": false}))
+        .create_webhook(json!({"name": "off", "url": "http://127.0.0.1:9/x", "http_method": "POST", "trigger_type": "resolve", "is_webhook_enabled": false}))
         .await;
     let cases = [
         ("incident_triggered.json", "incident.triggered", vec![]),

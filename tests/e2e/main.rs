@@ -10,6 +10,7 @@ mod delivery;
 mod events;
 mod guard;
 mod matching;
+mod oncall;
 mod plugins;
 mod retries;
 mod roles;

@@ -21,7 +21,7 @@ async fn roles_are_enforced() {
     let gw = TestGateway::start().await;
     let t1 = manager_token(&gw, "T1").await;
     let t2 = manager_token(&gw, "T2").await;
-    let body = json!({"name": "w", "url": "https://example.com", "trigger_type": "resolve"});
+    let body = json!({"name": "w", "url": "https://example.com", "http_method": "POST", "trigger_type": "resolve"});
 
     // No key, a wrong key: 401.
     let (s, p) = gw.call(Method::GET, "/api/v1/webhooks/", None, None).await;

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,7 +19,8 @@ use super::openapi::schemas::{
     AttemptPage, AttemptView, DeliveryDetail, EventInput, Requeued, Resent, ResponsePage, Rotated,
     SecretView,
 };
-use super::webhooks::{PageParams, page_envelope};
+use super::paging::PageRequest;
+use super::webhooks::PageParams;
 use super::{AppState, parse_time, rfc3339};
 use crate::model::{
     Attempt, AttemptOutcome, AttemptQuery, Delivery, Scope, Signing, Webhook, new_signing_secret,
@@ -111,18 +112,17 @@ pub struct AttemptParams {
     /// 1 or more (default 1).
     #[param(value_type = Option<u64>, minimum = 1, maximum = 1_000_000)]
     pub page: Option<String>,
+    /// Grafana OnCall's page size: 1 to 100 (default 50; an unusable value means 50).
+    #[param(value_type = Option<u64>)]
+    pub perpage: Option<String>,
     /// 1 to 100 (default 50).
     #[param(value_type = Option<u64>, minimum = 1, maximum = 100)]
     pub page_size: Option<String>,
 }
 
 impl AttemptParams {
-    fn query(&self, webhook_id: &str) -> ApiResult<(AttemptQuery, u64, u64)> {
-        let (page, size) = PageParams {
-            page: self.page.clone(),
-            page_size: self.page_size.clone(),
-        }
-        .resolve()?;
+    /// The filters; paging comes from [`PageRequest`] and is filled in per page.
+    fn query(&self, webhook_id: &str) -> ApiResult<AttemptQuery> {
         let outcome = match self.status.as_deref() {
             None => None,
             Some(s) => Some(
@@ -144,10 +144,9 @@ impl AttemptParams {
                 .as_deref()
                 .map(|s| parse_time("until", s))
                 .transpose()?,
-            offset: (page - 1) * size,
-            limit: size,
+            ..Default::default()
         };
-        Ok((q, page, size))
+        Ok(q)
     }
 }
 
@@ -164,20 +163,23 @@ impl AttemptParams {
 pub async fn responses(
     State(st): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    query: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let Query(p) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     webhook_for(&st, &caller, &id).await?;
-    let (page, size) = p.resolve()?;
-    let q = AttemptQuery {
-        webhook_id: Some(id.clone()),
-        offset: (page - 1) * size,
-        limit: size,
-        ..Default::default()
-    };
-    let found = st.store.list_attempts(&q).await?;
+    let paging = PageRequest::parse(raw.as_deref())?;
+    let store = &st.store;
+    let (page, found) = paging
+        .fetch(|offset, limit| {
+            let q = AttemptQuery {
+                webhook_id: Some(id.clone()),
+                offset,
+                limit,
+                ..Default::default()
+            };
+            async move { store.list_attempts(&q).await }
+        })
+        .await?;
     let mut events: HashMap<String, String> = HashMap::new();
     let mut results = Vec::with_capacity(found.items.len());
     for a in &found.items {
@@ -200,11 +202,10 @@ pub async fn responses(
             "event_data": events[&a.event_id],
         }));
     }
-    Ok(Json(page_envelope(
-        &headers,
+    Ok(Json(paging.envelope(
+        &st.config.public_url,
         &format!("/api/v1/webhooks/{id}/responses"),
         page,
-        size,
         found.total,
         results,
     )))
@@ -223,20 +224,30 @@ pub async fn responses(
 pub async fn attempts(
     State(st): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path(id): Path<String>,
     query: Result<Query<AttemptParams>, axum::extract::rejection::QueryRejection>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let Query(p) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     webhook_for(&st, &caller, &id).await?;
-    let (q, page, size) = p.query(&id)?;
-    let found = st.store.list_attempts(&q).await?;
+    let filters = p.query(&id)?;
+    let paging = PageRequest::parse(raw.as_deref())?;
+    let store = &st.store;
+    let (page, found) = paging
+        .fetch(|offset, limit| {
+            let q = AttemptQuery {
+                offset,
+                limit,
+                ..filters.clone()
+            };
+            async move { store.list_attempts(&q).await }
+        })
+        .await?;
     let results = found.items.iter().map(attempt_view).collect();
-    Ok(Json(page_envelope(
-        &headers,
+    Ok(Json(paging.envelope(
+        &st.config.public_url,
         &format!("/api/v1/webhooks/{id}/attempts"),
         page,
-        size,
         found.total,
         results,
     )))

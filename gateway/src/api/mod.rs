@@ -1,6 +1,7 @@
 //! The HTTP API: one router per resource, merged once in [`router`]. Errors are problem+json
 //! bodies built in [`error`]; callers authenticate with API keys ([`auth`]).
 
+pub mod actions;
 pub mod auth;
 pub mod deliveries;
 pub mod drain;
@@ -8,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod keys;
 pub mod openapi;
+pub mod paging;
 pub mod plugins;
 pub mod webhook_input;
 pub mod webhooks;
@@ -64,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .merge(webhooks::router())
+        .merge(actions::router())
         .merge(events::router())
         .merge(keys::router())
         .merge(deliveries::router())

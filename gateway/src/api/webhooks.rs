@@ -1,8 +1,10 @@
 //! `/api/v1/webhooks`: list, get, create, update, delete, with and without the trailing slash,
-//! in Grafana OnCall's shapes (seed 003).
+//! as Grafana OnCall's public API answers them (its shapes, paging, `?name=`, validation and
+//! refusals). The operations are shared with the deprecated `/api/v1/actions/` (`actions.rs`).
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -10,11 +12,12 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Problem};
 use super::openapi::schemas::{WebhookCreate, WebhookInput, WebhookPage, WebhookView};
+use super::paging::PageRequest;
 use super::webhook_input::{self, InputContext};
 use crate::model::{AutoDisable, Webhook};
-use crate::store::WebhookQuery;
+use crate::store::{StoreError, WEBHOOK_NAME_TAKEN, WebhookQuery};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,70 +33,86 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// Most pages a list goes to (keeps the store's offset far from overflowing).
-pub const MAX_PAGE: u64 = 1_000_000;
-
-/// Paging parameters (OnCall: `page`, `page_size` up to 100; default 50).
+/// Paging parameters, for the API docs; [`PageRequest`] reads them from the raw query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct PageParams {
-    /// 1 or more (default 1).
-    #[param(value_type = Option<u64>, minimum = 1, maximum = 1_000_000)]
+    /// Page number (OnCall: an unusable value is 1, past the end is the last page).
+    #[param(value_type = Option<i64>)]
     pub page: Option<String>,
-    /// 1 to 100 (default 50).
+    /// Page size (OnCall: default 50, at most 100; an unusable value is 50).
+    #[param(value_type = Option<i64>)]
+    pub perpage: Option<String>,
+    /// The gateway's page size: 1-100, else 400.
     #[param(value_type = Option<u64>, minimum = 1, maximum = 100)]
     pub page_size: Option<String>,
+    /// Only the webhook with exactly this name (lists only).
+    pub name: Option<String>,
 }
 
-impl PageParams {
-    /// (page, page_size), validated.
-    pub fn resolve(&self) -> ApiResult<(u64, u64)> {
-        let page = match &self.page {
-            None => 1,
-            Some(p) => p
-                .parse::<u64>()
-                .ok()
-                .filter(|p| (1..=MAX_PAGE).contains(p))
-                .ok_or_else(|| {
-                    ApiError::field("page", format!("must be an integer from 1 to {MAX_PAGE}"))
-                })?,
-        };
-        let size = match &self.page_size {
-            None => 50,
-            Some(p) => p
-                .parse::<u64>()
-                .ok()
-                .filter(|p| (1..=100).contains(p))
-                .ok_or_else(|| ApiError::field("page_size", "must be between 1 and 100"))?,
-        };
-        Ok((page, size))
+/// A refusal in Grafana OnCall's shape on top of the problem body: Django REST framework's
+/// `{"<field>": ["<message>"]}` (or `non_field_errors`) beside `type`/`title`/`detail`/`field`,
+/// and `detail: "Not found."` for an unknown id. Everything else answers as [`ApiError`] does.
+#[derive(Debug)]
+pub struct OnCallError(pub ApiError);
+
+impl From<ApiError> for OnCallError {
+    fn from(e: ApiError) -> Self {
+        OnCallError(e)
     }
 }
 
-/// The OnCall paging envelope.
-pub fn page_envelope(
-    headers: &HeaderMap,
-    path: &str,
-    page: u64,
-    size: u64,
-    total: u64,
-    results: Vec<Value>,
-) -> Value {
-    let total_pages = total.div_ceil(size).max(1);
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let link = |p: u64| Value::String(format!("http://{host}{path}?page={p}&page_size={size}"));
-    json!({
-        "next": if page < total_pages { link(page + 1) } else { Value::Null },
-        "previous": if page > 1 { link(page - 1) } else { Value::Null },
-        "results": results,
-        "page_size": size,
-        "count": total,
-        "current_page_number": page,
-        "total_pages": total_pages,
-    })
+impl From<crate::store::StoreError> for OnCallError {
+    fn from(e: crate::store::StoreError) -> Self {
+        OnCallError(ApiError::from(e))
+    }
 }
+
+impl IntoResponse for OnCallError {
+    fn into_response(self) -> Response {
+        let (status, kind, detail, field, drf) = match &self.0 {
+            ApiError::Invalid { field, message } => {
+                let key = field.clone().unwrap_or_else(|| "non_field_errors".into());
+                let detail = match field {
+                    Some(f) => format!("{f}: {message}"),
+                    None => message.clone(),
+                };
+                (
+                    StatusCode::BAD_REQUEST,
+                    "invalid-request",
+                    detail,
+                    field.clone(),
+                    Some((key, message.clone())),
+                )
+            }
+            ApiError::NotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found.".to_string(),
+                None,
+                None,
+            ),
+            _ => return self.0.into_response(),
+        };
+        let mut body = json!(Problem {
+            kind: format!("https://webhook-gateway.dev/problems/{kind}"),
+            title: status.canonical_reason().unwrap_or("error").to_string(),
+            status: status.as_u16(),
+            detail,
+            field,
+        });
+        if let (Some((key, message)), Some(obj)) = (drf, body.as_object_mut()) {
+            obj.entry(key).or_insert_with(|| json!([message]));
+        }
+        let mut resp = (status, Json(body)).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        resp
+    }
+}
+
+type OnCallResult<T> = Result<T, OnCallError>;
 
 fn input_context<'a>(st: &'a AppState, caller: &'a Caller) -> InputContext<'a> {
     let d = &st.config.delivery;
@@ -109,7 +128,7 @@ fn input_context<'a>(st: &'a AppState, caller: &'a Caller) -> InputContext<'a> {
     }
 }
 
-fn object(
+pub(super) fn object(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Map<String, Value>> {
     match body {
@@ -151,41 +170,126 @@ async fn check(st: &AppState, w: &Webhook, scope_changed: bool) -> ApiResult<()>
     Ok(())
 }
 
+/// OnCall's unique-name refusal, naming `name`.
+fn name_taken(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(m) if m == WEBHOOK_NAME_TAKEN => ApiError::field(
+            "name",
+            "The fields name, organization must make a unique set.",
+        ),
+        other => other.into(),
+    }
+}
+
+/// A page of the webhooks the caller may see, optionally only the one named `?name=`.
+pub(super) async fn list_page(
+    st: &AppState,
+    caller: &Caller,
+    raw: Option<&str>,
+    path: &str,
+    view: fn(&Webhook) -> Value,
+) -> ApiResult<Value> {
+    caller.may_use_webhooks()?;
+    let paging = PageRequest::parse(raw)?;
+    let name = url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == "name")
+        .map(|(_, v)| v.into_owned())
+        .last()
+        .filter(|n| !n.is_empty());
+    let team_id = if caller.is_admin() {
+        None
+    } else {
+        Some(caller.team_id.clone().unwrap_or_default())
+    };
+    let store = &st.store;
+    let (page, found) = paging
+        .fetch(|offset, limit| {
+            let q = WebhookQuery {
+                team_id: team_id.clone(),
+                name: name.clone(),
+                offset,
+                limit,
+            };
+            async move { store.list_webhooks(&q).await }
+        })
+        .await?;
+    let results = found.items.iter().map(view).collect();
+    Ok(paging.envelope(&st.config.public_url, path, page, found.total, results))
+}
+
+/// Reads, checks and stores a new webhook (one write; nothing is stored when refused).
+pub(super) async fn create_from(
+    st: &AppState,
+    caller: &Caller,
+    m: &Map<String, Value>,
+) -> ApiResult<Webhook> {
+    caller.may_use_webhooks()?;
+    let w = webhook_input::create(m, &input_context(st, caller))?;
+    caller.may_manage(&w.scope)?;
+    check(st, &w, true).await?;
+    st.store.insert_webhook(&w).await.map_err(name_taken)?;
+    st.subs.reload(st.store.as_ref()).await?;
+    st.plugins.preload(&w);
+    Ok(w)
+}
+
+/// Applies an update to a copy of the stored webhook, checks the whole result, then stores it
+/// in one write: a refused request changes nothing.
+pub(super) async fn update_from(
+    st: &AppState,
+    caller: &Caller,
+    id: &str,
+    m: &Map<String, Value>,
+) -> ApiResult<Webhook> {
+    let current = load(st, caller, id).await?;
+    let mut w = current.clone();
+    webhook_input::update(&mut w, m, &input_context(st, caller))?;
+    caller.may_manage(&w.scope)?;
+    check(st, &w, w.scope != current.scope).await?;
+    st.store.update_webhook(&w).await.map_err(name_taken)?;
+    if w.is_webhook_enabled {
+        // Re-enabling through the API resets the failure counters.
+        let health = st.store.webhook_health(&w.id).await?;
+        if health.consecutive_failures > 0 || health.failing_since.is_some() {
+            st.store
+                .set_webhook_enabled(&w.id, true, None, w.updated_at)
+                .await?;
+        }
+    }
+    st.subs.reload(st.store.as_ref()).await?;
+    st.plugins.preload(&w);
+    Ok(w)
+}
+
+pub(super) async fn delete_by_id(st: &AppState, caller: &Caller, id: &str) -> ApiResult<()> {
+    load(st, caller, id).await?;
+    st.store.delete_webhook(id).await?;
+    st.subs.reload(st.store.as_ref()).await?;
+    Ok(())
+}
+
 /// Lists the webhooks the caller may manage (admins: all), in Grafana OnCall's paging envelope.
 #[utoipa::path(get, path = "/api/v1/webhooks/", operation_id = "list_webhooks", tag = "webhooks", params(PageParams),
     responses(
         (status = 200, body = WebhookPage, description = "A page of webhooks"),
-        (status = 400, description = "A bad `page` or `page_size`"),
+        (status = 400, description = "A bad `page_size`"),
+        (status = 403, description = "A publisher key"),
     ),
     security(("api_key" = [])))]
 pub async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-    query: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    caller.may_use_webhooks()?;
-    let Query(p) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
-    let (page, size) = p.resolve()?;
-    let query = WebhookQuery {
-        team_id: if caller.is_admin() {
-            None
-        } else {
-            Some(caller.team_id.clone().unwrap_or_default())
-        },
-        offset: (page - 1) * size,
-        limit: size,
-    };
-    let found = st.store.list_webhooks(&query).await?;
-    let results = found.items.iter().map(webhook_input::view).collect();
-    Ok(Json(page_envelope(
-        &headers,
+    RawQuery(raw): RawQuery,
+) -> OnCallResult<Json<Value>> {
+    let page = list_page(
+        &st,
+        &caller,
+        raw.as_deref(),
         "/api/v1/webhooks/",
-        page,
-        size,
-        found.total,
-        results,
-    )))
+        webhook_input::view,
+    )
+    .await?;
+    Ok(Json(page))
 }
 
 /// One webhook, secrets masked.
@@ -200,7 +304,7 @@ pub async fn get_one(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> OnCallResult<Json<Value>> {
     Ok(Json(webhook_input::view(&load(&st, &caller, &id).await?)))
 }
 
@@ -220,19 +324,13 @@ pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.may_use_webhooks()?;
+) -> OnCallResult<(StatusCode, Json<Value>)> {
     let m = object(body)?;
-    let w = webhook_input::create(&m, &input_context(&st, &caller))?;
-    caller.may_manage(&w.scope)?;
-    check(&st, &w, true).await?;
-    st.store.insert_webhook(&w).await?;
-    st.subs.reload(st.store.as_ref()).await?;
-    st.plugins.preload(&w);
+    let w = create_from(&st, &caller, &m).await?;
     Ok((StatusCode::CREATED, Json(webhook_input::view(&w))))
 }
 
-/// Updates the fields sent; the others stay as they are.
+/// Updates the fields sent; the others stay as they are. A refused request changes nothing.
 #[utoipa::path(put, path = "/api/v1/webhooks/{id}/", operation_id = "update_webhook", tag = "webhooks", params(("id" = String, Path, description = "The webhook's id")),
     request_body(content = WebhookInput, content_type = "application/json"),
     responses(
@@ -250,25 +348,9 @@ pub async fn update(
     caller: Caller,
     Path(id): Path<String>,
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> OnCallResult<Json<Value>> {
     let m = object(body)?;
-    let mut w = load(&st, &caller, &id).await?;
-    let before = w.scope.clone();
-    webhook_input::update(&mut w, &m, &input_context(&st, &caller))?;
-    caller.may_manage(&w.scope)?;
-    check(&st, &w, w.scope != before).await?;
-    st.store.update_webhook(&w).await?;
-    if w.is_webhook_enabled {
-        // Re-enabling through the API resets the failure counters.
-        let health = st.store.webhook_health(&w.id).await?;
-        if health.consecutive_failures > 0 || health.failing_since.is_some() {
-            st.store
-                .set_webhook_enabled(&w.id, true, None, w.updated_at)
-                .await?;
-        }
-    }
-    st.subs.reload(st.store.as_ref()).await?;
-    st.plugins.preload(&w);
+    let w = update_from(&st, &caller, &id, &m).await?;
     Ok(Json(webhook_input::view(&w)))
 }
 
@@ -301,9 +383,7 @@ pub async fn delete(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    load(&st, &caller, &id).await?;
-    st.store.delete_webhook(&id).await?;
-    st.subs.reload(st.store.as_ref()).await?;
+) -> OnCallResult<StatusCode> {
+    delete_by_id(&st, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

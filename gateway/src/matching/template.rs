@@ -49,6 +49,7 @@ impl TriggerTemplate {
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.add_template_owned(NAME, source.to_string())
             .map_err(|e| FieldError::new(at, describe(&e, source)))?;
+        unknown_filters(&env, NAME, at)?;
         Ok(TriggerTemplate { env })
     }
 
@@ -67,6 +68,58 @@ impl TriggerTemplate {
             ))
         }
     }
+}
+
+/// Checks a Jinja template as Grafana OnCall does when a webhook is saved (`data`, `headers`,
+/// `url`): a syntax error or a filter nobody defines is refused, naming `at`; what only fails when
+/// rendered against a real event (an undefined attribute, a type error) is not.
+pub fn validate_jinja(source: &str, at: &str) -> Result<(), FieldError> {
+    if source.len() > MAX_TEMPLATE_LEN {
+        return Err(FieldError::new(
+            at,
+            format!("the template is longer than {MAX_TEMPLATE_LEN} bytes"),
+        ));
+    }
+    let mut env = Environment::new();
+    env.add_template_owned(NAME, source.to_string())
+        .map_err(|e| FieldError::new(at, describe(&e, source)))?;
+    unknown_filters(&env, NAME, at)
+}
+
+/// Refuses the first filter the compiled template applies that `env` does not define (minijinja
+/// only finds those when rendering reaches them; Jinja, which OnCall runs, when compiling).
+fn unknown_filters(env: &Environment<'_>, name: &str, at: &str) -> Result<(), FieldError> {
+    use minijinja::machinery::{Instruction, Instructions, get_compiled_template};
+    let tmpl = env
+        .get_template(name)
+        .map_err(|e| FieldError::new(at, e.to_string()))?;
+    let compiled = get_compiled_template(&tmpl);
+    let applied = |ins: &Instructions<'_>, out: &mut Vec<String>| {
+        let mut i = 0;
+        while let Some(op) = ins.get(i) {
+            if let Instruction::ApplyFilter(f, ..) = op {
+                out.push((*f).to_string());
+            }
+            i += 1;
+        }
+    };
+    let mut names = Vec::new();
+    applied(&compiled.instructions, &mut names);
+    for block in compiled.blocks.values() {
+        applied(block, &mut names);
+    }
+    for f in names {
+        // Applying it to nothing fails with UnknownFilter only when nobody defines it (a
+        // filter's own refusal of `none` is another error kind).
+        let known = !matches!(
+            env.render_str(&format!("{{{{ none | {f} }}}}"), ()),
+            Err(e) if e.kind() == minijinja::ErrorKind::UnknownFilter
+        );
+        if !known {
+            return Err(FieldError::new(at, format!("unknown filter {f:?}")));
+        }
+    }
+    Ok(())
 }
 
 /// OnCall's rule: trimmed text equal to `true` or `1`, any case.
@@ -113,6 +166,22 @@ mod tests {
         TriggerTemplate::compile(src, "trigger_template")
             .unwrap()
             .check(&JinjaValue::from(minijinja::value::Serde(&body)))
+    }
+
+    #[test]
+    fn saved_templates_refuse_syntax_errors_and_unknown_filters() {
+        let ok = validate_jinja("{\"a\": {{ alert_payload.foo | tojson() }}}", "data");
+        assert!(ok.is_ok(), "{ok:?}");
+        assert!(validate_jinja("{% if x %}{{ y | upper }}{% endif %}", "data").is_ok());
+        let e = validate_jinja("{{ alert_payload.foo.bar | to_json }}", "data").unwrap_err();
+        assert_eq!(e.field, "data");
+        assert!(e.message.contains("to_json"), "{}", e.message);
+        // Found even where rendering would not reach it.
+        let e = validate_jinja("{% if false %}{{ y | nope }}{% endif %}", "url").unwrap_err();
+        assert!(e.message.contains("nope"), "{}", e.message);
+        let e = validate_jinja("{{ x ", "headers").unwrap_err();
+        assert_eq!(e.field, "headers");
+        assert!(TriggerTemplate::compile("{{ x | to_json }}", "trigger_template").is_err());
     }
 
     #[test]

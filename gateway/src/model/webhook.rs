@@ -192,6 +192,10 @@ pub struct Webhook {
     pub headers: Option<String>,
     #[serde(default)]
     pub integration_filter: Option<Vec<String>>,
+    /// Grafana OnCall's preset id (`simple_webhook`, `advanced_webhook`, ...): null for webhooks
+    /// made through the API, which cannot set it; only webhooks brought in from OnCall have one.
+    #[serde(default)]
+    pub preset: Option<String>,
     /// Mongo-style filter over the event.
     #[serde(default)]
     pub filter: Option<Value>,
@@ -253,6 +257,7 @@ impl Default for Webhook {
             trigger_template: None,
             headers: None,
             integration_filter: None,
+            preset: None,
             filter: None,
             plugins: Vec::new(),
             authenticator: None,

@@ -1,5 +1,6 @@
 //! Schema migrations for every backend, kept in one place. The SQL is portable between SQLite and
-//! PostgreSQL except for the binary type, written `{blob}` and rendered per dialect.
+//! PostgreSQL except for the binary type, written `{blob}`, and reading
+//! a webhook document's name, `{doc_name}`, both rendered per dialect.
 
 /// The SQL dialect a migration is rendered for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +103,15 @@ ALTER TABLE api_keys ADD COLUMN bootstrap BIGINT NOT NULL DEFAULT 0;
 UPDATE api_keys SET bootstrap = 1 WHERE name = 'bootstrap admin (GATEWAY_ADMIN_TOKEN)';
 "#,
     ),
+    (
+        3,
+        "webhook names: a name column (backfilled from the document) for OnCall's unique names and ?name=",
+        r#"
+ALTER TABLE webhooks ADD COLUMN name TEXT;
+UPDATE webhooks SET name = {doc_name};
+CREATE INDEX webhooks_name ON webhooks (name);
+"#,
+    ),
 ];
 
 /// The SQL of one migration for a dialect.
@@ -110,7 +120,11 @@ pub fn render(sql: &str, dialect: Dialect) -> String {
         Dialect::Sqlite => "BLOB",
         Dialect::Postgres => "BYTEA",
     };
-    sql.replace("{blob}", blob)
+    let doc_name = match dialect {
+        Dialect::Sqlite => "json_extract(doc, '$.name')",
+        Dialect::Postgres => "(doc::json ->> 'name')",
+    };
+    sql.replace("{blob}", blob).replace("{doc_name}", doc_name)
 }
 
 /// The bookkeeping table every backend keeps.

@@ -70,9 +70,15 @@ pub enum HealthChange {
 pub struct WebhookQuery {
     /// Only webhooks owned by this team (team and service scopes).
     pub team_id: Option<String>,
+    /// Only the webhook with exactly this name (OnCall's `?name=`).
+    pub name: Option<String>,
     pub offset: u64,
     pub limit: u64,
 }
+
+/// The [`StoreError::Conflict`] message of an insert or rename to a name another webhook has:
+/// webhook names are unique (Grafana OnCall's `unique_together = (name, organization)`).
+pub const WEBHOOK_NAME_TAKEN: &str = "a webhook with this name already exists";
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

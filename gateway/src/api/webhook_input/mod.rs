@@ -11,8 +11,9 @@ mod oncall;
 mod validate;
 mod view;
 
+pub use oncall::{ADVANCED_PRESET, PRESET_MESSAGE, TRIGGER_TYPES};
 pub use validate::{normalize_trigger, validate_url};
-pub use view::view;
+pub use view::{action_view, view};
 
 use serde_json::{Map, Value};
 
@@ -39,20 +40,44 @@ pub struct InputContext<'a> {
     pub caller_team: Option<&'a str>,
 }
 
-/// A new webhook from a create body.
+/// The gateway's own fields: a body using any of them is not a plain Grafana OnCall request, so
+/// OnCall's `http_method` requirement does not apply to it (it defaults to POST).
+const EXTENSION_FIELDS: &[&str] = &[
+    "urls",
+    "trigger_events",
+    "scope",
+    "filter",
+    "plugins",
+    "authenticator",
+    "auth",
+    "signing",
+    "send_as",
+    "retry",
+    "timeout_secs",
+    "auto_disable",
+    "failure_email",
+    "include_private_payloads",
+    "description",
+];
+
+/// Whether the body uses any of the gateway's own fields.
+pub fn uses_extensions(m: &Input) -> bool {
+    EXTENSION_FIELDS.iter().any(|k| m.contains_key(*k))
+}
+
+/// A new webhook from a create body. Every field is read and checked before anything is
+/// stored; the caller stores the result in one write.
 pub fn create(m: &Input, cx: &InputContext<'_>) -> Result<Webhook, ApiError> {
-    if required_str(m, "name", 255)?.is_none() {
-        return Err(ApiError::field("name", "is required"));
+    if required_str(m, "name", oncall::MAX_NAME)?.is_none() {
+        return Err(ApiError::field("name", "This field is required."));
     }
     if m.get("url").is_none() && m.get("urls").is_none() {
-        return Err(ApiError::field("url", "is required (or `urls`)"));
+        return Err(ApiError::field("url", "This field is required."));
     }
     if m.get("trigger_type").is_none() && m.get("trigger_events").is_none() {
-        return Err(ApiError::field(
-            "trigger_type",
-            "is required (or `trigger_events`)",
-        ));
+        return Err(ApiError::field("trigger_type", "This field is required."));
     }
+
     let mut w = Webhook {
         id: new_id("wh"),
         scope: cx
@@ -76,11 +101,18 @@ pub fn create(m: &Input, cx: &InputContext<'_>) -> Result<Webhook, ApiError> {
         w.forward_all = false;
     }
     update(&mut w, m, cx)?;
+    // Grafana OnCall requires `http_method` (checked after the fields, so a bad field is named
+    // first); the gateway's own fields imply POST.
+    if m.get("http_method").is_none() && !uses_extensions(m) {
+        return Err(ApiError::field("http_method", "This field is required."));
+    }
     Ok(w)
 }
 
-/// Applies the fields present in `m` to `w`; absent fields stay as they are.
+/// Applies the fields present in `m` to `w`; absent fields stay as they are. On an error `w` may
+/// be half changed: callers apply it to a copy and store nothing unless it succeeds.
 pub fn update(w: &mut Webhook, m: &Input, cx: &InputContext<'_>) -> Result<(), ApiError> {
+    oncall::check_preset(w, m)?;
     oncall::apply_targets(w, m)?;
     oncall::apply_payload(w, m)?;
     extensions::apply(w, m, cx)?;

@@ -5,11 +5,36 @@ use serde_json::{Value, json};
 use crate::model::webhook::MASK;
 use crate::model::{Auth, Signing, Webhook};
 
+/// OnCall masks a secret only when it is set: an empty string is shown as it is.
 fn mask(v: &Option<String>) -> Value {
-    match v {
+    match v.as_deref() {
+        Some("") => Value::String(String::new()),
         Some(_) => Value::String(MASK.into()),
         None => Value::Null,
     }
+}
+
+/// Grafana OnCall's deprecated `/api/v1/actions/` view of a webhook (its `ActionCreateSerializer`
+/// fields: `team_id`, `user`, `forward_whole_payload` instead of `team`, `username`,
+/// `forward_all`; no `preset`), secrets masked the same way.
+pub fn action_view(w: &Webhook) -> Value {
+    json!({
+        "id": w.id,
+        "name": w.name,
+        "is_webhook_enabled": w.is_webhook_enabled,
+        "team_id": w.scope.team(),
+        "user": w.username,
+        "data": w.data,
+        "password": mask(&w.password),
+        "authorization_header": mask(&w.authorization_header),
+        "trigger_template": w.trigger_template,
+        "headers": w.headers,
+        "url": w.urls.first(),
+        "forward_whole_payload": w.forward_all,
+        "http_method": w.http_method,
+        "trigger_type": w.grafana_trigger_type(),
+        "integration_filter": w.integration_filter.as_ref().filter(|l| !l.is_empty()),
+    })
 }
 
 /// The API view of a webhook: Grafana OnCall's fields first (same names and types), then the
@@ -51,7 +76,8 @@ pub fn view(w: &Webhook) -> Value {
         "forward_all": w.forward_all,
         "http_method": w.http_method,
         "trigger_type": w.grafana_trigger_type(),
-        "integration_filter": w.integration_filter,
+        "integration_filter": w.integration_filter.as_ref().filter(|l| !l.is_empty()),
+        "preset": w.preset,
         "description": w.description,
         "urls": w.urls,
         "trigger_events": w.trigger_events,

@@ -4,7 +4,7 @@ use deadpool_postgres::GenericClient;
 
 use super::{PostgresStore, docs};
 use crate::model::{Scope, Webhook, WebhookHealth};
-use crate::store::{Page, StoreError, StoreResult, WebhookQuery};
+use crate::store::{Page, StoreError, StoreResult, WEBHOOK_NAME_TAKEN, WebhookQuery};
 
 fn scope_key(scope: &Scope) -> (&'static str, String) {
     match scope {
@@ -36,30 +36,62 @@ pub(super) async fn health_of(
     })
 }
 
+/// Serialises name-changing writes of every node (a transaction-scoped advisory lock), then
+/// refuses a name another webhook has.
+async fn lock_and_check_name(t: &impl GenericClient, id: &str, name: &str) -> StoreResult<()> {
+    t.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('webhook-gateway webhook names ' || COALESCE(current_schema(), '')))",
+        &[],
+    )
+    .await?;
+    let taken = t
+        .query_opt(
+            "SELECT id FROM webhooks WHERE name = $1 AND id <> $2 LIMIT 1",
+            &[&name, &id],
+        )
+        .await?;
+    match taken {
+        Some(_) => Err(StoreError::Conflict(WEBHOOK_NAME_TAKEN.into())),
+        None => Ok(()),
+    }
+}
+
 pub(super) async fn insert_webhook(store: &PostgresStore, w: &Webhook) -> StoreResult<()> {
     let doc = serde_json::to_string(w)?;
     let (kind, key) = scope_key(&w.scope);
-    store.execute(
-        "INSERT INTO webhooks (id, scope_kind, scope_key, team_id, enabled, doc, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[&w.id, &kind, &key, &w.scope.team(), &(w.is_webhook_enabled as i64), &doc, &w.created_at, &w.updated_at],
-    )
+    store.in_tx(async |t| {
+        lock_and_check_name(t, &w.id, &w.name).await?;
+        t.execute(
+            "INSERT INTO webhooks (id, scope_kind, scope_key, team_id, enabled, doc, created_at, updated_at, name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[&w.id, &kind, &key, &w.scope.team(), &(w.is_webhook_enabled as i64), &doc, &w.created_at, &w.updated_at, &w.name],
+        )
+        .await?;
+        Ok(())
+    })
     .await
-    .map(|_| ())
 }
 
 pub(super) async fn update_webhook(store: &PostgresStore, w: &Webhook) -> StoreResult<()> {
     let doc = serde_json::to_string(w)?;
     let (kind, key) = scope_key(&w.scope);
-    let n = store
-        .execute(
-            "UPDATE webhooks SET scope_kind = $2, scope_key = $3, team_id = $4, enabled = $5, doc = $6, updated_at = $7 WHERE id = $1",
-            &[&w.id, &kind, &key, &w.scope.team(), &(w.is_webhook_enabled as i64), &doc, &w.updated_at],
+    store.in_tx(async |t| {
+        let old = t
+            .query_opt("SELECT name FROM webhooks WHERE id = $1 FOR UPDATE", &[&w.id])
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        // Only a rename is checked (webhooks that shared a name before names were unique can
+        // still be updated, and renamed apart).
+        if old.try_get::<_, Option<&str>>(0)? != Some(w.name.as_str()) {
+            lock_and_check_name(t, &w.id, &w.name).await?;
+        }
+        t.execute(
+            "UPDATE webhooks SET scope_kind = $2, scope_key = $3, team_id = $4, enabled = $5, doc = $6, updated_at = $7, name = $8 WHERE id = $1",
+            &[&w.id, &kind, &key, &w.scope.team(), &(w.is_webhook_enabled as i64), &doc, &w.updated_at, &w.name],
         )
         .await?;
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+        Ok(())
+    })
+    .await
 }
 
 pub(super) async fn delete_webhook(store: &PostgresStore, id: &str) -> StoreResult<()> {
@@ -90,17 +122,19 @@ pub(super) async fn list_webhooks(
 ) -> StoreResult<Page<Webhook>> {
     let limit = q.limit.max(1) as i64;
     let offset = q.offset as i64;
-    let (rows, total) = match &q.team_id {
-        Some(team) => (
-            store.query("SELECT doc FROM webhooks WHERE team_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3", &[team, &limit, &offset])
-                .await?,
-            store.count("SELECT COUNT(*) FROM webhooks WHERE team_id = $1", &[team]).await?,
-        ),
-        None => (
-            store.query("SELECT doc FROM webhooks ORDER BY created_at, id LIMIT $1 OFFSET $2", &[&limit, &offset]).await?,
-            store.count("SELECT COUNT(*) FROM webhooks", &[]).await?,
-        ),
-    };
+    // $1 / $2 NULL: no team / name filter.
+    let rows = store
+        .query(
+            "SELECT doc FROM webhooks WHERE ($1::TEXT IS NULL OR team_id = $1) AND ($2::TEXT IS NULL OR name = $2) ORDER BY created_at, id LIMIT $3 OFFSET $4",
+            &[&q.team_id, &q.name, &limit, &offset],
+        )
+        .await?;
+    let total = store
+        .count(
+            "SELECT COUNT(*) FROM webhooks WHERE ($1::TEXT IS NULL OR team_id = $1) AND ($2::TEXT IS NULL OR name = $2)",
+            &[&q.team_id, &q.name],
+        )
+        .await?;
     Ok(Page {
         items: docs(&rows)?,
         total,

@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
 use crate::model::{Scope, Webhook, WebhookHealth};
-use crate::store::{Page, StoreError, StoreResult, WebhookQuery};
+use crate::store::{Page, StoreError, StoreResult, WEBHOOK_NAME_TAKEN, WebhookQuery};
 
 fn scope_key(scope: &Scope) -> (&'static str, String) {
     match scope {
@@ -32,14 +32,30 @@ pub(super) fn health_of(conn: &Connection, id: &str) -> rusqlite::Result<Option<
     .optional()
 }
 
+/// Refuses a name another webhook has (checked in the writing transaction: SQLite has one writer).
+fn check_name(t: &Connection, id: &str, name: &str) -> StoreResult<()> {
+    let taken: Option<String> = t
+        .query_row(
+            "SELECT id FROM webhooks WHERE name = ?1 AND id <> ?2 LIMIT 1",
+            params![name, id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match taken {
+        Some(_) => Err(StoreError::Conflict(WEBHOOK_NAME_TAKEN.into())),
+        None => Ok(()),
+    }
+}
+
 pub(super) async fn insert_webhook(store: &SqliteStore, webhook: &Webhook) -> StoreResult<()> {
     let w = webhook.clone();
     let doc = serde_json::to_string(&w)?;
     store.write(move |t| {
+        check_name(t, &w.id, &w.name)?;
         let (kind, key) = scope_key(&w.scope);
         t.execute(
-            "INSERT INTO webhooks (id, scope_kind, scope_key, team_id, enabled, doc, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![w.id, kind, key, w.scope.team(), w.is_webhook_enabled as i64, doc, w.created_at, w.updated_at],
+            "INSERT INTO webhooks (id, scope_kind, scope_key, team_id, enabled, doc, created_at, updated_at, name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![w.id, kind, key, w.scope.team(), w.is_webhook_enabled as i64, doc, w.created_at, w.updated_at, w.name],
         )?;
         Ok(())
     })
@@ -50,10 +66,18 @@ pub(super) async fn update_webhook(store: &SqliteStore, webhook: &Webhook) -> St
     let w = webhook.clone();
     let doc = serde_json::to_string(&w)?;
     store.write(move |t| {
+        // Only a rename is checked, so webhooks that shared a name before names were unique
+        // can still be updated (and renamed apart).
+        let old: Option<Option<String>> = t
+            .query_row("SELECT name FROM webhooks WHERE id = ?1", [&w.id], |r| r.get(0))
+            .optional()?;
+        if old.as_ref().is_some_and(|o| o.as_deref() != Some(w.name.as_str())) {
+            check_name(t, &w.id, &w.name)?;
+        }
         let (kind, key) = scope_key(&w.scope);
         let n = t.execute(
-            "UPDATE webhooks SET scope_kind = ?2, scope_key = ?3, team_id = ?4, enabled = ?5, doc = ?6, updated_at = ?7 WHERE id = ?1",
-            params![w.id, kind, key, w.scope.team(), w.is_webhook_enabled as i64, doc, w.updated_at],
+            "UPDATE webhooks SET scope_kind = ?2, scope_key = ?3, team_id = ?4, enabled = ?5, doc = ?6, updated_at = ?7, name = ?8 WHERE id = ?1",
+            params![w.id, kind, key, w.scope.team(), w.is_webhook_enabled as i64, doc, w.updated_at, w.name],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound);
@@ -103,20 +127,19 @@ pub(super) async fn list_webhooks(
         .read(move |c| {
             let limit = q.limit.max(1) as i64;
             let offset = q.offset as i64;
-            let (docs, total): (Vec<String>, i64) = match &q.team_id {
-                Some(team) => {
-                    let mut s = c.prepare("SELECT doc FROM webhooks WHERE team_id = ?1 ORDER BY created_at, id LIMIT ?2 OFFSET ?3")?;
-                    let docs = s.query_map(params![team, limit, offset], webhook_from_row)?.collect::<Result<_, _>>()?;
-                    let total = c.query_row("SELECT COUNT(*) FROM webhooks WHERE team_id = ?1", [team], |r| r.get(0))?;
-                    (docs, total)
-                }
-                None => {
-                    let mut s = c.prepare("SELECT doc FROM webhooks ORDER BY created_at, id LIMIT ?1 OFFSET ?2")?;
-                    let docs = s.query_map(params![limit, offset], webhook_from_row)?.collect::<Result<_, _>>()?;
-                    let total = c.query_row("SELECT COUNT(*) FROM webhooks", [], |r| r.get(0))?;
-                    (docs, total)
-                }
-            };
+            // ?1 / ?2 NULL: no team / name filter.
+            const WHERE: &str = "WHERE (?1 IS NULL OR team_id = ?1) AND (?2 IS NULL OR name = ?2)";
+            let mut s = c.prepare_cached(&format!(
+                "SELECT doc FROM webhooks {WHERE} ORDER BY created_at, id LIMIT ?3 OFFSET ?4"
+            ))?;
+            let docs: Vec<String> = s
+                .query_map(params![q.team_id, q.name, limit, offset], webhook_from_row)?
+                .collect::<Result<_, _>>()?;
+            let total: i64 = c.query_row(
+                &format!("SELECT COUNT(*) FROM webhooks {WHERE}"),
+                params![q.team_id, q.name],
+                |r| r.get(0),
+            )?;
             Ok((docs, total as u64))
         })
         .await?;

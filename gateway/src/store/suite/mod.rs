@@ -30,9 +30,11 @@ use crate::model::{
 
 /// A minimal enabled webhook in `scope`, created at `created_at`.
 pub fn webhook(scope: Scope, created_at: i64) -> Webhook {
+    let id = new_id("wh");
     Webhook {
-        id: new_id("wh"),
-        name: "suite".into(),
+        // Names are unique (Grafana OnCall's rule, enforced by the stores).
+        name: format!("suite-{id}"),
+        id,
         scope,
         urls: vec!["https://receiver.example/hook".into()],
         trigger_events: vec!["incident.triggered".into()],

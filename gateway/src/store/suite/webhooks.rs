@@ -165,6 +165,7 @@ pub async fn webhook_list_paging_and_team_filter(store: Arc<dyn Store>) {
     let p1 = store
         .list_webhooks(&WebhookQuery {
             team_id: None,
+            name: None,
             offset: 0,
             limit: 3,
         })
@@ -173,6 +174,7 @@ pub async fn webhook_list_paging_and_team_filter(store: Arc<dyn Store>) {
     let p3 = store
         .list_webhooks(&WebhookQuery {
             team_id: None,
+            name: None,
             offset: 6,
             limit: 3,
         })
@@ -184,6 +186,7 @@ pub async fn webhook_list_paging_and_team_filter(store: Arc<dyn Store>) {
     let past = store
         .list_webhooks(&WebhookQuery {
             team_id: None,
+            name: None,
             offset: 10,
             limit: 3,
         })
@@ -194,6 +197,7 @@ pub async fn webhook_list_paging_and_team_filter(store: Arc<dyn Store>) {
     let zero = store
         .list_webhooks(&WebhookQuery {
             team_id: None,
+            name: None,
             offset: 0,
             limit: 0,
         })
@@ -209,6 +213,7 @@ pub async fn webhook_list_paging_and_team_filter(store: Arc<dyn Store>) {
     let page = store
         .list_webhooks(&WebhookQuery {
             team_id: Some("t1".into()),
+            name: None,
             offset: 1,
             limit: 2,
         })
@@ -219,6 +224,7 @@ pub async fn webhook_list_paging_and_team_filter(store: Arc<dyn Store>) {
     let none = store
         .list_webhooks(&WebhookQuery {
             team_id: Some("t9".into()),
+            name: None,
             offset: 0,
             limit: 10,
         })

@@ -1,0 +1,167 @@
+//! `/api/v1/actions/`: Grafana OnCall's deprecated custom-actions API, kept "compatible with
+//! previous callers" (Terraform configurations still use it). It serves the same webhooks as
+//! `/api/v1/webhooks/` under OnCall's action field names (`team_id`, `user`,
+//! `forward_whole_payload`), with OnCall's action defaults: `trigger_type` is `escalation` and
+//! `http_method` is `POST` when not given. Validation, paging and storage are the webhooks'.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Map, Value};
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::ApiError;
+use super::webhook_input;
+use super::webhooks::{OnCallError, create_from, delete_by_id, list_page, object, update_from};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/actions", get(list).post(create))
+        .route("/api/v1/actions/", get(list).post(create))
+        .route(
+            "/api/v1/actions/{id}",
+            get(get_one).put(update).patch(update).delete(delete),
+        )
+        .route(
+            "/api/v1/actions/{id}/",
+            get(get_one).put(update).patch(update).delete(delete),
+        )
+}
+
+/// (action field, webhook field).
+const RENAMED: &[(&str, &str)] = &[
+    ("team_id", "team"),
+    ("user", "username"),
+    ("forward_whole_payload", "forward_all"),
+];
+
+/// An action body as a webhook body: OnCall's action serializer has no `team`, `username`,
+/// `forward_all` or `preset` field, so those are ignored, and its three names are renamed.
+fn as_webhook_body(mut m: Map<String, Value>) -> Map<String, Value> {
+    for (_, webhook_name) in RENAMED {
+        m.remove(*webhook_name);
+    }
+    m.remove("preset");
+    for (action_name, webhook_name) in RENAMED {
+        if let Some(v) = m.remove(*action_name) {
+            m.insert((*webhook_name).to_string(), v);
+        }
+    }
+    m
+}
+
+/// A refusal names the action's field, not the webhook's.
+fn action_error(e: ApiError) -> OnCallError {
+    OnCallError(match e {
+        ApiError::Invalid {
+            field: Some(f),
+            message,
+        } => {
+            let field = RENAMED
+                .iter()
+                .find(|(_, w)| f == *w || f.starts_with(&format!("{w}.")))
+                .map_or(f.clone(), |(a, w)| f.replacen(w, a, 1));
+            ApiError::Invalid {
+                field: Some(field),
+                message,
+            }
+        }
+        other => other,
+    })
+}
+
+type ActionResult<T> = Result<T, OnCallError>;
+
+async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> ActionResult<Json<Value>> {
+    let page = list_page(
+        &st,
+        &caller,
+        raw.as_deref(),
+        "/api/v1/actions/",
+        webhook_input::action_view,
+    )
+    .await?;
+    Ok(Json(page))
+}
+
+async fn get_one(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ActionResult<Json<Value>> {
+    let w = st
+        .store
+        .get_webhook(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("action {id}")))?;
+    caller.may_manage(&w.scope)?;
+    Ok(Json(webhook_input::action_view(&w)))
+}
+
+async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> ActionResult<(StatusCode, Json<Value>)> {
+    let mut m = as_webhook_body(object(body)?);
+    // OnCall's model defaults, which the action serializer leaves optional.
+    if !m.contains_key("trigger_type") && !m.contains_key("trigger_events") {
+        m.insert("trigger_type".into(), Value::String("escalation".into()));
+    }
+    m.entry("http_method")
+        .or_insert_with(|| Value::String("POST".into()));
+    let w = create_from(&st, &caller, &m).await.map_err(action_error)?;
+    Ok((StatusCode::CREATED, Json(webhook_input::action_view(&w))))
+}
+
+async fn update(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> ActionResult<Json<Value>> {
+    let m = as_webhook_body(object(body)?);
+    let w = update_from(&st, &caller, &id, &m)
+        .await
+        .map_err(action_error)?;
+    Ok(Json(webhook_input::action_view(&w)))
+}
+
+async fn delete(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ActionResult<StatusCode> {
+    delete_by_id(&st, &caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn action_names_become_webhook_names() {
+        let Value::Object(m) = json!({"user": "u", "team_id": "T", "forward_whole_payload": false,
+            "username": "ignored", "forward_all": true, "preset": "x", "name": "n"})
+        else {
+            unreachable!()
+        };
+        let w = as_webhook_body(m);
+        assert_eq!(
+            Value::Object(w),
+            json!({"username": "u", "team": "T", "forward_all": false, "name": "n"})
+        );
+        let e = action_error(ApiError::field("forward_all", "must be true or false"));
+        assert!(
+            matches!(e.0, ApiError::Invalid { field: Some(f), .. } if f == "forward_whole_payload")
+        );
+    }
+}
