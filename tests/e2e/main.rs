@@ -9,6 +9,7 @@ mod crash;
 mod delivery;
 mod events;
 mod guard;
+mod hardening;
 mod matching;
 mod plugins;
 mod retries;

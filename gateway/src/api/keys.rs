@@ -35,7 +35,7 @@ pub async fn create(
     body: Result<Json<NewKey>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require_admin()?;
-    let Json(k) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let Json(k) = body.map_err(ApiError::from)?;
     if k.name.is_empty() || k.name.len() > 255 {
         return Err(ApiError::field("name", "must be 1 to 255 characters"));
     }
