@@ -10,6 +10,7 @@ mod delivery;
 mod events;
 mod guard;
 mod hardening;
+mod hardening_api;
 mod matching;
 mod plugins;
 mod retries;
