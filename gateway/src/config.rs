@@ -47,11 +47,32 @@ public_url = ""
 log = "info"
 log_format = "text"
 
+# When set, /metrics answers only requests with `Authorization: Bearer <metrics_token>` (401
+# problem otherwise).
+metrics_token = ""
+# When set (e.g. "127.0.0.1:9090"), /metrics is served only on this separate address (the main
+# listener then answers 404 for /metrics); metrics_token applies there too.
+metrics_listen = ""
+
 [auth]
 # Seconds a looked-up API key is trusted from this node's memory before the store is asked again.
 # A key revoked through this node is refused at once; through another node (or the CLI), within
 # this many seconds. 0 asks the store on every request. At most 300.
 key_cache_secs = 5
+
+[server]
+# Seconds a client has to send a complete request head: from accepting a new connection, or from
+# the first byte of a later request on a kept-alive one. Slower clients are disconnected.
+header_read_timeout_secs = 10
+# Seconds a kept-alive connection may sit idle between requests before it is closed.
+idle_timeout_secs = 75
+# Seconds a request body has to arrive completely once the handler starts reading it: a
+# whole-body deadline, not a per-chunk one. A late body gets 408 and the connection is closed.
+body_read_timeout_secs = 30
+# Most open client connections; more are answered 503 and closed at once while the open ones keep
+# being served. 0 = three quarters of the open-files limit (which is raised to its hard limit at
+# start), leaving the rest for deliveries, the store and plugins.
+max_connections = 0
 
 [delivery]
 # Run delivery workers on this node (false: an API-only node that only accepts events).
@@ -146,6 +167,16 @@ pub struct DeliveryConfig {
     pub disable_after_days: u32,
 }
 
+/// Limits of the HTTP server (see [`crate::listen`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub header_read_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub body_read_timeout_secs: u64,
+    pub max_connections: usize,
+}
+
 /// Plugin sandbox limits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +239,9 @@ pub struct Config {
     pub log: String,
     pub log_format: String,
     pub auth: AuthConfig,
+    pub metrics_token: String,
+    pub metrics_listen: String,
+    pub server: ServerConfig,
     pub delivery: DeliveryConfig,
     pub postgres: PostgresConfig,
     pub plugins: PluginsConfig,
@@ -358,6 +392,27 @@ impl Config {
                 );
             }
         }
+        if !self.metrics_listen.is_empty() && self.metrics_listen.parse::<SocketAddr>().is_err() {
+            return bad(
+                "metrics_listen",
+                "must be an address such as 127.0.0.1:9090, or empty",
+            );
+        }
+        for (key, v) in [
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            ),
+            ("server.idle_timeout_secs", self.server.idle_timeout_secs),
+            (
+                "server.body_read_timeout_secs",
+                self.server.body_read_timeout_secs,
+            ),
+        ] {
+            if v == 0 {
+                return bad(key, "must be at least 1 second");
+            }
+        }
         if self.plugins.cpu_deadline_ms == 0 || self.plugins.memory_bytes < 1 << 20 {
             return bad(
                 "plugins",
@@ -365,6 +420,22 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The separate metrics address, when `metrics_listen` is set (validated at load).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listen.parse().ok()
+    }
+
+    /// The listener limits `[server]` describes; `fd_limit` sizes `max_connections = 0`.
+    pub fn server_limits(&self, fd_limit: Option<u64>) -> crate::listen::Limits {
+        let s = &self.server;
+        crate::listen::Limits {
+            header_read: std::time::Duration::from_secs(s.header_read_timeout_secs),
+            idle: std::time::Duration::from_secs(s.idle_timeout_secs),
+            body_read: std::time::Duration::from_secs(s.body_read_timeout_secs),
+            max_connections: crate::listen::effective_max_connections(s.max_connections, fd_limit),
+        }
     }
 
     /// The SQLite database file.
@@ -429,6 +500,21 @@ mod tests {
             assert_eq!(c.delivery.lease_secs, 30);
             assert_eq!(c.postgres.max_connections, 32);
             assert_eq!(c.postgres.connect_timeout_secs, 3);
+            jail.set_env("GATEWAY_SERVER__HEADER_READ_TIMEOUT_SECS", "0");
+            let err = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("server.header_read_timeout_secs"), "{err}");
+            jail.set_env("GATEWAY_SERVER__HEADER_READ_TIMEOUT_SECS", "2");
+            jail.set_env("GATEWAY_METRICS_LISTEN", "nowhere");
+            let err = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("metrics_listen"), "{err}");
+            jail.set_env("GATEWAY_METRICS_LISTEN", "127.0.0.1:9");
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(c.server.header_read_timeout_secs, 2);
+            assert_eq!(c.metrics_addr(), Some("127.0.0.1:9".parse().unwrap()));
             jail.create_file("typo.toml", "lisen = \"x\"\n")?;
             let err = Config::load(Some(Path::new("typo.toml")), &Overrides::default())
                 .unwrap_err()

@@ -18,6 +18,7 @@
 //! - [`cli`]: the command line (`serve`, `keys`, `migrate`, `config`, `plugin`).
 //! - [`clock`]: injected time, so schedules are tested without sleeping.
 //! - [`server`]: `run()`, which wires everything and serves until shutdown.
+//! - [`listen`]: the HTTP listener and its limits (header, idle and body timeouts, connections).
 
 pub mod api;
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod intake;
+pub mod listen;
 pub mod matching;
 pub mod metrics;
 pub mod model;

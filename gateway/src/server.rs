@@ -136,12 +136,47 @@ pub async fn run(
         metrics,
         plugins,
     };
+    let fd_limit = crate::listen::raise_fd_limit();
+    let limits = state.config.server_limits(fd_limit);
+    if let Some(fds) = fd_limit
+        && limits.max_connections as u64 >= fds
+    {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            open_files_limit = fds,
+            "server.max_connections is not below the open-files limit: a flood of connections can leave none for deliveries"
+        );
+    }
+    // Logged first: tools read the first `addr=` as the API address.
+    tracing::info!(addr = %listener.local_addr()?, max_connections = limits.max_connections, "webhook-gateway listening");
+    // Both listeners stop on the one shutdown signal.
+    let (quit_tx, quit_rx) = watch::channel(false);
+    let metrics_server = match state.config.metrics_addr() {
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("metrics_listen: binding {addr}"))?;
+            tracing::info!(addr = %l.local_addr()?, "metrics listening");
+            let app = api::metrics_router(state.clone());
+            Some(tokio::spawn(crate::listen::serve(
+                l,
+                app,
+                limits,
+                stopped(quit_rx.clone()),
+            )))
+        }
+        None => None,
+    };
     let app = api::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
-    tracing::info!(addr = %listener.local_addr()?, "webhook-gateway listening");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving");
+    let served = crate::listen::serve(listener, app, limits, async move {
+        shutdown.await;
+        let _ = quit_tx.send(true);
+    })
+    .await
+    .context("serving");
+    if let Some(m) = metrics_server {
+        let _ = m.await;
+    }
     // Stop claiming, finish what is in flight, record it.
     let _ = stop_tx.send(true);
     if let Some(w) = workers {
@@ -149,6 +184,11 @@ pub async fn run(
     }
     tracing::info!("webhook-gateway stopped");
     served
+}
+
+/// Resolves once `quit` turns true (or its sender is gone).
+async fn stopped(mut quit: watch::Receiver<bool>) {
+    let _ = quit.wait_for(|q| *q).await;
 }
 
 /// Re-reads the webhooks every `secs` until `stop` turns true (a failed read is retried on the next

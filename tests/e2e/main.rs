@@ -9,6 +9,8 @@ mod crash;
 mod delivery;
 mod events;
 mod guard;
+mod hardening;
+mod hardening_api;
 mod matching;
 mod oncall;
 mod plugins;

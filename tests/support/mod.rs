@@ -411,3 +411,29 @@ impl Drop for GatewayProcess {
         }
     }
 }
+
+/// The soft open-files limit of this process (an in-process gateway raises it at start).
+pub fn fd_soft_limit() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).map(str::to_string))
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1024)
+}
+
+/// Reads until the peer closes (Ok(0) or an error) or `limit` passes; true when it closed.
+pub async fn closed_within(s: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, tokio::io::AsyncReadExt::read(s, &mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -37,7 +37,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/webhooks/{id}/secret/rotate", post(rotate_secret))
         .route("/api/v1/deliveries/{id}", get(get_delivery))
         .route("/api/v1/deliveries/{id}/resend", post(resend))
-        .route("/metrics", get(metrics))
 }
 
 async fn webhook_for(st: &AppState, caller: &Caller, id: &str) -> ApiResult<Webhook> {
@@ -260,7 +259,7 @@ const SAMPLE_EVENT: &str =
 /// Sends Squadcast's sample event (or the event in the body) to the webhook now.
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", operation_id = "test_webhook", tag = "deliveries",
     params(("id" = String, Path, description = "The webhook's id")),
-    request_body(content = Option<EventInput>, content_type = "application/json", description = "Optional event to send instead of the sample"),
+    request_body(content = Option<EventInput>, content_type = "application/json", description = "Optional event to send instead of the sample; an empty body (with or without a JSON content type) sends the sample"),
     responses(
         (status = 200, body = AttemptView, description = "The attempt and its outcome"),
         (status = 400, description = "The body is not an event (a JSON object with a valid type)"),
@@ -268,30 +267,49 @@ const SAMPLE_EVENT: &str =
         (status = 404, description = "No such webhook"),
         (status = 413, description = "The body is too large"),
         (status = 415, description = "A body that is not `application/json`"),
-        (status = 422, description = "The body is JSON of the wrong shape"),
     ),
     security(("api_key" = [])))]
 pub async fn test_send(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Option<Json<Value>>, axum::extract::rejection::JsonRejection>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
     let w = webhook_for(&st, &caller, &id).await?;
-    let body = body.map_err(|e| ApiError::invalid(e.body_text()))?;
-    let sample = match body {
-        Some(Json(v @ Value::Object(_))) => {
-            crate::model::Event::from_body(String::new(), v.clone(), 0)
-                .map_err(super::events::event_problem)?;
-            v
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "the body must be a JSON object (an event) or empty",
+    let sample = if body.iter().all(u8::is_ascii_whitespace) {
+        // Absent or empty (`Content-Type: application/json` with nothing after it): the sample.
+        serde_json::from_str(SAMPLE_EVENT).map_err(|e| ApiError::Internal(e.to_string()))?
+    } else {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                let m = m.trim().to_ascii_lowercase();
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            });
+        if !json {
+            return Err(ApiError::UnsupportedMediaType(
+                "a test event must be sent with Content-Type: application/json".into(),
             ));
         }
-        None => {
-            serde_json::from_str(SAMPLE_EVENT).map_err(|e| ApiError::Internal(e.to_string()))?
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(v @ Value::Object(_)) => {
+                crate::model::Event::from_body(String::new(), v.clone(), 0)
+                    .map_err(super::events::event_problem)?;
+                v
+            }
+            Ok(_) => {
+                return Err(ApiError::invalid(
+                    "the body must be a JSON object (an event) or empty",
+                ));
+            }
+            Err(e) => {
+                return Err(ApiError::invalid(format!(
+                    "the body is not valid JSON: {e}"
+                )));
+            }
         }
     };
     let attempt = st
@@ -329,7 +347,12 @@ pub async fn recover(
     body: Result<Json<RecoverBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     webhook_for(&st, &caller, &id).await?;
-    let Json(b) = body.map_err(|e| ApiError::field("since", e.body_text()))?;
+    let Json(b) = body.map_err(|e| match e.status() {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
+            ApiError::field("since", e.body_text())
+        }
+        _ => e.into(),
+    })?;
     let since = parse_time("since", &b.since)?;
     let n = st
         .store

@@ -1,9 +1,13 @@
 //! The API's one error type, mapped to HTTP in exactly one place: an RFC 9457 problem body
 //! (`application/problem+json`) naming the field at fault. Internal details are logged, not
-//! returned.
+//! returned. [`problem_for_refusals`] gives the framework's own refusals (extractor rejections,
+//! 405, 413) the same shape, and [`no_route`] answers unknown routes.
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::Request;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -122,18 +126,7 @@ impl IntoResponse for ApiError {
             Some(f) => format!("{f}: {self}"),
             None => self.to_string(),
         };
-        let body = Problem {
-            kind: format!("https://webhook-gateway.dev/problems/{kind}"),
-            title: status.canonical_reason().unwrap_or("error").to_string(),
-            status: status.as_u16(),
-            detail,
-            field,
-        };
-        let mut resp = (status, Json(body)).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        let mut resp = problem_response(status, kind, detail, field);
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -144,6 +137,102 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// A problem body with `status`, `kind` (the last segment of its type URI) and `detail`.
+pub fn problem_response(
+    status: StatusCode,
+    kind: &str,
+    detail: String,
+    field: Option<String>,
+) -> Response {
+    let body = Problem {
+        kind: format!("https://webhook-gateway.dev/problems/{kind}"),
+        title: status.canonical_reason().unwrap_or("error").to_string(),
+        status: status.as_u16(),
+        detail,
+        field,
+    };
+    let mut resp = (status, Json(body)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    resp
+}
+
+/// A refused JSON body keeps the status axum gives it (400 syntax, 415 content type, 413 too
+/// large, 422 shape) with axum's description as the detail.
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        match e.status() {
+            // axum's default body limit (no route here sets another).
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge { limit: 2 << 20 },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(format!(
+                "{}; send the body as JSON with that content type",
+                e.body_text()
+            )),
+            _ => ApiError::invalid(format!("the body is not valid JSON: {}", e.body_text())),
+        }
+    }
+}
+
+/// Most bytes of a framework refusal read to turn it into a problem body.
+const REFUSAL_BYTES: usize = 16 * 1024;
+
+/// The last word on every answer: a 4xx the framework produced itself (an extractor rejection, a
+/// 405, the body limit's 413) leaves as an RFC 9457 problem body with the framework's text as
+/// its detail, other headers (`Allow`...) kept. Answers already in problem+json pass untouched.
+pub async fn problem_for_refusals(req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !status.is_client_error()
+        || resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
+    {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = match axum::body::to_bytes(body, REFUSAL_BYTES).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let detail = if text.is_empty() {
+        match status {
+            // The router adds `Allow` after this layer.
+            StatusCode::METHOD_NOT_ALLOWED => format!(
+                "method {method} is not allowed on {path}; the Allow header lists those that are"
+            ),
+            _ => status.canonical_reason().unwrap_or("refused").to_string(),
+        }
+    } else {
+        text
+    };
+    let kind = match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "invalid-request",
+        StatusCode::NOT_FOUND => "not-found",
+        StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload-too-large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::REQUEST_TIMEOUT => "request-timeout",
+        _ => "refused",
+    };
+    let problem = problem_response(status, kind, detail, None);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    let (pparts, pbody) = problem.into_parts();
+    parts.headers.extend(pparts.headers);
+    Response::from_parts(parts, pbody)
+}
+
+/// Unknown routes: a 404 problem naming the method and path.
+pub async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("route {method} {}", uri.path()))
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -119,7 +119,7 @@ pub async fn create(
     body: Result<Json<NewKey>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require_admin()?;
-    let Json(k) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let Json(k) = body.map_err(ApiError::from)?;
     let now = st.clock.now_ms();
     let spec = key_spec(&k.name, &k.role, k.team_id, k.expires_at.as_deref(), now)?;
     let (key, token) = create_key(st.store.as_ref(), spec).await?;

@@ -18,9 +18,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
@@ -60,10 +61,13 @@ pub fn parse_time(field: &str, s: &str) -> Result<i64, error::ApiError> {
         .map_err(|_| error::ApiError::field(field, "must be an RFC 3339 time or unix milliseconds"))
 }
 
-/// The whole API.
+/// The whole API (with `/metrics` unless `metrics_listen` serves it apart).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+    let mut r = Router::new();
+    if state.config.metrics_listen.is_empty() {
+        r = r.route("/metrics", get(metrics));
+    }
+    r.route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .merge(webhooks::router())
         .merge(actions::router())
@@ -72,8 +76,44 @@ pub fn router(state: AppState) -> Router {
         .merge(deliveries::router())
         .merge(plugins::router())
         .merge(openapi::router())
+        .fallback(error::no_route)
         .with_state(state)
         .layer(axum::middleware::from_fn(drain::drain_unread_body))
+        .layer(axum::middleware::from_fn(error::problem_for_refusals))
+}
+
+/// `/metrics` alone, for the separate `metrics_listen` address.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(error::no_route)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(error::problem_for_refusals))
+}
+
+/// `/metrics`, behind `Authorization: Bearer <metrics_token>` when that is set.
+async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let want = &st.config.metrics_token;
+    if !want.is_empty() {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Compared as digests: equal length, no early exit on the secret's bytes.
+        if Sha256::digest(given.as_bytes()) != Sha256::digest(want.as_bytes()) {
+            let mut r = error::problem_response(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or invalid metrics token (Authorization: Bearer <metrics_token>)".into(),
+                None,
+            );
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    deliveries::metrics(State(st)).await.into_response()
 }
 
 /// Ready when the store answers.

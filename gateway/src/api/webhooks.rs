@@ -134,10 +134,7 @@ pub(super) fn object(
     match body {
         Ok(Json(Value::Object(m))) => Ok(m),
         Ok(_) => Err(ApiError::invalid("the body must be a JSON object")),
-        Err(e) => Err(ApiError::invalid(format!(
-            "the body is not valid JSON: {}",
-            e.body_text()
-        ))),
+        Err(e) => Err(e.into()),
     }
 }
 

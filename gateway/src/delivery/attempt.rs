@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::auth::{apply_auth, mask_headers, mask_url};
+use super::cause::{is_stale_connection, local_cause};
 use super::guard::{OutboundGuard, find_refusal};
 use super::retry::{self, AttemptResult, Decision, RetryAfter, RetryBounds};
 use super::shaping::{SizeCaps, shape_request};
@@ -91,9 +92,17 @@ async fn capped_body(mut resp: reqwest::Response, cap: usize) -> Option<String> 
     Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
-/// Sends a finished request. Never follows redirects (the client is built that way).
+/// The two HTTP clients of the engine: the pooled one, and one that never reuses a connection
+/// (for the single retry after the keep-alive race; see [`super::cause::is_stale_connection`]).
+#[derive(Clone)]
+pub struct Clients {
+    pub pooled: reqwest::Client,
+    pub fresh: reqwest::Client,
+}
+
+/// Sends a finished request. Never follows redirects (the clients are built that way).
 pub async fn send(
-    client: &reqwest::Client,
+    clients: &Clients,
     guard: &OutboundGuard,
     req: &PreparedRequest,
     timeout: Duration,
@@ -151,14 +160,29 @@ pub async fn send(
             }
         }
     }
-    let mut builder = client
-        .request(method, url)
-        .headers(headers)
-        .timeout(timeout);
-    if let Some(b) = &req.body {
-        builder = builder.body(b.clone());
+    let request = |client: &reqwest::Client| {
+        let mut builder = client
+            .request(method.clone(), url.clone())
+            .headers(headers.clone())
+            .timeout(timeout);
+        if let Some(b) = &req.body {
+            builder = builder.body(b.clone());
+        }
+        builder.send()
+    };
+    let mut outcome = request(&clients.pooled).await;
+    if let Err(e) = &outcome
+        && is_stale_connection(e)
+    {
+        // The receiver closed a kept-alive connection under us: once more, on a new connection,
+        // within what is left of the attempt's timeout.
+        tracing::debug!(error = %e, "pooled connection was closed by the receiver; retrying on a fresh one");
+        let left = timeout.saturating_sub(t0.elapsed());
+        if !left.is_zero() {
+            outcome = request(&clients.fresh).await;
+        }
     }
-    match builder.send().await {
+    match outcome {
         Ok(resp) => {
             let status = resp.status().as_u16();
             let retry_after = resp
@@ -187,7 +211,12 @@ pub async fn send(
                     msg.push_str(&s.to_string());
                     src = s.source();
                 }
-                AttemptResult::Transport { message: msg }
+                match local_cause(&e) {
+                    Some(cause) => AttemptResult::Local {
+                        message: format!("{cause}; {msg}"),
+                    },
+                    None => AttemptResult::Transport { message: msg },
+                }
             };
         }
     }
@@ -243,7 +272,8 @@ pub fn conclude(
             HealthChange::DeliveryFailed,
         ),
     };
-    let health = if final_attempt {
+    // A test send, or a failure that is the gateway's own, says nothing about the receiver.
+    let health = if final_attempt || matches!(sent.result, AttemptResult::Local { .. }) {
         HealthChange::None
     } else {
         health

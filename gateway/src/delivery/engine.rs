@@ -46,7 +46,7 @@ pub struct EngineInner {
     clock: SharedClock,
     config: Arc<Config>,
     subs: Subscriptions,
-    client: reqwest::Client,
+    client: attempt::Clients,
     guard: OutboundGuard,
     ready: Arc<Notify>,
     metrics: Arc<Metrics>,
@@ -79,14 +79,20 @@ impl Engine {
         let allowed = parse_allowed(&config.allowed_networks)
             .map_err(|e| anyhow::anyhow!("allowed_networks: {e}"))?;
         let guard = OutboundGuard::new(allowed);
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(guard.clone()))
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(config.delivery.workers)
-            .user_agent(concat!("webhook-gateway/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let builder = || {
+            reqwest::Client::builder()
+                .dns_resolver(Arc::new(guard.clone()))
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(10))
+                .user_agent(concat!("webhook-gateway/", env!("CARGO_PKG_VERSION")))
+        };
+        let client = attempt::Clients {
+            pooled: builder()
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(config.delivery.workers)
+                .build()?,
+            fresh: builder().pool_max_idle_per_host(0).build()?,
+        };
         let d = &config.delivery;
         let caps = SizeCaps {
             body_chars: d.max_body_chars,

@@ -2,6 +2,7 @@
 
 pub mod attempt;
 pub mod auth;
+pub mod cause;
 pub mod engine;
 pub mod guard;
 pub mod plugins;

@@ -42,10 +42,11 @@ fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%")
 }
 
-/// A plugin error as an attempt result: back-pressure is transient, the rest permanent.
+/// A plugin error as an attempt result: back-pressure (the gateway's own) is transient and not
+/// the receiver's fault, the rest permanent.
 fn plugin_failure(name: &str, e: PluginError) -> AttemptResult {
     if e.is_transient() {
-        AttemptResult::Transport {
+        AttemptResult::Local {
             message: format!("plugin {name}: {e}"),
         }
     } else {
@@ -112,7 +113,7 @@ impl PluginStage {
     async fn load(&self, r: &PluginRef, want: PluginKind) -> Result<String, AttemptResult> {
         let record = Self::resolve(self.store.as_ref(), r)
             .await
-            .map_err(|e| AttemptResult::Transport {
+            .map_err(|e| AttemptResult::Local {
                 message: format!("loading plugin {}: {e}", r.name),
             })?
             .ok_or_else(|| AttemptResult::Plugin {

@@ -107,6 +107,9 @@ pub enum AttemptResult {
     Transport { message: String },
     /// No complete response within the per-attempt timeout. Retried.
     Timeout,
+    /// The gateway's own failure (out of descriptors, its resolver failing; see
+    /// [`super::cause`]): retried within seconds and never counted against the webhook.
+    Local { message: String },
     /// A transformer or authenticator plugin failed (trap, fuel, memory, bad output). Permanent.
     Plugin { message: String },
     /// The outbound guard refused the destination. Permanent.
@@ -122,6 +125,9 @@ impl std::fmt::Display for AttemptResult {
             AttemptResult::Response { status, .. } => write!(f, "HTTP {status}"),
             AttemptResult::Transport { message } => write!(f, "transport error: {message}"),
             AttemptResult::Timeout => f.write_str("timed out"),
+            AttemptResult::Local { message } => {
+                write!(f, "gateway-side failure (not the receiver's): {message}")
+            }
             AttemptResult::Plugin { message } => write!(f, "plugin error: {message}"),
             AttemptResult::Refused { message } => write!(f, "destination refused: {message}"),
             AttemptResult::Invalid { message } => write!(f, "invalid request: {message}"),
@@ -197,6 +203,7 @@ pub fn decide(
                 reason: format!("{result} (permanent; not retried)"),
             };
         }
+        AttemptResult::Local { .. } => return local_retry(policy, attempts_made, result, now_ms),
         AttemptResult::Response { retry_after, .. } => *retry_after,
         AttemptResult::Transport { .. } | AttemptResult::Timeout => None,
     };
@@ -227,6 +234,36 @@ pub fn decide(
         delay_ms = delay_ms.max(asked);
     }
     Decision::RetryAt(now_ms.saturating_add(delay_ms))
+}
+
+/// Longest wait before retrying after a gateway-side failure, in seconds.
+pub const LOCAL_RETRY_MAX_SECS: i64 = 60;
+/// Attempts beyond the policy's a delivery may spend on gateway-side failures before it gives up
+/// (about eight hours at [`LOCAL_RETRY_MAX_SECS`]): a gateway that stays broken does not retry
+/// forever.
+pub const LOCAL_RETRY_EXTRA_ATTEMPTS: u32 = 500;
+
+/// A gateway-side failure: retried after 1, 2, 4 ... seconds (at most a minute), whatever the
+/// webhook's policy; the attempt counter grows, so a delivery that keeps failing this way
+/// eventually gives up (never disabling the webhook).
+fn local_retry(
+    policy: &RetryPolicy,
+    attempts_made: u32,
+    result: &AttemptResult,
+    now_ms: i64,
+) -> Decision {
+    let attempts_made = attempts_made.max(1);
+    if attempts_made >= max_attempts(policy).saturating_add(LOCAL_RETRY_EXTRA_ATTEMPTS) {
+        return Decision::GiveUp {
+            disable_webhook: false,
+            reason: format!("retries exhausted after {attempts_made} attempts; last: {result}"),
+        };
+    }
+    let secs = 1i64
+        .checked_shl((attempts_made - 1).min(6))
+        .unwrap_or(LOCAL_RETRY_MAX_SECS)
+        .min(LOCAL_RETRY_MAX_SECS);
+    Decision::RetryAt(now_ms.saturating_add(secs * 1000))
 }
 
 /// Whether a failing webhook should now be disabled, and why.
@@ -465,6 +502,46 @@ mod tests {
             &mut || 0.5,
             &b
         )));
+    }
+
+    #[test]
+    fn local_failures_retry_within_seconds_whatever_the_policy() {
+        let local = AttemptResult::Local {
+            message: "EMFILE".into(),
+        };
+        let b = RetryBounds::default();
+        let none = RetryPolicy::Fixed {
+            count: 0,
+            interval_secs: 600,
+        };
+        let mut j = || 0.5;
+        assert_eq!(
+            decide(&none, 1, &local, 0, &mut j, &b),
+            Decision::RetryAt(1_000)
+        );
+        assert_eq!(
+            decide(&none, 3, &local, 0, &mut j, &b),
+            Decision::RetryAt(4_000)
+        );
+        assert_eq!(
+            decide(&none, 40, &local, 0, &mut j, &b),
+            Decision::RetryAt(60_000)
+        );
+        assert!(matches!(
+            decide(&none, 1 + LOCAL_RETRY_EXTRA_ATTEMPTS, &local, 0, &mut j, &b),
+            Decision::GiveUp {
+                disable_webhook: false,
+                ..
+            }
+        ));
+        // The same policy gives up at once on a receiver's failure.
+        let transport = AttemptResult::Transport {
+            message: "connection refused".into(),
+        };
+        assert!(matches!(
+            decide(&none, 1, &transport, 0, &mut j, &b),
+            Decision::GiveUp { .. }
+        ));
     }
 
     #[test]
