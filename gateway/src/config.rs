@@ -77,6 +77,12 @@ operation_timeout_secs = 15
 # through another node takes effect here too (the node that made the change applies it at once).
 webhooks_refresh_secs = 5
 
+[health]
+# /readyz fails while the oldest due delivery has waited longer than this past its due time, in
+# seconds (a stuck or overwhelmed delivery pipeline); checked only where delivery.enabled is true.
+# 0 turns the check off. /readyz also fails while the store rejects writes (a full disk).
+max_due_age_secs = 120
+
 [plugins]
 # CPU deadline per plugin call, in milliseconds.
 cpu_deadline_ms = 100
@@ -173,6 +179,13 @@ pub struct PostgresConfig {
     pub webhooks_refresh_secs: u64,
 }
 
+/// What `/readyz` holds the node to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    pub max_due_age_secs: u64,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -188,6 +201,7 @@ pub struct Config {
     pub log_format: String,
     pub delivery: DeliveryConfig,
     pub postgres: PostgresConfig,
+    pub health: HealthConfig,
     pub plugins: PluginsConfig,
 }
 

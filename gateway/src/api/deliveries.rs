@@ -379,6 +379,10 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
                 .set(n as i64);
         }
     }
+    if let Ok(due) = st.store.next_due_at().await {
+        let age_ms = due.map_or(0, |t| (st.clock.now_ms() - t).max(0));
+        st.metrics.oldest_due_age.set(age_ms / 1000);
+    }
     let disabled = st
         .subs
         .get()
