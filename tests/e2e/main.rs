@@ -7,6 +7,7 @@ pub mod support;
 mod bad_input;
 mod crash;
 mod delivery;
+mod faults;
 mod events;
 mod guard;
 mod matching;
