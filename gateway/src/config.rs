@@ -82,6 +82,9 @@ webhooks_refresh_secs = 5
 # seconds (a stuck or overwhelmed delivery pipeline); checked only where delivery.enabled is true.
 # 0 turns the check off. /readyz also fails while the store rejects writes (a full disk).
 max_due_age_secs = 120
+# /readyz fails for this many seconds after a store write failed (a full disk fails some writes
+# and not others), in seconds; after that, a probe write decides. 0: only the probe decides.
+write_failure_window_secs = 5
 
 [plugins]
 # CPU deadline per plugin call, in milliseconds.
@@ -184,6 +187,7 @@ pub struct PostgresConfig {
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
     pub max_due_age_secs: u64,
+    pub write_failure_window_secs: u64,
 }
 
 /// The whole configuration.

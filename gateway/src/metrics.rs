@@ -40,12 +40,27 @@ pub struct Metrics {
 
 /// Whether the store's most recent write failed, and why (ordered by a sequence number, not a
 /// clock, so concurrent writes settle on whichever finished last).
-#[derive(Default)]
 pub struct WriteHealth {
     seq: AtomicU64,
     last_failure: AtomicU64,
     last_success: AtomicU64,
     last_error: parking_lot::Mutex<String>,
+    /// When the last failure happened, in ms since `epoch` (0: never).
+    failed_at_ms: AtomicU64,
+    epoch: std::time::Instant,
+}
+
+impl Default for WriteHealth {
+    fn default() -> Self {
+        WriteHealth {
+            seq: AtomicU64::new(0),
+            last_failure: AtomicU64::new(0),
+            last_success: AtomicU64::new(0),
+            last_error: parking_lot::Mutex::new(String::new()),
+            failed_at_ms: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+        }
+    }
 }
 
 impl WriteHealth {
@@ -53,6 +68,17 @@ impl WriteHealth {
         let n = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         *self.last_error.lock() = error.to_string();
         self.last_failure.store(n, Ordering::Relaxed);
+        let at = self.epoch.elapsed().as_millis() as u64 + 1;
+        self.failed_at_ms.store(at, Ordering::Relaxed);
+    }
+
+    /// The last write's error when a write failed within `window` (a store that fails some
+    /// writes and not others, as a nearly full disk does, is rejecting writes).
+    pub fn failed_within(&self, window: std::time::Duration) -> Option<String> {
+        let at = self.failed_at_ms.load(Ordering::Relaxed);
+        let now = self.epoch.elapsed().as_millis() as u64 + 1;
+        (at > 0 && now.saturating_sub(at) <= window.as_millis() as u64)
+            .then(|| self.last_error.lock().clone())
     }
 
     pub fn succeeded(&self) {
@@ -165,8 +191,20 @@ mod tests {
         assert_eq!(m.write_health.failing(), None);
         m.write_failed("disk full");
         assert_eq!(m.write_health.failing().as_deref(), Some("disk full"));
+        let window = std::time::Duration::from_secs(60);
+        assert!(m.write_health.failed_within(window).is_some());
         m.write_health.succeeded();
         assert_eq!(m.write_health.failing(), None);
+        assert!(
+            m.write_health.failed_within(window).is_some(),
+            "still recent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(
+            m.write_health
+                .failed_within(std::time::Duration::from_millis(5))
+                .is_none()
+        );
         assert!(m.encode().contains("gateway_store_write_failures_total 1"));
         assert!(
             m.encode()

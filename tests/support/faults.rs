@@ -15,7 +15,7 @@
 //! Plus process faults ([`sigstop`], [`sigcont`]) and a small full-able disk ([`TinyDisk`], a
 //! size-limited tmpfs; root only, otherwise `None` with a printed reason).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,7 +83,10 @@ impl Shared {
     }
 
     fn needle(&self) -> Option<String> {
-        self.commit_cut.lock().as_ref().and_then(|c| c.needle.clone())
+        self.commit_cut
+            .lock()
+            .as_ref()
+            .and_then(|c| c.needle.clone())
     }
 }
 
@@ -326,8 +329,9 @@ async fn pump_down(
 pub struct PgScan {
     buf: Vec<u8>,
     typed: bool,
-    /// Prepared statements whose text contains the needle.
-    marked_statements: HashSet<Vec<u8>>,
+    /// Every prepared statement's text by name (the needle is armed later than most Parses:
+    /// statements are prepared once per connection and cached).
+    statements: HashMap<Vec<u8>, Vec<u8>>,
     /// The current transaction ran a statement containing the needle.
     marked_tx: bool,
 }
@@ -366,7 +370,10 @@ impl PgScan {
                 if rest.len() < 4 {
                     break;
                 }
-                (u32::from_be_bytes(rest[0..4].try_into().unwrap()) as usize, 4)
+                (
+                    u32::from_be_bytes(rest[0..4].try_into().unwrap()) as usize,
+                    4,
+                )
             };
             if len < body_at || rest.len() < len {
                 break;
@@ -374,7 +381,9 @@ impl PgScan {
             let msg = rest[..len].to_vec();
             pos += len;
             if !self.typed {
-                let code = msg.get(4..8).map(|c| u32::from_be_bytes(c.try_into().unwrap()));
+                let code = msg
+                    .get(4..8)
+                    .map(|c| u32::from_be_bytes(c.try_into().unwrap()));
                 // SSLRequest / GSSENCRequest come before the (untyped) startup message.
                 if !matches!(code, Some(80877103 | 80877104)) {
                     self.typed = true;
@@ -401,15 +410,15 @@ impl PgScan {
                     let (q, _) = cstr(rest);
                     if needle.is_some_and(|n| contains(q, n)) {
                         self.marked_tx = true;
-                        if !name.is_empty() {
-                            self.marked_statements.insert(name.to_vec());
-                        }
                     }
+                    self.statements.insert(name.to_vec(), q.to_vec());
                 }
                 b'B' => {
                     let (_portal, rest) = cstr(body);
                     let (stmt, _) = cstr(rest);
-                    if self.marked_statements.contains(stmt) {
+                    if let (Some(n), Some(q)) = (needle, self.statements.get(stmt))
+                        && contains(q, n)
+                    {
                         self.marked_tx = true;
                     }
                 }
@@ -574,7 +583,10 @@ mod tests {
             roundtrip(p.addr, Duration::from_secs(2)).await.unwrap(),
             b"ping"
         );
-        assert!(t.elapsed() >= Duration::from_millis(300), "both ways delayed");
+        assert!(
+            t.elapsed() >= Duration::from_millis(300),
+            "both ways delayed"
+        );
     }
 
     #[tokio::test]
@@ -652,7 +664,10 @@ mod tests {
         startup.extend_from_slice(&196608u32.to_be_bytes());
         let mut stream = startup;
         stream.extend(typed(b'Q', b"BEGIN\0"));
-        stream.extend(typed(b'P', b"s1\0INSERT INTO attempts (id) VALUES ($1)\0\0\0"));
+        stream.extend(typed(
+            b'P',
+            b"s1\0INSERT INTO attempts (id) VALUES ($1)\0\0\0",
+        ));
         stream.extend(typed(b'Q', b"COMMIT\0"));
         let first_commit_end = stream.len();
         stream.extend(typed(b'Q', b"BEGIN\0"));
@@ -665,8 +680,10 @@ mod tests {
         let mut found = Vec::new();
         let mut off = 0;
         // Fed in awkward 7-byte chunks.
-        for chunk in stream.chunks(7) {
-            for (at, marked) in scan.feed(chunk, Some("INSERT INTO attempts")) {
+        for (i, chunk) in stream.chunks(7).enumerate() {
+            // Armed only after the first statement was prepared, as in a running gateway.
+            let needle = (i > 8).then_some("INSERT INTO attempts");
+            for (at, marked) in scan.feed(chunk, needle) {
                 found.push((off + at, marked));
             }
             off += chunk.len();

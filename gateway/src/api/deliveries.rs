@@ -370,6 +370,15 @@ pub async fn rotate_secret(
 /// Prometheus text exposition; store-derived gauges are read at scrape time.
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     if let Ok(counts) = st.store.delivery_counts().await {
+        // A status with no deliveries left reads 0, not its last count.
+        for status in ["pending", "in_flight"] {
+            st.metrics
+                .queue
+                .get_or_create(&crate::metrics::StatusLabel {
+                    status: status.to_string(),
+                })
+                .set(0);
+        }
         for (status, n) in counts {
             st.metrics
                 .queue

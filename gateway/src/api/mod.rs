@@ -73,7 +73,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(drain::drain_unread_body))
 }
 
-/// Ready while the store answers, accepts writes, and (on a node that delivers) no due delivery
+/// Ready while the store answers, accepts writes (none failed within
+/// `health.write_failure_window_secs`, and a probe write succeeds after a failure), and (on a node that delivers) no due delivery
 /// has waited past `health.max_due_age_secs`. Each answer also refreshes the
 /// `gateway_oldest_due_delivery_age_seconds` gauge.
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
@@ -88,6 +89,13 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     {
         return unready(format!(
             "store rejects writes: {e} (last failed write: {last})"
+        ));
+    }
+    let window = std::time::Duration::from_secs(st.config.health.write_failure_window_secs);
+    if let Some(last) = st.metrics.write_health.failed_within(window) {
+        return unready(format!(
+            "store rejected a write in the last {} s (health.write_failure_window_secs): {last}",
+            window.as_secs()
         ));
     }
     let age_ms = match st.store.next_due_at().await {

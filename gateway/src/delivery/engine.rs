@@ -189,6 +189,13 @@ impl Engine {
                         let (me, tx) = (self.clone(), tx.clone());
                         let event = events.get(&d.event_id).cloned();
                         tokio::spawn(async move {
+                            // Claimed before a pause (SIGSTOP, a stalled VM) that outlasted the
+                            // lease: another node may own it now, so do not send it again here.
+                            if d.lease_until.is_some_and(|l| me.0.clock.now_ms() >= l) {
+                                tracing::info!(delivery = %d.id, "lease ran out before sending; left to the next claim");
+                                drop(permit);
+                                return;
+                            }
                             let f = me.attempt(d, event, false).await;
                             let _ = tx.send(f).await;
                             drop(permit);

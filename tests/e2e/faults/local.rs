@@ -105,20 +105,34 @@ async fn disk_full_on_sqlite_answers_503_and_recovers_without_restart() {
     let full = Accepted::default();
     let mut next = 1_000;
     while full.refused().get(&503).copied().unwrap_or(0) == 0 && next < 5_000 {
-        burst(base.clone(), next, next + 100, 4, Duration::ZERO, full.clone()).await;
+        burst(
+            base.clone(),
+            next,
+            next + 100,
+            4,
+            Duration::ZERO,
+            full.clone(),
+        )
+        .await;
         next += 100;
     }
     let refused = full.refused().get(&503).copied().unwrap_or(0);
-    assert!(refused > 0, "a full disk ({filled} bytes filler) never refused an event");
-    let ready = gw
-        .client
-        .get(gw.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
+    assert!(
+        refused > 0,
+        "a full disk ({filled} bytes filler) never refused an event"
+    );
+    let ready = gw.client.get(gw.url("/readyz")).send().await.unwrap();
     let (status, why) = (ready.status().as_u16(), ready.text().await.unwrap());
     assert_eq!(status, 503, "readyz while writes fail: {why}");
-    let metrics = gw.client.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = gw
+        .client
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         !metrics.contains("gateway_store_write_failures_total 0"),
         "write failures counted"
@@ -126,8 +140,21 @@ async fn disk_full_on_sqlite_answers_503_and_recovers_without_restart() {
     disk.free();
     let healed = Instant::now();
     let after = Accepted::default();
-    burst(base.clone(), 10_000, 10_100, 4, Duration::ZERO, after.clone()).await;
-    assert_eq!(after.len(), 100, "accepting again without a restart: {:?}", after.refused());
+    burst(
+        base.clone(),
+        10_000,
+        10_100,
+        4,
+        Duration::ZERO,
+        after.clone(),
+    )
+    .await;
+    assert_eq!(
+        after.len(),
+        100,
+        "accepting again without a restart: {:?}",
+        after.refused()
+    );
     let all = Accepted::default();
     for s in [before.seqs(), full.seqs(), after.seqs()] {
         all.0.lock().extend(s);

@@ -141,7 +141,10 @@ async fn commit_answer_lost_on_the_attempt_record_path() {
         Duration::from_secs(2),
     )
     .await;
-    assert!(s.proxy.commits_cut() > 0, "no attempt-record COMMIT was cut");
+    assert!(
+        s.proxy.commits_cut() > 0,
+        "no attempt-record COMMIT was cut"
+    );
     verify(
         "commit_lost_attempts",
         &s.receiver,
@@ -314,7 +317,12 @@ async fn node_paused_past_its_lease_beside_another() {
         Duration::from_secs(40),
     )
     .await;
-    super::drained("sigstop_node_past_lease", &a.url(""), Duration::from_secs(15)).await;
+    super::drained(
+        "sigstop_node_past_lease",
+        &a.url(""),
+        Duration::from_secs(15),
+    )
+    .await;
     // The paused node, resumed, did not record over the node that took its deliveries.
     let ids = succeeded(&db.store).await;
     assert!(ids.len() >= acc.len());
