@@ -176,8 +176,16 @@ async fn disk_full_on_sqlite_answers_503_and_recovers_without_restart() {
 async fn sigterm_during_a_burst_exits_within_the_bound_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start().await;
+    // A slow path to the receiver keeps attempts in flight when the signal comes.
+    let slow = Proxy::start(receiver.addr).await;
+    slow.delay(Duration::from_millis(400));
     let mut node = tokio::task::block_in_place(|| GatewayProcess::spawn(dir.path(), FAST_ENV));
-    create_webhook(&super::client(), &node.url(""), &receiver.url("/hook")).await;
+    create_webhook(
+        &super::client(),
+        &node.url(""),
+        &format!("http://{}/hook", slow.addr),
+    )
+    .await;
     let base = Arc::new(Mutex::new(node.url("")));
     let acc = Accepted::default();
     let b = tokio::spawn(burst(
@@ -194,8 +202,13 @@ async fn sigterm_during_a_burst_exits_within_the_bound_and_loses_nothing() {
     let took = t.elapsed();
     // The documented bound: delivery.timeout_secs + 2 s for the workers, plus the HTTP drain.
     let bound = Duration::from_secs(TIMEOUT_SECS + 2 + 3);
-    println!("cell=sigterm exit_ms={}", took.as_millis());
+    println!(
+        "cell=sigterm exit_ms={} arrived_before_exit={}",
+        took.as_millis(),
+        receiver.count()
+    );
     assert!(took < bound, "SIGTERM took {took:?} (bound {bound:?})");
+    slow.delay(Duration::ZERO);
     let node = tokio::task::block_in_place(|| GatewayProcess::spawn(dir.path(), FAST_ENV));
     *base.lock() = node.url("");
     let healed = Instant::now();
@@ -209,4 +222,76 @@ async fn sigterm_during_a_burst_exits_within_the_bound_and_loses_nothing() {
         Duration::from_secs(LEASE_SECS * 6),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_fails_while_deliveries_wait_past_max_due_age_and_recovers() {
+    let receiver = Receiver::start().await;
+    let proxy = Proxy::start(receiver.addr).await;
+    // One worker and a receiver that never answers: the queue stops moving.
+    let gw = TestGateway::start_with(
+        |c| {
+            fast(c);
+            c.delivery.workers = 1;
+            c.health.max_due_age_secs = 1;
+        },
+        None,
+    )
+    .await;
+    create_webhook(
+        &gw.client,
+        &gw.url(""),
+        &format!("http://{}/hook", proxy.addr),
+    )
+    .await;
+    proxy.blackhole(true);
+    let acc = Accepted::default();
+    burst(
+        Arc::new(Mutex::new(gw.url(""))),
+        0,
+        20,
+        4,
+        Duration::ZERO,
+        acc.clone(),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let why = loop {
+        let r = gw.client.get(gw.url("/readyz")).send().await.unwrap();
+        if r.status() == 503 {
+            break r.text().await.unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz stayed ready while delivery was stuck"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(why.contains("delivery stuck"), "{why}");
+    let metrics = gw
+        .client
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("gateway_oldest_due_delivery_age_seconds 0\n"),
+        "the age gauge shows the wait"
+    );
+    proxy.heal();
+    proxy.reset_all();
+    let healed = Instant::now();
+    verify(
+        "stuck_pipeline_readyz",
+        &receiver,
+        &acc,
+        healed,
+        &gw.url(""),
+        Duration::from_secs(40),
+    )
+    .await;
+    gw.stop().await;
 }

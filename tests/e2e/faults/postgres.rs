@@ -329,3 +329,36 @@ async fn node_paused_past_its_lease_beside_another() {
     drop((a, b));
     db.drop_schema().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_while_the_database_is_blackholed_is_bounded() {
+    let Some(s) = setup("faults_stop_blackholed").await else {
+        return;
+    };
+    let acc = Accepted::default();
+    let b = tokio::spawn(burst(
+        s.base.clone(),
+        0,
+        200,
+        8,
+        Duration::from_millis(5),
+        acc.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Attempts finish, their records cannot be written, the recorder is retrying.
+    s.proxy.blackhole(true);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let t = Instant::now();
+    let Setup { db, proxy, gw, .. } = s;
+    gw.stop().await;
+    let took = t.elapsed();
+    // Engine bound (timeout_secs + 2 s, + 1 s slack in `run`) plus in-flight API requests, each
+    // bounded by postgres.operation_timeout_secs (2 s).
+    let bound = Duration::from_secs(super::TIMEOUT_SECS + 2 + 1 + 2 + 2);
+    println!("cell=stop_db_blackholed exit_ms={}", took.as_millis());
+    assert!(took < bound, "stopping took {took:?} (bound {bound:?})");
+    b.abort();
+    proxy.heal();
+    drop(proxy);
+    db.drop_schema().await;
+}
