@@ -1,5 +1,5 @@
 //! The fault matrix: each cell runs a burst of events through a gateway while one fault is
-//! injected (harness in `tests/support/faults.rs`), with a receiver counting what arrives, then
+//! injected (harness in `tests/support/faults/`), with a receiver counting what arrives, then
 //! checks "every 202 delivered at least once, duplicates share a webhook-id, nothing stuck" and
 //! prints `cell=<name> accepted=N delivered=N duplicates=N recover_ms=N`.
 //!
