@@ -110,6 +110,15 @@ operation_timeout_secs = 15
 # through another node takes effect here too (the node that made the change applies it at once).
 webhooks_refresh_secs = 5
 
+[health]
+# /readyz fails while the oldest due delivery has waited longer than this past its due time, in
+# seconds (a stuck or overwhelmed delivery pipeline); checked only where delivery.enabled is true.
+# 0 turns the check off. /readyz also fails while the store rejects writes (a full disk).
+max_due_age_secs = 120
+# /readyz fails for this many seconds after a store write failed (a full disk fails some writes
+# and not others), in seconds; after that, a probe write decides. 0: only the probe decides.
+write_failure_window_secs = 5
+
 [plugins]
 # CPU deadline per plugin call, in milliseconds.
 cpu_deadline_ms = 100
@@ -223,6 +232,14 @@ pub struct PostgresConfig {
     pub webhooks_refresh_secs: u64,
 }
 
+/// What `/readyz` holds the node to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    pub max_due_age_secs: u64,
+    pub write_failure_window_secs: u64,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -244,6 +261,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub delivery: DeliveryConfig,
     pub postgres: PostgresConfig,
+    pub health: HealthConfig,
     pub plugins: PluginsConfig,
 }
 

@@ -1,7 +1,10 @@
 //! Prometheus metrics, served at `/metrics`: queue depth, attempts by outcome, delivery latency
-//! (ingest to success), disabled webhooks, accepted events.
+//! (ingest to success), disabled webhooks, accepted events, store write failures and the age of
+//! the oldest due delivery. [`WriteHealth`] remembers whether the store's last write failed, for
+//! `/readyz`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -28,6 +31,66 @@ pub struct Metrics {
     pub events_accepted: Counter,
     pub queue: Family<StatusLabel, Gauge>,
     pub webhooks_disabled: Gauge,
+    /// Store writes that failed (unavailable or rejected), by this node.
+    pub store_write_failures: Counter,
+    /// Seconds the oldest due delivery has been waiting past its due time (0: none overdue).
+    pub oldest_due_age: Gauge,
+    pub write_health: WriteHealth,
+}
+
+/// Whether the store's most recent write failed, and why (ordered by a sequence number, not a
+/// clock, so concurrent writes settle on whichever finished last).
+pub struct WriteHealth {
+    seq: AtomicU64,
+    last_failure: AtomicU64,
+    last_success: AtomicU64,
+    last_error: parking_lot::Mutex<String>,
+    /// When the last failure happened, in ms since `epoch` (0: never).
+    failed_at_ms: AtomicU64,
+    epoch: std::time::Instant,
+}
+
+impl Default for WriteHealth {
+    fn default() -> Self {
+        WriteHealth {
+            seq: AtomicU64::new(0),
+            last_failure: AtomicU64::new(0),
+            last_success: AtomicU64::new(0),
+            last_error: parking_lot::Mutex::new(String::new()),
+            failed_at_ms: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+        }
+    }
+}
+
+impl WriteHealth {
+    pub fn failed(&self, error: &str) {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        *self.last_error.lock() = error.to_string();
+        self.last_failure.store(n, Ordering::Relaxed);
+        let at = self.epoch.elapsed().as_millis() as u64 + 1;
+        self.failed_at_ms.store(at, Ordering::Relaxed);
+    }
+
+    /// The last write's error when a write failed within `window` (a store that fails some
+    /// writes and not others, as a nearly full disk does, is rejecting writes).
+    pub fn failed_within(&self, window: std::time::Duration) -> Option<String> {
+        let at = self.failed_at_ms.load(Ordering::Relaxed);
+        let now = self.epoch.elapsed().as_millis() as u64 + 1;
+        (at > 0 && now.saturating_sub(at) <= window.as_millis() as u64)
+            .then(|| self.last_error.lock().clone())
+    }
+
+    pub fn succeeded(&self) {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        self.last_success.store(n, Ordering::Relaxed);
+    }
+
+    /// The last write's error, when no write succeeded since.
+    pub fn failing(&self) -> Option<String> {
+        (self.last_failure.load(Ordering::Relaxed) > self.last_success.load(Ordering::Relaxed))
+            .then(|| self.last_error.lock().clone())
+    }
 }
 
 impl Default for Metrics {
@@ -65,7 +128,22 @@ impl Default for Metrics {
             "Webhooks currently disabled",
             webhooks_disabled.clone(),
         );
+        let store_write_failures = Counter::default();
+        registry.register(
+            "store_write_failures",
+            "Store writes that failed (database unavailable, disk full, rejected)",
+            store_write_failures.clone(),
+        );
+        let oldest_due_age = Gauge::default();
+        registry.register(
+            "oldest_due_delivery_age_seconds",
+            "How long the oldest due delivery has waited past its due time (a stuck pipeline grows it)",
+            oldest_due_age.clone(),
+        );
         Metrics {
+            store_write_failures,
+            oldest_due_age,
+            write_health: WriteHealth::default(),
             registry,
             attempts,
             delivery_latency,
@@ -89,10 +167,48 @@ impl Metrics {
             .inc();
     }
 
+    /// A store write failed.
+    pub fn write_failed(&self, error: &str) {
+        self.store_write_failures.inc();
+        self.write_health.failed(error);
+    }
+
     /// The text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_health_follows_the_last_write() {
+        let m = Metrics::default();
+        assert_eq!(m.write_health.failing(), None);
+        m.write_failed("disk full");
+        assert_eq!(m.write_health.failing().as_deref(), Some("disk full"));
+        let window = std::time::Duration::from_secs(60);
+        assert!(m.write_health.failed_within(window).is_some());
+        m.write_health.succeeded();
+        assert_eq!(m.write_health.failing(), None);
+        assert!(
+            m.write_health.failed_within(window).is_some(),
+            "still recent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(
+            m.write_health
+                .failed_within(std::time::Duration::from_millis(5))
+                .is_none()
+        );
+        assert!(m.encode().contains("gateway_store_write_failures_total 1"));
+        assert!(
+            m.encode()
+                .contains("gateway_oldest_due_delivery_age_seconds 0")
+        );
     }
 }

@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::model::PluginRecord;
 use crate::plugin::{PluginHost, builtin_plugins, sha256_hex};
 use crate::store::Store;
+use crate::store::observed::ObservedStore;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::subscriptions::Subscriptions;
@@ -89,6 +90,8 @@ pub async fn run(
     let config = Arc::new(config);
     let ready = Arc::new(Notify::new());
     let metrics = Metrics::shared();
+    // Every write is watched from here on, so `/readyz` sees a store that rejects writes.
+    let store: Arc<dyn Store> = Arc::new(ObservedStore::new(store, metrics.clone()));
     let host = PluginHost::new(
         config.plugins.limits(),
         &config.data_dir.join("plugin-cache"),
@@ -177,10 +180,17 @@ pub async fn run(
     if let Some(m) = metrics_server {
         let _ = m.await;
     }
-    // Stop claiming, finish what is in flight, record it.
+    // Stop claiming, finish what is in flight, record it: within the engine's bound (attempt
+    // timeout + 2 s), never waiting on a store that stays down.
     let _ = stop_tx.send(true);
     if let Some(w) = workers {
-        let _ = w.await;
+        let bound = Engine::stop_bound(&state.config) + Duration::from_secs(1);
+        if tokio::time::timeout(bound, w).await.is_err() {
+            tracing::warn!(
+                ?bound,
+                "delivery workers did not stop in time; exiting anyway"
+            );
+        }
     }
     tracing::info!("webhook-gateway stopped");
     served

@@ -21,6 +21,7 @@ fn rec(a: gateway::model::Attempt, status: DeliveryStatus, health: HealthChange)
         status,
         request: None,
         health,
+        claimed_lease: None,
     }
 }
 

@@ -105,10 +105,17 @@ async fn sigkill_during_ingest_loses_no_accepted_event() {
     let mut stmt = db
         .prepare("SELECT key, event_id FROM idempotency_keys")
         .unwrap();
+    // Stored keys carry their tenant first (a JSON array: this admin key and the event's team),
+    // then the caller's key; every post here came from one tenant.
     let stored: HashMap<String, String> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))
         .unwrap()
         .map(Result::unwrap)
+        .map(|(k, id)| {
+            let (tenant, key) = k.split_once(']').expect("a tenant-scoped key");
+            assert!(tenant.starts_with("[\"key\""), "{k}");
+            (key.to_string(), id)
+        })
         .collect();
     for (key, id) in &accepted {
         assert_eq!(

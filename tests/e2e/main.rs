@@ -8,6 +8,7 @@ mod bad_input;
 mod crash;
 mod delivery;
 mod events;
+mod faults;
 mod guard;
 mod hardening;
 mod hardening_api;

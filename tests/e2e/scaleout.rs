@@ -454,8 +454,19 @@ async fn database_restart_under_load_answers_503_then_recovers_without_restartin
     for p in posters {
         p.await.unwrap();
     }
-    let (s, _) = call(&client, Method::GET, &node.url("/readyz"), None, None).await;
-    assert_eq!(s, StatusCode::OK, "/readyz after the restart");
+    // Ready again once no write has failed for `health.write_failure_window_secs` (5 s).
+    let ready_by = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, why) = call(&client, Method::GET, &node.url("/readyz"), None, None).await;
+        if s == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < ready_by,
+            "/readyz after the restart: {s} {why}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let outcomes = outcomes.lock().clone();
     let others: Vec<_> = outcomes

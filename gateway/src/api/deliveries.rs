@@ -515,6 +515,15 @@ pub async fn rotate_secret(
     responses((status = 200, body = String, content_type = "application/openmetrics-text", description = "Prometheus metrics (OpenMetrics text)")))]
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     if let Ok(counts) = st.store.delivery_counts().await {
+        // A status with no deliveries left reads 0, not its last count.
+        for status in ["pending", "in_flight"] {
+            st.metrics
+                .queue
+                .get_or_create(&crate::metrics::StatusLabel {
+                    status: status.to_string(),
+                })
+                .set(0);
+        }
         for (status, n) in counts {
             st.metrics
                 .queue
@@ -523,6 +532,10 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
                 })
                 .set(n as i64);
         }
+    }
+    if let Ok(due) = st.store.next_due_at().await {
+        let age_ms = due.map_or(0, |t| (st.clock.now_ms() - t).max(0));
+        st.metrics.oldest_due_age.set(age_ms / 1000);
     }
     let disabled = st
         .subs

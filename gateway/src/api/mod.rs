@@ -116,14 +116,43 @@ async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
     deliveries::metrics(State(st)).await.into_response()
 }
 
-/// Ready when the store answers.
+/// Ready while the store answers, accepts writes (none failed within
+/// `health.write_failure_window_secs`, and a probe write succeeds after a failure), and (on a node that delivers) no due delivery
+/// has waited past `health.max_due_age_secs`. Each answer also refreshes the
+/// `gateway_oldest_due_delivery_age_seconds` gauge.
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
-    match st.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("store unavailable: {e}"),
-        )
-            .into_response(),
+    let unready = |why: String| (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+    if let Err(e) = st.store.ping().await {
+        return unready(format!("store unavailable: {e}"));
     }
+    // After a failed write, only a write that succeeds makes the node ready again (a drained
+    // node gets no traffic, so it probes by itself).
+    if let Some(last) = st.metrics.write_health.failing()
+        && let Err(e) = st.store.write_probe().await
+    {
+        return unready(format!(
+            "store rejects writes: {e} (last failed write: {last})"
+        ));
+    }
+    let window = std::time::Duration::from_secs(st.config.health.write_failure_window_secs);
+    if let Some(last) = st.metrics.write_health.failed_within(window) {
+        return unready(format!(
+            "store rejected a write in the last {} s (health.write_failure_window_secs): {last}",
+            window.as_secs()
+        ));
+    }
+    let age_ms = match st.store.next_due_at().await {
+        Ok(Some(due)) => (st.clock.now_ms() - due).max(0),
+        Ok(None) => 0,
+        Err(e) => return unready(format!("store unavailable: {e}")),
+    };
+    st.metrics.oldest_due_age.set(age_ms / 1000);
+    let max = st.config.health.max_due_age_secs;
+    if st.config.delivery.enabled && max > 0 && age_ms > (max as i64) * 1000 {
+        return unready(format!(
+            "delivery stuck: the oldest due delivery has waited {} s (health.max_due_age_secs = {max})",
+            age_ms / 1000
+        ));
+    }
+    (StatusCode::OK, "ready").into_response()
 }

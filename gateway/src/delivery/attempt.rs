@@ -313,6 +313,7 @@ pub fn conclude(
         next_attempt_at: next,
         request: newly_prepared,
         health,
+        claimed_lease: delivery.lease_until,
     };
     (record, decision)
 }

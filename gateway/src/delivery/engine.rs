@@ -14,7 +14,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use super::attempt::{self, Sent};
 use super::guard::{OutboundGuard, parse_allowed};
 use super::plugins::{PluginStage, TransformResult};
-use super::retry::{AttemptResult, Decision, RetryBounds, should_disable};
+use super::retry::{AttemptResult, Decision, RetryBounds};
 use super::shaping::SizeCaps;
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -23,6 +23,8 @@ use crate::model::event::WEBHOOK_DISABLED;
 use crate::model::{Attempt, Delivery, DeliveryStatus, Event, NewEvent, Webhook, new_id};
 use crate::store::{AttemptRecord, Store, StoreError};
 use crate::subscriptions::Subscriptions;
+
+mod recorder;
 
 /// Most deliveries claimed in one query.
 const CLAIM_BATCH: usize = 256;
@@ -118,11 +120,19 @@ impl Engine {
         })))
     }
 
-    /// Starts the dispatcher and recorder; they stop (after finishing in-flight attempts) when
-    /// `shutdown` turns true.
+    /// How long stopping may take once shutdown is asked for: in-flight attempts get the attempt
+    /// timeout (`delivery.timeout_secs`) plus 1 s to finish, and recording what finished gets
+    /// until this bound; whatever is still unrecorded then is left to its lease (delivered again,
+    /// never lost).
+    pub fn stop_bound(config: &Config) -> Duration {
+        Duration::from_secs(config.delivery.timeout_secs + 2)
+    }
+
+    /// Starts the dispatcher and recorder; they stop (after finishing in-flight attempts, within
+    /// [`Engine::stop_bound`]) when `shutdown` turns true.
     pub fn spawn(&self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         let (tx, rx) = mpsc::channel::<Finished>(RECORD_BATCH * 4);
-        let recorder = tokio::spawn(self.clone().record_loop(rx));
+        let recorder = tokio::spawn(self.clone().record_loop(rx, shutdown.clone()));
         let me = self.clone();
         tokio::spawn(async move {
             me.dispatch_loop(tx, shutdown).await;
@@ -185,6 +195,13 @@ impl Engine {
                         let (me, tx) = (self.clone(), tx.clone());
                         let event = events.get(&d.event_id).cloned();
                         tokio::spawn(async move {
+                            // Claimed before a pause (SIGSTOP, a stalled VM) that outlasted the
+                            // lease: another node may own it now, so do not send it again here.
+                            if d.lease_until.is_some_and(|l| me.0.clock.now_ms() >= l) {
+                                tracing::info!(delivery = %d.id, "lease ran out before sending; left to the next claim");
+                                drop(permit);
+                                return;
+                            }
                             let f = me.attempt(d, event, false).await;
                             let _ = tx.send(f).await;
                             drop(permit);
@@ -221,56 +238,6 @@ impl Engine {
             slots.acquire_many(workers as u32),
         )
         .await;
-    }
-
-    async fn record_loop(self, mut rx: mpsc::Receiver<Finished>) {
-        let mut batch = Vec::with_capacity(RECORD_BATCH);
-        while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-            let items = std::mem::take(&mut batch);
-            self.record(items).await;
-        }
-    }
-
-    /// Writes finished attempts (retrying while the store is unavailable: an unrecorded attempt
-    /// would only be sent again after its lease, never lost), then applies auto-disable.
-    async fn record(&self, items: Vec<Finished>) {
-        let e = &self.0;
-        let records: Vec<AttemptRecord> = items.iter().map(|f| f.record.clone()).collect();
-        let mut delay = Duration::from_millis(100);
-        let healths = loop {
-            match e.store.record_attempts(records.clone()).await {
-                Ok(h) => break h,
-                Err(err) => {
-                    tracing::warn!(error = %err, n = records.len(), "recording attempts failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
-        };
-        let now = e.clock.now_ms();
-        for f in &items {
-            let outcome = f.record.attempt.outcome.as_str();
-            e.metrics.attempt(outcome);
-            if f.record.status == DeliveryStatus::Succeeded {
-                e.metrics
-                    .delivery_latency
-                    .observe((now - f.created_at).max(0) as f64 / 1000.0);
-            }
-            if let Some(reason) = &f.disable {
-                self.disable_webhook(&f.record.attempt.webhook_id, reason)
-                    .await;
-            }
-        }
-        for (webhook_id, health) in healths {
-            let Some(w) = e.subs.webhook(&webhook_id) else {
-                continue;
-            };
-            if w.is_webhook_enabled
-                && let Some(reason) = should_disable(&health, &w.auto_disable, now)
-            {
-                self.disable_webhook(&webhook_id, &reason).await;
-            }
-        }
     }
 
     /// One attempt of `d`: prepare (once), finalize (auth, signature), send, conclude. `event`

@@ -5,6 +5,7 @@
 
 pub mod copy;
 pub mod migrations;
+pub mod observed;
 pub mod postgres;
 pub mod sqlite;
 #[doc(hidden)]
@@ -50,6 +51,11 @@ pub struct AttemptRecord {
     pub request: Option<PreparedRequest>,
     /// How the webhook's health changes.
     pub health: HealthChange,
+    /// The lease the delivery was claimed with (`Delivery::lease_until` as `claim_due` returned
+    /// it). When set, the record applies only while the delivery still holds exactly this lease
+    /// (compare-and-set): a node that lost its claim (paused past its lease, another node took
+    /// over) does not record over the new owner. `None` records unconditionally (test sends).
+    pub claimed_lease: Option<i64>,
 }
 
 /// The effect of an attempt on its webhook's health counters.
@@ -84,6 +90,12 @@ pub const WEBHOOK_NAME_TAKEN: &str = "a webhook with this name already exists";
 pub trait Store: Send + Sync + 'static {
     /// Cheap liveness probe for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// A tiny real write (a no-op update that still reaches the log), for `/readyz` to check
+    /// that the store accepts writes again after write failures (a full disk).
+    async fn write_probe(&self) -> StoreResult<()> {
+        self.ping().await
+    }
 
     // --- API keys
     async fn insert_api_key(&self, key: ApiKey) -> StoreResult<()>;
@@ -129,6 +141,11 @@ pub trait Store: Send + Sync + 'static {
     /// Records attempts and their delivery/webhook updates, one transaction for the batch. Returns
     /// the webhook's health after each record that counted a failure (`AttemptFailed`,
     /// `DeliveryFailed`): what auto-disable needs.
+    ///
+    /// Idempotent: a record whose attempt id is already stored (an earlier call committed but its
+    /// answer was lost) is skipped whole, so retrying a batch after an unknown outcome succeeds
+    /// and records once. A record whose `claimed_lease` no longer matches the delivery (its claim
+    /// was lost to another node) is skipped whole too.
     async fn record_attempts(
         &self,
         records: Vec<AttemptRecord>,

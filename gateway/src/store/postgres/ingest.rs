@@ -11,7 +11,7 @@ use super::DELIVERY_COLS;
 use crate::model::{Delivery, IngestOutcome, NewEvent};
 use crate::store::{StoreError, StoreResult};
 
-/// Most ingests folded into one transaction./// Most ingests folded into one transaction.
+/// Most ingests folded into one transaction.
 pub(super) const MAX_BATCH: usize = 256;
 /// Writer tasks draining the ingest queue (each holds one connection while it commits).
 pub(super) const INGEST_WRITERS: usize = 4;
@@ -190,16 +190,33 @@ async fn ingest_set(
             .collect();
         let docs: Vec<&str> = winners.iter().map(|j| j.1).collect();
         let ats: Vec<i64> = winners.iter().map(|j| j.0.event.received_at).collect();
-        tx.execute(
-            &tx.prepare_cached(
-                "INSERT INTO events (id, event_type, doc, received_at) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])",
+        // An event id already stored is an ingest retried after its commit landed: it answers
+        // Duplicate with that id and adds nothing.
+        let inserted: std::collections::HashSet<String> = tx
+            .query(
+                &tx.prepare_cached(
+                    "INSERT INTO events (id, event_type, doc, received_at) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) \
+                     ON CONFLICT (id) DO NOTHING RETURNING id",
+                )
+                .await?,
+                &[&ids, &types, &docs, &ats],
             )
-            .await?,
-            &[&ids, &types, &docs, &ats],
-        )
-        .await?;
+            .await?
+            .iter()
+            .map(|r| r.try_get::<_, String>(0))
+            .collect::<Result<_, _>>()?;
+        for out in outcomes.iter_mut() {
+            if let Ok(IngestOutcome::Created { event_id, .. }) = out
+                && !inserted.contains(event_id.as_str())
+            {
+                *out = Ok(IngestOutcome::Duplicate {
+                    event_id: event_id.clone(),
+                });
+            }
+        }
         let deliveries: Vec<Delivery> = winners
             .iter()
+            .filter(|j| inserted.contains(j.0.event.id.as_str()))
             .flat_map(|j| j.0.deliveries.iter().cloned())
             .collect();
         insert_deliveries(&tx, &deliveries).await?;
@@ -235,14 +252,21 @@ async fn ingest_one(
             });
         }
     }
-    t.execute(
-        &t.prepare_cached(
-            "INSERT INTO events (id, event_type, doc, received_at) VALUES ($1, $2, $3, $4)",
+    let inserted = t
+        .execute(
+            &t.prepare_cached(
+                "INSERT INTO events (id, event_type, doc, received_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+            )
+            .await?,
+            &[&ev.id, &ev.event_type, &doc, &ev.received_at],
         )
-        .await?,
-        &[&ev.id, &ev.event_type, &doc, &ev.received_at],
-    )
-    .await?;
+        .await?;
+    if inserted == 0 {
+        // Retried after its commit landed: the same id, nothing new.
+        return Ok(IngestOutcome::Duplicate {
+            event_id: ev.id.clone(),
+        });
+    }
     insert_deliveries(t, &new.deliveries).await?;
     Ok(IngestOutcome::Created {
         event_id: ev.id.clone(),

@@ -1,6 +1,8 @@
 //! The delivery queue: reading deliveries, claiming due ones (`FOR UPDATE SKIP LOCKED`),
 //! recording attempts, requeueing, failing, counting, and listing attempts.
 
+use std::collections::{HashMap, HashSet};
+
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -112,14 +114,10 @@ pub(super) async fn record_attempts(
         if !ids.is_empty() {
             t.execute("SELECT 1 FROM (SELECT id FROM webhooks WHERE id = ANY($1) ORDER BY id FOR UPDATE) l", &[&ids]).await?;
         }
-        // Two statements for the whole batch (arrays unnested), not two per attempt.
+        // 1. The attempt logs, skipping ids already stored: a retry of a batch whose commit
+        //    landed (answer lost) finds them all there and changes nothing.
         let (mut ids, mut dids, mut wids, mut eids, mut nos, mut starts, mut outcomes, mut adocs) =
             (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-        // One row per delivery (a batch may hold two attempts of one delivery): the last
-        // attempt sets the state, the first request given is kept, attempts add up.
-        let (mut udids, mut statuses, mut nexts, mut requests, mut errors, mut codes, mut updated, mut counts) =
-            (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-        let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for rec in &records {
             let a = &rec.attempt;
             ids.push(a.id.as_str());
@@ -130,6 +128,31 @@ pub(super) async fn record_attempts(
             starts.push(a.started_at);
             outcomes.push(a.outcome.as_str());
             adocs.push(serde_json::to_string(a)?);
+        }
+        let fresh: HashSet<String> = t
+            .query(
+                &t.prepare_cached(
+                    "INSERT INTO attempts (id, delivery_id, webhook_id, event_id, attempt_no, started_at, outcome, doc) \
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[]) \
+                     ON CONFLICT (id) DO NOTHING RETURNING id",
+                )
+                .await?,
+                &[&ids, &dids, &wids, &eids, &nos, &starts, &outcomes, &adocs],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get::<_, String>(0))
+            .collect::<Result<_, _>>()?;
+        let fresh: Vec<&AttemptRecord> = records.iter().filter(|r| fresh.contains(&r.attempt.id)).collect();
+        // 2. One row per delivery (a batch may hold two attempts of one delivery): the last
+        //    attempt sets the state, the first request given is kept, attempts add up, and the
+        //    first record's lease is the one the row must still hold (compare-and-set).
+        let (mut udids, mut statuses, mut nexts, mut requests, mut errors, mut codes, mut updated, mut counts) =
+            (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (mut checks, mut leases) = (vec![], vec![]);
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for rec in &fresh {
+            let a = &rec.attempt;
             let request = rec.request.as_ref().map(serde_json::to_string).transpose()?;
             let i = *index.entry(rec.delivery_id.as_str()).or_insert_with(|| {
                 udids.push(rec.delivery_id.as_str());
@@ -140,6 +163,8 @@ pub(super) async fn record_attempts(
                 codes.push(None);
                 updated.push(0);
                 counts.push(0i64);
+                checks.push(rec.claimed_lease.is_some());
+                leases.push(rec.claimed_lease);
                 udids.len() - 1
             });
             statuses[i] = rec.status.as_str();
@@ -152,28 +177,34 @@ pub(super) async fn record_attempts(
             updated[i] = a.started_at + a.duration_ms as i64;
             counts[i] += 1;
         }
-        t.execute(
-            &t.prepare_cached(
-                "INSERT INTO attempts (id, delivery_id, webhook_id, event_id, attempt_no, started_at, outcome, doc) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[])",
+        let applied: HashSet<String> = if udids.is_empty() {
+            HashSet::new()
+        } else {
+            t.query(
+                &t.prepare_cached(
+                    "UPDATE deliveries d SET status = v.status, attempts = d.attempts + v.n, next_attempt_at = v.next, lease_until = NULL, \
+                     request = COALESCE(d.request, v.request), last_error = v.error, last_status_code = v.code, updated_at = v.updated \
+                     FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bool[], $10::bigint[]) \
+                     AS v(id, status, next, request, error, code, updated, n, checked, lease) \
+                     WHERE d.id = v.id AND (NOT v.checked OR d.lease_until IS NOT DISTINCT FROM v.lease) RETURNING d.id",
+                )
+                .await?,
+                &[&udids, &statuses, &nexts, &requests, &errors, &codes, &updated, &counts, &checks, &leases],
             )
-            .await?,
-            &[&ids, &dids, &wids, &eids, &nos, &starts, &outcomes, &adocs],
-        )
-        .await?;
-        t.execute(
-            &t.prepare_cached(
-                "UPDATE deliveries d SET status = v.status, attempts = d.attempts + v.n, next_attempt_at = v.next, lease_until = NULL, \
-                 request = COALESCE(d.request, v.request), last_error = v.error, last_status_code = v.code, updated_at = v.updated \
-                 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[]) \
-                 AS v(id, status, next, request, error, code, updated, n) WHERE d.id = v.id",
-            )
-            .await?,
-            &[&udids, &statuses, &nexts, &requests, &errors, &codes, &updated, &counts],
-        )
-        .await?;
+            .await?
+            .iter()
+            .map(|r| r.try_get::<_, String>(0))
+            .collect::<Result<_, _>>()?
+        };
+        // 3. Attempts of deliveries this node no longer holds are not recorded at all.
+        let stale: Vec<&str> =
+            fresh.iter().filter(|r| !applied.contains(&r.delivery_id)).map(|r| r.attempt.id.as_str()).collect();
+        if !stale.is_empty() {
+            tracing::info!(n = stale.len(), "attempts of deliveries whose lease another node took were not recorded");
+            t.execute("DELETE FROM attempts WHERE id = ANY($1)", &[&stale]).await?;
+        }
         let mut healths = Vec::new();
-        for rec in &records {
+        for rec in fresh.iter().filter(|r| applied.contains(&r.delivery_id)) {
             let a = &rec.attempt;
             let now = a.started_at;
             match rec.health {

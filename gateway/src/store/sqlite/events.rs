@@ -48,6 +48,17 @@ pub(super) async fn ingest(store: &SqliteStore, new: NewEvent) -> StoreResult<In
                 )?
                 .execute(params![key, new.event.id, new.event.received_at])?;
             }
+            // An event id already stored is an ingest retried after its commit landed.
+            let stored = t
+                .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
+                .query_row([&new.event.id], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if stored {
+                return Ok(IngestOutcome::Duplicate {
+                    event_id: new.event.id.clone(),
+                });
+            }
             t.prepare_cached(
                 "INSERT INTO events (id, event_type, doc, received_at) VALUES (?1, ?2, ?3, ?4)",
             )?

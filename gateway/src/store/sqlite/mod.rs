@@ -31,6 +31,8 @@ use crate::model::{
 /// Most operations folded into one transaction.
 const MAX_BATCH: usize = 1024;
 const READERS: usize = 4;
+/// The no-op update behind [`Store::write_probe`].
+const PROBE_SQL: &str = "UPDATE schema_migrations SET applied_at = applied_at WHERE version = (SELECT MAX(version) FROM schema_migrations)";
 
 type WriteFn = Box<dyn FnOnce(&Connection) + Send>;
 
@@ -278,6 +280,16 @@ impl Store for SqliteStore {
         self.write(|t| {
             Ok(t.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
                 .map(|_| ())?)
+        })
+        .await
+    }
+
+    async fn write_probe(&self) -> StoreResult<()> {
+        // A real change to a page (SQLite rewrites the row even when the value is the same), so
+        // a full disk fails it as it fails every other write.
+        self.write(|t| {
+            t.execute(PROBE_SQL, [])?;
+            Ok(())
         })
         .await
     }

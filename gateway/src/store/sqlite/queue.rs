@@ -103,6 +103,39 @@ pub(super) async fn record_attempts(
         let mut healths = Vec::new();
         for rec in &records {
             let a = &rec.attempt;
+            // Already stored (an earlier call committed): skip the whole record, so a retry
+            // after an unknown outcome records once.
+            let seen = t
+                .prepare_cached("SELECT 1 FROM attempts WHERE id = ?1")?
+                .query_row([&a.id], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if seen {
+                continue;
+            }
+            // Compare-and-set on the claim: a delivery whose lease another worker took since is
+            // not recorded over.
+            let request = rec.request.as_ref().map(serde_json::to_string).transpose()?;
+            let changed = t.prepare_cached(
+                "UPDATE deliveries SET status = ?2, attempts = attempts + 1, next_attempt_at = ?3, lease_until = NULL, \
+                 request = COALESCE(request, ?4), last_error = ?5, last_status_code = ?6, updated_at = ?7 \
+                 WHERE id = ?1 AND (?8 = 0 OR lease_until IS ?9)",
+            )?
+            .execute(params![
+                rec.delivery_id,
+                rec.status.as_str(),
+                rec.next_attempt_at,
+                request,
+                a.error,
+                a.status_code.map(|c| c as i64),
+                a.started_at + a.duration_ms as i64,
+                rec.claimed_lease.is_some() as i64,
+                rec.claimed_lease,
+            ])?;
+            if changed == 0 {
+                tracing::info!(delivery = %rec.delivery_id, "attempt of a delivery whose lease was taken over not recorded");
+                continue;
+            }
             t.prepare_cached(
                 "INSERT INTO attempts (id, delivery_id, webhook_id, event_id, attempt_no, started_at, outcome, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
@@ -115,20 +148,6 @@ pub(super) async fn record_attempts(
                 a.started_at,
                 a.outcome.as_str(),
                 serde_json::to_string(a)?
-            ])?;
-            let request = rec.request.as_ref().map(serde_json::to_string).transpose()?;
-            t.prepare_cached(
-                "UPDATE deliveries SET status = ?2, attempts = attempts + 1, next_attempt_at = ?3, lease_until = NULL, \
-                 request = COALESCE(request, ?4), last_error = ?5, last_status_code = ?6, updated_at = ?7 WHERE id = ?1",
-            )?
-            .execute(params![
-                rec.delivery_id,
-                rec.status.as_str(),
-                rec.next_attempt_at,
-                request,
-                a.error,
-                a.status_code.map(|c| c as i64),
-                a.started_at + a.duration_ms as i64,
             ])?;
             let now = a.started_at;
             let sql = match rec.health {

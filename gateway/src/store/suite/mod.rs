@@ -7,11 +7,13 @@
 //! private PostgreSQL server they may stop and restart.
 
 mod attempts;
+mod idempotency;
 mod queue;
 pub mod throwaway;
 mod webhooks;
 
 pub use attempts::*;
+pub use idempotency::*;
 pub use queue::*;
 pub use webhooks::*;
 
@@ -117,6 +119,7 @@ fn record(
         next_attempt_at: next,
         request,
         health,
+        claimed_lease: None,
     }
 }
 
@@ -169,6 +172,10 @@ macro_rules! store_suite_fns {
             delete_webhook_fails_its_queued_deliveries,
             delivery_counts_by_status,
             plugins_roundtrip,
+            record_attempts_retried_records_once,
+            record_with_a_stale_lease_is_not_recorded,
+            ingest_retried_after_commit_is_a_duplicate,
+            write_probe_succeeds,
         ];
     };
 }

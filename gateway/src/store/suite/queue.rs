@@ -56,15 +56,15 @@ pub async fn ingest_and_read_back(store: Arc<dyn Store>) {
     );
     assert!(store.get_event(&id).await.unwrap().is_some());
 
-    // A failing ingest stores nothing of itself (here: an event id already taken).
-    let mut clash = new_event(3_000, &["wh_c"], Some("clash-key"));
-    clash.event.id = event.id.clone();
-    for d in &mut clash.deliveries {
-        d.event_id = event.id.clone();
-    }
+    // A failing ingest stores nothing of itself (here: a delivery id already taken; an event id
+    // already taken is a retried ingest and answers Duplicate, see the idempotency suite).
+    let mut clash = new_event(3_000, &["wh_c", "wh_d"], Some("clash-key"));
+    let clash_event = clash.event.id.clone();
+    clash.deliveries[1].id = expected[0].id.clone();
     let clash_delivery = clash.deliveries[0].id.clone();
     assert!(store.ingest(clash).await.is_err());
     assert_eq!(store.get_delivery(&clash_delivery).await.unwrap(), None);
+    assert_eq!(store.get_event(&clash_event).await.unwrap(), None);
     assert_eq!(
         store.deliveries_for_event(&event.id).await.unwrap().len(),
         2
@@ -180,7 +180,8 @@ pub async fn concurrent_duplicate_keys_make_one_event(store: Arc<dyn Store>) {
 
 pub async fn concurrent_ingests_all_land(store: Arc<dyn Store>) {
     // A burst mixing keyed, unkeyed and one failing ingest: each caller gets its own answer.
-    let (taken_id, _) = ingest(store.as_ref(), 1, &[]).await;
+    let (_, taken) = ingest(store.as_ref(), 1, &["wh_z"]).await;
+    let taken_id = taken[0].id.clone();
     let mut set = JoinSet::new();
     for i in 0..120i64 {
         let store = store.clone();
@@ -189,8 +190,8 @@ pub async fn concurrent_ingests_all_land(store: Arc<dyn Store>) {
             let key = (i % 3 == 0).then(|| format!("k{}", i % 30));
             let mut new = new_event(10 + i, &["wh_a"], key.as_deref());
             if i == 77 {
-                new.event.id = taken;
-                new.deliveries[0].event_id = new.event.id.clone();
+                // A delivery id already taken: this ingest fails, alone.
+                new.deliveries[0].id = taken;
             }
             (i, store.ingest(new).await)
         });
@@ -208,7 +209,7 @@ pub async fn concurrent_ingests_all_land(store: Arc<dyn Store>) {
     assert_eq!((created, dup), (79 + 10, 30));
     assert_eq!(
         store.delivery_counts().await.unwrap(),
-        vec![(DeliveryStatus::Pending, 89)]
+        vec![(DeliveryStatus::Pending, 90)]
     );
 }
 
