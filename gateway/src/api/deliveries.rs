@@ -261,7 +261,7 @@ pub async fn get_delivery(
         .get_delivery(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("delivery {id}")))?;
-    webhook_for(&st, &caller, &d.webhook_id).await?;
+    let w = webhook_for(&st, &caller, &d.webhook_id).await?;
     let q = AttemptQuery {
         delivery_id: Some(id.clone()),
         limit: 100,
@@ -269,6 +269,7 @@ pub async fn get_delivery(
     };
     let attempts = st.store.list_attempts(&q).await?;
     let mut v = delivery_view(&d);
+    v["url"] = json!(crate::secrets::mask::mask_url(&d.url, &w));
     v["event_id"] = json!(d.event_id);
     v["attempt_log"] = Value::Array(attempts.items.iter().map(attempt_view).collect());
     Ok(Json(v))

@@ -145,7 +145,7 @@ pub fn delivery_view(d: &Delivery) -> Value {
     json!({
         "id": d.id,
         "webhook_id": d.webhook_id,
-        "url": d.url,
+        "url": crate::secrets::mask::mask_url_plain(&d.url),
         "status": d.status,
         "attempts": d.attempts,
         "next_attempt_at": matches!(d.status, crate::model::DeliveryStatus::Pending).then(|| rfc3339(d.next_attempt_at)),
@@ -154,6 +154,16 @@ pub fn delivery_view(d: &Delivery) -> Value {
         "created_at": rfc3339(d.created_at),
         "updated_at": rfc3339(d.updated_at),
     })
+}
+
+/// [`delivery_view`] with the url masked by its webhook's own secrets too (an API-key query
+/// parameter of any name).
+fn masked_delivery_view(st: &AppState, d: &Delivery) -> Value {
+    let mut v = delivery_view(d);
+    if let Some(w) = st.subs.get().by_id.get(&d.webhook_id) {
+        v["url"] = Value::String(crate::secrets::mask::mask_url(&d.url, w));
+    }
+    v
 }
 
 #[utoipa::path(get, path = "/api/v1/events/{id}", responses((status = 200, description = "The stored event with its canonical type and deliveries"), (status = 404, body = super::error::Problem)), security(("api_key" = [])))]
@@ -176,7 +186,7 @@ pub async fn get_event(
         "private": e.private,
         "scope": e.scope,
         "payload": e.body,
-        "deliveries": deliveries.iter().map(delivery_view).collect::<Vec<_>>(),
+        "deliveries": deliveries.iter().map(|d| masked_delivery_view(&st, d)).collect::<Vec<_>>(),
     })))
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::auth::{apply_auth, mask_headers, mask_url};
+use super::auth::apply_auth;
 use super::guard::{OutboundGuard, find_refusal};
 use super::retry::{self, AttemptResult, Decision, RetryAfter, RetryBounds};
 use super::shaping::{SizeCaps, shape_request};
@@ -15,6 +15,7 @@ use crate::matching::PayloadView;
 use crate::model::{
     Attempt, AttemptOutcome, Delivery, DeliveryStatus, Event, PreparedRequest, Webhook, new_id,
 };
+use crate::secrets::mask::{mask_headers, mask_url};
 use crate::store::{AttemptRecord, HealthChange};
 
 /// The request a delivery sends, before per-attempt auth and signature (no plugins here; the

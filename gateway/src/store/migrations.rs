@@ -9,10 +9,11 @@ pub enum Dialect {
 }
 
 /// Ordered migrations: (version, description, SQL).
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial schema",
-    r#"
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        r#"
 CREATE TABLE api_keys (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -89,7 +90,19 @@ CREATE TABLE plugin_blobs (
     bytes {blob} NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        2,
+        "settings (the secrets key check)",
+        r#"
+CREATE TABLE settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+"#,
+    ),
+];
 
 /// The SQL of one migration for a dialect.
 pub fn render(sql: &str, dialect: Dialect) -> String {
