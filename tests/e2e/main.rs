@@ -14,4 +14,5 @@ mod plugins;
 mod retries;
 mod roles;
 mod scaleout;
+mod secrets;
 mod seed003;

@@ -71,6 +71,7 @@ pub async fn unlock(config: &Config, db: &RawDb) -> Result<Keyring, SecretsError
     if db.get_setting(SEALED_SETTING).await?.is_none() {
         let report = db.reseal_all(ring.clone()).await?;
         if report.changed > 0 {
+            db.compact().await?;
             tracing::info!(
                 rows = report.changed,
                 "sealed the secrets an older version stored in clear"

@@ -75,7 +75,8 @@ impl RawDb {
         match self {
             RawDb::Sqlite(path) => {
                 sqlite(path.clone(), move |c| {
-                    c.execute(sql, params![name, value, now]).map(|_| ())
+                    c.execute(&sqlite_sql(sql), params![name, value, now])
+                        .map(|_| ())
                 })
                 .await
             }
@@ -84,6 +85,22 @@ impl RawDb {
                 c.execute(sql, &[&name, &value, &now]).await.map_err(db)?;
                 Ok(())
             }
+        }
+    }
+
+    /// After sealing clear values: rewrites the SQLite file so no page keeps the old clear bytes
+    /// (a no-op on PostgreSQL, whose dead tuples vacuum reclaims).
+    pub async fn compact(&self) -> Result<(), SecretsError> {
+        match self {
+            RawDb::Sqlite(path) => {
+                sqlite(path.clone(), |c| {
+                    c.execute_batch(
+                        "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+                    )
+                })
+                .await
+            }
+            RawDb::Postgres(_) => Ok(()),
         }
     }
 
@@ -125,7 +142,7 @@ impl RawDb {
         match self {
             RawDb::Sqlite(path) => {
                 sqlite(path.clone(), move |c| {
-                    let mut s = c.prepare(sql)?;
+                    let mut s = c.prepare(&sqlite_sql(sql))?;
                     s.query_map(params![after, CHUNK], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                     })?
@@ -157,6 +174,8 @@ impl RawDb {
             RawDb::Sqlite(path) => {
                 sqlite(path.clone(), move |c| {
                     let tx = c.unchecked_transaction()?;
+                    let sql = sqlite_sql(sql);
+                    let sql = sql.as_str();
                     for (id, a, b) in &rows {
                         match table {
                             Table::Webhooks => tx.execute(sql, params![id, a])?,
@@ -249,6 +268,12 @@ impl Table {
             }
         }
     }
+}
+
+/// The statements are written with PostgreSQL's `$n`; SQLite numbers `?n` exactly (its `$n` are
+/// named parameters, numbered by first appearance).
+fn sqlite_sql(sql: &str) -> String {
+    sql.replace('$', "?")
 }
 
 /// Runs `f` on a connection to the SQLite file, on a blocking thread.
