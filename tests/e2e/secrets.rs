@@ -291,6 +291,21 @@ fn cli(data_dir: &Path, key: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+async fn post_event(
+    client: &reqwest::Client,
+    node: &GatewayProcess,
+) -> (reqwest::StatusCode, Value) {
+    let body = json!({"event_type": "incident.triggered"});
+    call(
+        client,
+        Method::POST,
+        &node.url("/api/v1/events"),
+        Some(ADMIN),
+        Some(&body),
+    )
+    .await
+}
+
 fn key_env(key: &str) -> Vec<(&str, &str)> {
     vec![("GATEWAY_SECRETS_KEY", key)]
 }
@@ -355,14 +370,7 @@ async fn wrong_or_missing_key_refuses_to_start_and_rotation_keeps_every_webhook_
 
     // Restarted with the new key (from the key file), the webhook delivers with its secrets.
     let node = tokio::task::block_in_place(|| GatewayProcess::spawn(dir.path(), &key_env("")));
-    let (s, v) = call(
-        &client,
-        Method::POST,
-        &node.url("/api/v1/events"),
-        Some(ADMIN),
-        Some(&json!({"event_type": "incident.triggered"})),
-    )
-    .await;
+    let (s, v) = post_event(&client, &node).await;
     assert_eq!(s, 202, "{v}");
     let r = &rx.wait_for(1, WAIT).await[0];
     assert_eq!(r.header("authorization"), Some("Bearer bearertok-4411x"));
@@ -387,14 +395,7 @@ async fn wrong_or_missing_key_refuses_to_start_and_rotation_keeps_every_webhook_
     }
     let node =
         tokio::task::block_in_place(|| GatewayProcess::spawn(dir.path(), &key_env(third.trim())));
-    call(
-        &client,
-        Method::POST,
-        &node.url("/api/v1/events"),
-        Some(ADMIN),
-        Some(&json!({"event_type": "incident.triggered"})),
-    )
-    .await;
+    post_event(&client, &node).await;
     let r = &rx.wait_for(2, WAIT).await[1];
     assert_eq!(r.header("authorization"), Some("Bearer bearertok-4411x"));
     drop(node);

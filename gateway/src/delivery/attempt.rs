@@ -181,6 +181,9 @@ pub async fn send(
             } else if e.is_timeout() {
                 AttemptResult::Timeout
             } else {
+                // reqwest names the url in its message: drop it, it may carry credentials (the
+                // attempt log shows the masked url beside the error anyway).
+                let e = e.without_url();
                 let mut msg = e.to_string();
                 let mut src = std::error::Error::source(&e);
                 while let Some(s) = src {
