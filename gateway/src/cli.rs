@@ -46,6 +46,11 @@ enum Command {
     },
     /// Print the default configuration, every key commented.
     Config,
+    /// Master key of the stored secrets: generate one, or re-seal everything under a new one.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Plugin tooling.
     Plugin {
         #[command(subcommand)]
@@ -70,6 +75,27 @@ enum PluginCommand {
     Replay {
         /// The delivery id (`msg_...`).
         delivery: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Prints a fresh master key (base64 of 32 random bytes) for `secrets_key`.
+    GenerateKey,
+    /// Re-seals every stored secret under a new master key, then moves the database's key check
+    /// to it. Stop every node first; restart them with the new key afterwards. Re-running after
+    /// an interruption finishes the job.
+    Rotate {
+        /// The new key, base64 of 32 bytes.
+        #[arg(
+            long,
+            required_unless_present = "new_key_file",
+            conflicts_with = "new_key_file"
+        )]
+        new_key: Option<String>,
+        /// A file holding the new key.
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
     },
 }
 
@@ -181,6 +207,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             "{}",
             crate::plugin::run_file(plugin, event, config.as_deref()).await?
         );
+        return Ok(());
+    }
+    if let Command::Secrets {
+        command: SecretsCommand::GenerateKey,
+    } = cli.command
+    {
+        println!("{}", crate::secrets::MasterKey::generate().to_base64());
         return Ok(());
     }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
@@ -301,9 +334,55 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", stage.replay(&w, &e, &d, &caps).await);
             Ok(())
         }
+        Command::Secrets {
+            command:
+                SecretsCommand::Rotate {
+                    new_key,
+                    new_key_file,
+                },
+        } => rotate_secrets(&config, new_key, new_key_file).await,
         Command::Config
+        | Command::Secrets {
+            command: SecretsCommand::GenerateKey,
+        }
         | Command::Plugin {
             command: PluginCommand::Run { .. },
         } => unreachable!("handled above"),
     }
+}
+
+/// `secrets rotate`: re-seals under the new key and says what the operator does next.
+async fn rotate_secrets(
+    config: &Config,
+    new_key: Option<String>,
+    new_key_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use crate::secrets::MasterKey;
+    let new = match (new_key, new_key_file) {
+        (Some(k), _) => MasterKey::from_base64(&k, "--new-key")?,
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("--new-key-file {}", path.display()))?;
+            MasterKey::from_base64(&text, &format!("--new-key-file {}", path.display()))?
+        }
+        (None, None) => anyhow::bail!("--new-key or --new-key-file is required"),
+    };
+    let (_, db) = crate::server::open_raw_store(config).await?;
+    let report = crate::secrets::rotate(config, &db, &new)
+        .await
+        .context("rotating the master key")?;
+    eprintln!(
+        "re-sealed {} rows: master key {} -> {}",
+        report.rows_resealed, report.old_id, report.new_id
+    );
+    match report.key_file_replaced {
+        Some(path) => eprintln!(
+            "{} now holds the new key; restart the gateway",
+            path.display()
+        ),
+        None => eprintln!(
+            "restart every node with the new key (secrets_key / GATEWAY_SECRETS_KEY or secrets_key_file)"
+        ),
+    }
+    Ok(())
 }

@@ -27,6 +27,14 @@ database_url = ""
 # When set, an admin API key with this token exists from start-up (GATEWAY_ADMIN_TOKEN).
 admin_token = ""
 
+# Master key sealing every stored secret (AES-256-GCM): base64 of 32 bytes, as printed by
+# `webhook-gateway secrets generate-key` (GATEWAY_SECRETS_KEY). Empty: read secrets_key_file, or
+# when that is empty too, <data_dir>/secrets.key, created (mode 0600) on first start. Nodes
+# sharing a PostgreSQL database must all use the same key: set this or secrets_key_file there.
+secrets_key = ""
+# A file holding the master key (base64 of 32 bytes), e.g. a mounted secret shared by every node.
+secrets_key_file = ""
+
 # Largest accepted event body, in bytes (larger bodies get 413).
 max_event_bytes = 1048576
 
@@ -248,6 +256,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub admin_token: String,
+    pub secrets_key: String,
+    pub secrets_key_file: String,
     pub max_event_bytes: usize,
     pub max_webhooks_per_scope: u64,
     pub allowed_networks: String,
@@ -364,6 +374,17 @@ impl Config {
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return bad("log_format", "must be \"text\" or \"json\"");
+        }
+        if !self.secrets_key.is_empty()
+            && let Err(e) = crate::secrets::MasterKey::from_base64(&self.secrets_key, "secrets_key")
+        {
+            return bad("secrets_key", &e.to_string());
+        }
+        if !self.secrets_key.is_empty() && !self.secrets_key_file.is_empty() {
+            return bad(
+                "secrets_key_file",
+                "set either secrets_key or secrets_key_file, not both",
+            );
         }
         if !self.database_url.is_empty() && !self.database_url.starts_with("postgres") {
             return bad("database_url", "must be a postgres:// URL or empty");

@@ -31,6 +31,7 @@ pub mod matching;
 pub mod metrics;
 pub mod model;
 pub mod plugin;
+pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod subscriptions;

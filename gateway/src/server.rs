@@ -18,14 +18,28 @@ use crate::delivery::plugins::PluginStage;
 use crate::metrics::Metrics;
 use crate::model::PluginRecord;
 use crate::plugin::{PluginHost, builtin_plugins, sha256_hex};
+use crate::secrets::RawDb;
 use crate::store::Store;
 use crate::store::observed::ObservedStore;
 use crate::store::postgres::PostgresStore;
+use crate::store::sealed::SealedStore;
 use crate::store::sqlite::SqliteStore;
 use crate::subscriptions::Subscriptions;
 
-/// Opens the store the configuration names (SQLite in `data_dir` unless `database_url` is set).
+/// Opens the store the configuration names (SQLite in `data_dir` unless `database_url` is set),
+/// unlocks its secrets with the master key (see `secrets`) and wraps it so secrets are sealed at
+/// rest. A wrong or missing master key stops here with a message saying which key is needed.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let (raw, db) = open_raw_store(config).await?;
+    let ring = crate::secrets::unlock(config, &db)
+        .await
+        .context("unlocking stored secrets")?;
+    Ok(Arc::new(SealedStore::new(raw, ring)))
+}
+
+/// The backend as it is, secrets sealed, plus direct access to its database (for the key check
+/// and `secrets rotate`). The data dir is made 0700, the SQLite file 0600.
+pub async fn open_raw_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, RawDb)> {
     if !config.database_url.is_empty() {
         // Connecting applies migrations, as opening SQLite does.
         let pg = &config.postgres;
@@ -36,13 +50,17 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             .connect()
             .await
             .context("database_url: connecting to PostgreSQL")?;
-        return Ok(Arc::new(store));
+        let db = RawDb::Postgres(store.pool().clone());
+        return Ok((Arc::new(store), db));
     }
-    std::fs::create_dir_all(&config.data_dir)
+    crate::secrets::key::create_private_dir(&config.data_dir)
         .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
     let path = config.sqlite_path();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path)).await??;
-    Ok(Arc::new(store))
+    crate::secrets::key::private_db_file(&path)
+        .with_context(|| format!("making {} private (mode 0600)", path.display()))?;
+    let p = path.clone();
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&p)).await??;
+    Ok((Arc::new(store), RawDb::Sqlite(path)))
 }
 
 /// Everything `run` needs besides the listener; tests build it to inject a clock.

@@ -258,7 +258,8 @@ async fn sqlite_copied_to_postgres_reads_back_the_same() {
             report
                 .tables
                 .iter()
-                .all(|(_, read, ins)| *ins == 0 && *read > 0),
+                // `settings` holds the secrets key check, written only by a sealed store's start.
+                .all(|(t, read, ins)| *ins == 0 && (*read > 0 || *t == "settings")),
             "{report}"
         );
         assert!(

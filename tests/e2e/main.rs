@@ -19,6 +19,7 @@ mod retries;
 mod roles;
 mod scaleout;
 mod schema_fuzz;
+mod secrets;
 mod seed003;
 mod tenancy;
 mod tenancy_pg;

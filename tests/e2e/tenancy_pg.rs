@@ -143,6 +143,8 @@ async fn a_revoked_key_is_refused_at_once_here_and_within_the_cache_bound_on_the
                 &id2,
             ])
             .env("GATEWAY_DATABASE_URL", &url)
+            // The nodes' master key: the CLI opens the same (sealed) store.
+            .env("GATEWAY_SECRETS_KEY", crate::support::TEST_SECRETS_KEY)
             .output()
             .unwrap()
         });

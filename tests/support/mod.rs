@@ -24,6 +24,11 @@ use tokio::sync::oneshot;
 /// The admin token every test gateway bootstraps.
 pub const ADMIN: &str = "test-admin-token-0123456789";
 
+/// The master key that gateway processes sharing a PostgreSQL database seal their secrets with
+/// (each data dir would otherwise make its own key file, and the second node would rightly refuse
+/// to start). Gateways on SQLite use the key file in their data dir, as a fresh install does.
+pub const TEST_SECRETS_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+
 /// Where the seed fixtures live.
 pub fn fixture(rel: &str) -> Value {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -340,6 +345,10 @@ impl GatewayProcess {
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+        let shared_db = envs.iter().any(|(k, _)| *k == "GATEWAY_DATABASE_URL");
+        if shared_db && !envs.iter().any(|(k, _)| *k == "GATEWAY_SECRETS_KEY") {
+            cmd.env("GATEWAY_SECRETS_KEY", TEST_SECRETS_KEY);
+        }
         for (k, v) in envs {
             cmd.env(k, v);
         }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::events::{delivery_view, webhook_scope};
+use super::events::webhook_scope;
 use super::openapi::schemas::{
     AttemptPage, AttemptView, DeliveryDetail, EventInput, Requeued, Resent, ResponsePage, Rotated,
     SecretView,
@@ -383,7 +383,7 @@ pub async fn get_delivery(
         ..Default::default()
     };
     let attempts = st.store.list_attempts(&q).await?;
-    let mut v = delivery_view(&d);
+    let mut v = super::events::masked_delivery_view(&st, &d);
     v["event_id"] = json!(d.event_id);
     v["attempt_log"] = Value::Array(attempts.items.iter().map(attempt_view).collect());
     Ok(Json(v))

@@ -154,7 +154,7 @@ pub fn delivery_view(d: &Delivery) -> Value {
     json!({
         "id": d.id,
         "webhook_id": d.webhook_id,
-        "url": d.url,
+        "url": crate::secrets::mask::mask_url_plain(&d.url),
         "status": d.status,
         "attempts": d.attempts,
         "next_attempt_at": matches!(d.status, crate::model::DeliveryStatus::Pending).then(|| rfc3339(d.next_attempt_at)),
@@ -163,6 +163,16 @@ pub fn delivery_view(d: &Delivery) -> Value {
         "created_at": rfc3339(d.created_at),
         "updated_at": rfc3339(d.updated_at),
     })
+}
+
+/// [`delivery_view`] with the url masked by its webhook's own secrets too (an API-key query
+/// parameter of any name).
+pub(super) fn masked_delivery_view(st: &AppState, d: &Delivery) -> Value {
+    let mut v = delivery_view(d);
+    if let Some(w) = st.subs.get().by_id.get(&d.webhook_id) {
+        v["url"] = Value::String(crate::secrets::mask::mask_url(&d.url, w));
+    }
+    v
 }
 
 /// A stored event with its canonical type, scope and deliveries.
@@ -188,7 +198,7 @@ pub async fn get_event(
     for d in st.store.deliveries_for_event(&id).await? {
         let scope = webhook_scope(&st, &d.webhook_id).await?;
         if caller.may_read_delivery(&e, scope.as_ref()) {
-            deliveries.push(delivery_view(&d));
+            deliveries.push(masked_delivery_view(&st, &d));
         }
     }
     Ok(Json(json!({

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::auth::{apply_auth, mask_headers, mask_url};
+use super::auth::apply_auth;
 use super::cause::{is_stale_connection, local_cause};
 use super::guard::{OutboundGuard, find_refusal};
 use super::retry::{self, AttemptResult, Decision, RetryAfter, RetryBounds};
@@ -16,6 +16,7 @@ use crate::matching::PayloadView;
 use crate::model::{
     Attempt, AttemptOutcome, Delivery, DeliveryStatus, Event, PreparedRequest, Webhook, new_id,
 };
+use crate::secrets::mask::{mask_headers, mask_url};
 use crate::store::{AttemptRecord, HealthChange};
 
 /// The request a delivery sends, before per-attempt auth and signature (no plugins here; the
@@ -204,6 +205,9 @@ pub async fn send(
             } else if e.is_timeout() {
                 AttemptResult::Timeout
             } else {
+                // reqwest names the url in its message: drop it, it may carry credentials (the
+                // attempt log shows the masked url beside the error anyway).
+                let e = e.without_url();
                 let mut msg = e.to_string();
                 let mut src = std::error::Error::source(&e);
                 while let Some(s) = src {

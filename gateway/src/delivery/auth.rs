@@ -1,6 +1,6 @@
 //! Built-in authentication (Callgoose's none / basic / bearer / API key, and Grafana OnCall's
-//! `authorization_header` and `username` + `password`) applied to a prepared request, and the
-//! masking that keeps those secrets out of the attempt log.
+//! `authorization_header` and `username` + `password`) applied to a prepared request. The masking
+//! that keeps those secrets out of the attempt log is [`crate::secrets::mask`].
 //!
 //! Order of application, last writer wins for a header of the same name (names compare without
 //! case, and an applied header replaces any custom header of that name):
@@ -17,22 +17,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use crate::model::{Auth, KeyLocation, MASK, PreparedRequest, Signing, Webhook};
-
-/// Header names whose values are masked whatever they hold: credentials by convention.
-const SENSITIVE_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "x-api-key",
-    "api-key",
-    "x-auth-token",
-    "x-access-token",
-];
-
-/// Secrets shorter than this are masked only where a value equals them, not where it contains
-/// them: a one-letter password must not mask every header holding that letter.
-const MIN_SUBSTRING_SECRET: usize = 4;
+use crate::model::{Auth, KeyLocation, PreparedRequest, Webhook};
 
 /// Adds the webhook's built-in auth to `req`. See the module doc for the order.
 pub fn apply_auth(webhook: &Webhook, req: &mut PreparedRequest) {
@@ -72,104 +57,6 @@ pub fn apply_auth(webhook: &Webhook, req: &mut PreparedRequest) {
     }
 }
 
-/// The headers as they may be logged: the value of every credential header (see
-/// `SENSITIVE_HEADERS`, plus the API-key header) and of every header containing one of the
-/// webhook's secrets is replaced by [`MASK`]. Signature headers stay visible: they are MACs, not
-/// secrets, and operators need them to debug verification.
-pub fn mask_headers(headers: &[(String, String)], webhook: &Webhook) -> Vec<(String, String)> {
-    let secrets = secrets(webhook);
-    let key_header = api_key_name(webhook, KeyLocation::Header);
-    headers
-        .iter()
-        .map(|(name, value)| {
-            let sensitive = SENSITIVE_HEADERS
-                .iter()
-                .any(|s| name.eq_ignore_ascii_case(s))
-                || key_header.is_some_and(|k| name.eq_ignore_ascii_case(k))
-                || holds_secret(value, &secrets);
-            (
-                name.clone(),
-                if sensitive {
-                    MASK.to_string()
-                } else {
-                    value.clone()
-                },
-            )
-        })
-        .collect()
-}
-
-/// The url as it may be logged: the API-key query parameter, any query value holding one of the
-/// webhook's secrets, and a password in the url's userinfo are replaced by [`MASK`]. Other
-/// parameters are kept byte for byte.
-pub fn mask_url(url: &str, webhook: &Webhook) -> String {
-    let secrets = secrets(webhook);
-    let key_param = api_key_name(webhook, KeyLocation::Query);
-    let (base, fragment) = match url.split_once('#') {
-        Some((b, f)) => (b, Some(f)),
-        None => (url, None),
-    };
-    let (path, query) = match base.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (base, None),
-    };
-    let mut out = mask_userinfo(path);
-    if let Some(query) = query {
-        out.push('?');
-        let masked: Vec<String> = query
-            .split('&')
-            .map(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                let key = decode(k);
-                if key_param.is_some_and(|p| p == key) || holds_secret(&decode(v), &secrets) {
-                    format!("{k}={MASK}")
-                } else {
-                    pair.to_string()
-                }
-            })
-            .collect();
-        out.push_str(&masked.join("&"));
-    }
-    if let Some(f) = fragment {
-        out.push('#');
-        out.push_str(f);
-    }
-    out
-}
-
-/// `scheme://user:password@host/...` -> `scheme://user:****@host/...`.
-fn mask_userinfo(before_query: &str) -> String {
-    let Some((scheme, rest)) = before_query.split_once("://") else {
-        return before_query.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:{MASK}@{host}{tail}"),
-            None => before_query.to_string(),
-        },
-        None => before_query.to_string(),
-    }
-}
-
-/// The API key's header or parameter name, when the webhook sends one at `location`.
-fn api_key_name(webhook: &Webhook, location: KeyLocation) -> Option<&str> {
-    match &webhook.auth {
-        Auth::ApiKey {
-            name, location: l, ..
-        } if *l == location => Some(name),
-        _ => None,
-    }
-}
-
-fn decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
-
 fn non_empty(s: &Option<String>) -> Option<&str> {
     s.as_deref().filter(|s| !s.is_empty())
 }
@@ -184,52 +71,11 @@ fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: String) {
     headers.push((name.to_string(), value));
 }
 
-/// Every secret the webhook holds, in the forms they may appear in a request.
-fn secrets(webhook: &Webhook) -> Vec<String> {
-    let mut out = vec![];
-    match &webhook.auth {
-        Auth::None => {}
-        Auth::Basic { username, password } => {
-            out.push(password.clone());
-            out.push(BASE64.encode(format!("{username}:{password}")));
-        }
-        Auth::Bearer { token } => out.push(token.clone()),
-        Auth::ApiKey { value, .. } => out.push(value.clone()),
-    }
-    out.extend(webhook.password.clone());
-    out.extend(webhook.authorization_header.clone());
-    if let (Some(user), Some(pass)) = (non_empty(&webhook.username), non_empty(&webhook.password)) {
-        out.push(BASE64.encode(format!("{user}:{pass}")));
-    }
-    // Signing secrets should never reach a header, but if a user pastes one into a custom header
-    // it must not reach the log either.
-    match &webhook.signing {
-        Signing::None => {}
-        Signing::StandardWebhooks { secret, previous }
-        | Signing::HmacSha512 {
-            secret, previous, ..
-        } => {
-            out.push(secret.clone());
-            out.extend(previous.iter().map(|p| p.secret.clone()));
-        }
-    }
-    out.retain(|s| !s.is_empty());
-    out
-}
-
-fn holds_secret(value: &str, secrets: &[String]) -> bool {
-    secrets.iter().any(|s| {
-        if s.len() >= MIN_SUBSTRING_SECRET {
-            value.contains(s.as_str())
-        } else {
-            value == s
-        }
-    })
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::model::MASK;
+    use crate::secrets::mask::{mask_headers, mask_url};
 
     /// A minimal webhook for delivery tests.
     pub(crate) fn webhook() -> Webhook {
@@ -413,58 +259,5 @@ pub(crate) mod tests {
             ..webhook()
         };
         assert_eq!(header(&applied(&wh), "Authorization"), Some("Bearer b"));
-    }
-
-    #[test]
-    fn masking_catches_secrets_in_other_headers_but_shows_signatures() {
-        let wh = Webhook {
-            auth: Auth::Bearer {
-                token: "tok_123456".into(),
-            },
-            signing: Signing::StandardWebhooks {
-                secret: "whsec_abcd".into(),
-                previous: vec![],
-            },
-            ..webhook()
-        };
-        let headers = vec![
-            (
-                "X-Forwarded-Token".to_string(),
-                "prefix tok_123456".to_string(),
-            ),
-            ("X-Leak".to_string(), "whsec_abcd".to_string()),
-            ("Cookie".to_string(), "session=1".to_string()),
-            ("webhook-signature".to_string(), "v1,abc=".to_string()),
-            ("webhook-id".to_string(), "msg_1".to_string()),
-        ];
-        let masked = mask_headers(&headers, &wh);
-        assert_eq!(masked[0].1, MASK);
-        assert_eq!(masked[1].1, MASK);
-        assert_eq!(masked[2].1, MASK);
-        assert_eq!(masked[3].1, "v1,abc=");
-        assert_eq!(masked[4].1, "msg_1");
-    }
-
-    #[test]
-    fn short_secrets_mask_only_exact_values() {
-        let wh = Webhook {
-            auth: Auth::Bearer { token: "a".into() },
-            ..webhook()
-        };
-        let headers = vec![
-            ("X-A".to_string(), "a".to_string()),
-            ("X-B".to_string(), "banana".to_string()),
-        ];
-        let masked = mask_headers(&headers, &wh);
-        assert_eq!(masked[0].1, MASK);
-        assert_eq!(masked[1].1, "banana");
-    }
-
-    #[test]
-    fn url_userinfo_password_is_masked() {
-        assert_eq!(
-            mask_url("https://bob:hunter22@example.com/x?y=1", &webhook()),
-            format!("https://bob:{MASK}@example.com/x?y=1")
-        );
     }
 }

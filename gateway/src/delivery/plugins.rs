@@ -259,7 +259,10 @@ impl PluginStage {
         let _ = writeln!(
             out,
             "delivery {} of event {} ({}) to {}",
-            delivery.id, event.id, event.event_type, delivery.url
+            delivery.id,
+            event.id,
+            event.event_type,
+            crate::secrets::mask::mask_url(&delivery.url, webhook)
         );
         let _ = writeln!(
             out,
@@ -273,7 +276,7 @@ impl PluginStage {
                 i + 1,
                 r.name,
                 r.version.as_deref().unwrap_or("newest"),
-                mask_config(&r.config)
+                crate::secrets::mask::mask_config(&r.config)
             );
         }
         let payload = PayloadView::for_event(event, webhook)
@@ -371,41 +374,16 @@ fn write_request(out: &mut String, webhook: &Webhook, r: &PreparedRequest) {
         out,
         "{} {}",
         r.method,
-        super::auth::mask_url(&r.url, webhook)
+        crate::secrets::mask::mask_url(&r.url, webhook)
     );
     for (k, v) in &r.query {
         let _ = writeln!(out, "  query {k}={v}");
     }
-    for (k, v) in super::auth::mask_headers(&r.headers, webhook) {
+    for (k, v) in crate::secrets::mask::mask_headers(&r.headers, webhook) {
         let _ = writeln!(out, "  {k}: {v}");
     }
     if let Some(b) = &r.body {
         let _ = writeln!(out, "\n{b}");
-    }
-}
-
-/// A plugin config with values of secret-looking keys masked.
-fn mask_config(v: &serde_json::Value) -> serde_json::Value {
-    match v {
-        serde_json::Value::Object(m) => serde_json::Value::Object(
-            m.iter()
-                .map(|(k, v)| {
-                    let lower = k.to_ascii_lowercase();
-                    let secret = ["secret", "token", "password", "key", "auth"]
-                        .iter()
-                        .any(|s| lower.contains(s));
-                    (
-                        k.clone(),
-                        if secret && v.is_string() {
-                            json!(crate::model::MASK)
-                        } else {
-                            mask_config(v)
-                        },
-                    )
-                })
-                .collect(),
-        ),
-        other => other.clone(),
     }
 }
 

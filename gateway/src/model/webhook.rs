@@ -158,7 +158,8 @@ impl Default for AutoDisable {
     }
 }
 
-/// A webhook subscription as stored (secrets in clear: only the API layer masks them).
+/// A webhook subscription. In memory its secrets are clear; the store seals them at rest
+/// (`store::sealed`) and every answer masks them (`secrets::mask`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Webhook {
     pub id: String,
@@ -190,6 +191,10 @@ pub struct Webhook {
     /// Grafana: a string holding a JSON object (itself possibly a Jinja template).
     #[serde(default)]
     pub headers: Option<String>,
+    /// Header names whose values are secrets besides the credential-like ones (masked in every
+    /// answer and log; see `secrets::mask`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_headers: Vec<String>,
     #[serde(default)]
     pub integration_filter: Option<Vec<String>>,
     /// Grafana OnCall's preset id (`simple_webhook`, `advanced_webhook`, ...): null for webhooks
@@ -256,6 +261,7 @@ impl Default for Webhook {
             authorization_header: None,
             trigger_template: None,
             headers: None,
+            secret_headers: Vec::new(),
             integration_filter: None,
             preset: None,
             filter: None,

@@ -14,6 +14,11 @@
 //! the same columns into PostgreSQL, `ON CONFLICT DO NOTHING`, one transaction per chunk. A re-run
 //! therefore only adds what is missing and never overwrites rows PostgreSQL already has; the
 //! source file is never written.
+//!
+//! Secrets travel sealed: rows are copied byte for byte, so the sealed values and the key check
+//! (`settings`) arrive as ciphertext and the PostgreSQL nodes must run with the same master key
+//! as the SQLite gateway did (see `secrets`). A target that already holds a key check of another
+//! key is refused before anything is copied.
 
 use std::path::{Path, PathBuf};
 
@@ -87,8 +92,10 @@ const QUEUED_EVENTS: &str =
     "SELECT event_id FROM deliveries WHERE status IN ('pending', 'in_flight')";
 
 /// Tables in dependency order, each with the rows to take (`{since}` is substituted).
-fn plan() -> [(&'static str, String); 8] {
+fn plan() -> [(&'static str, String); 9] {
     [
+        // First: the key check travels with the sealed values it vouches for.
+        ("settings", "1 = 1".into()),
         ("api_keys", "1 = 1".into()),
         ("webhooks", "1 = 1".into()),
         ("plugin_blobs", "1 = 1".into()),
@@ -126,6 +133,7 @@ pub async fn sqlite_to_postgres(
             path.display()
         )));
     }
+    check_same_key(&path, to).await?;
     let mut report = CopyReport::default();
     for (table, filter) in plan() {
         let filter = filter.replace("{since}", &options.since.to_string());
@@ -172,6 +180,36 @@ pub async fn sqlite_to_postgres(
         report.tables.push((table, read, inserted));
     }
     Ok(report)
+}
+
+/// Refuses a target whose secrets are sealed under another master key than the source's.
+async fn check_same_key(path: &Path, to: &PostgresStore) -> Result<(), CopyError> {
+    use crate::secrets::{CHECK_SETTING, RawDb, cipher::sealed_key_id};
+    let source: Option<String> = blocking(path, |c| {
+        use rusqlite::OptionalExtension;
+        c.query_row(
+            "SELECT value FROM settings WHERE name = ?1",
+            [CHECK_SETTING],
+            |r| r.get(0),
+        )
+        .optional()
+    })
+    .await?;
+    let target = RawDb::Postgres(to.pool().clone())
+        .get_setting(CHECK_SETTING)
+        .await
+        .map_err(|e| CopyError::Schema(e.to_string()))?;
+    if let (Some(s), Some(t)) = (&source, &target) {
+        let (s, t) = (sealed_key_id(s), sealed_key_id(t));
+        if s != t {
+            return Err(CopyError::Schema(format!(
+                "the target's secrets are sealed under master key {}, the SQLite file's under {}: copy into a fresh database, or rotate one to the other's key first (webhook-gateway secrets rotate)",
+                t.unwrap_or("?"),
+                s.unwrap_or("?")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Runs `f` on a read-only connection to `path`, on a blocking thread.

@@ -112,6 +112,17 @@ UPDATE webhooks SET name = {doc_name};
 CREATE INDEX webhooks_name ON webhooks (name);
 "#,
     ),
+    (
+        4,
+        "settings (the secrets key check)",
+        r#"
+CREATE TABLE settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+"#,
+    ),
 ];
 
 /// The SQL of one migration for a dialect.

@@ -7,6 +7,7 @@ pub mod copy;
 pub mod migrations;
 pub mod observed;
 pub mod postgres;
+pub mod sealed;
 pub mod sqlite;
 #[doc(hidden)]
 pub mod suite;

@@ -6,10 +6,11 @@ use serde_json::Value;
 use super::fields::{bool_field, nullable_str, typed};
 use super::{Input, InputContext, MAX_PLUGINS, MAX_TEMPLATE};
 use crate::api::error::ApiError;
-use crate::model::webhook::MASK;
+use crate::model::webhook::{MASK, MAX_HEADERS};
 use crate::model::{
     Auth, AutoDisable, PluginRef, RetryPolicy, Scope, SendAs, Signing, Webhook, new_signing_secret,
 };
+use crate::secrets::mask::restore_config;
 
 pub(super) fn scope_field(v: &Value) -> Result<Scope, ApiError> {
     let scope = match v {
@@ -180,11 +181,18 @@ pub(super) fn apply(w: &mut Webhook, m: &Input, cx: &InputContext<'_>) -> Result
         None => {}
         Some(Value::Null) => w.plugins = Vec::new(),
         Some(Value::Array(items)) if items.len() <= MAX_PLUGINS => {
-            w.plugins = items
+            let mut plugins: Vec<PluginRef> = items
                 .iter()
                 .enumerate()
                 .map(|(i, v)| plugin_ref(&format!("plugins[{i}]"), v))
                 .collect::<Result<_, _>>()?;
+            // Config secrets sent back masked keep their stored values (same plugin, same place).
+            for (i, p) in plugins.iter_mut().enumerate() {
+                if let Some(old) = w.plugins.get(i).filter(|o| o.name == p.name) {
+                    restore_config(&mut p.config, &old.config);
+                }
+            }
+            w.plugins = plugins;
         }
         Some(_) => {
             return Err(ApiError::field(
@@ -196,7 +204,39 @@ pub(super) fn apply(w: &mut Webhook, m: &Input, cx: &InputContext<'_>) -> Result
     match m.get("authenticator") {
         None => {}
         Some(Value::Null) => w.authenticator = None,
-        Some(v) => w.authenticator = Some(plugin_ref("authenticator", v)?),
+        Some(v) => {
+            let mut a = plugin_ref("authenticator", v)?;
+            if let Some(old) = w.authenticator.as_ref().filter(|o| o.name == a.name) {
+                restore_config(&mut a.config, &old.config);
+            }
+            w.authenticator = Some(a);
+        }
+    }
+    match m.get("secret_headers") {
+        None => {}
+        Some(Value::Null) => w.secret_headers = Vec::new(),
+        Some(Value::Array(items)) if items.len() <= MAX_HEADERS => {
+            let mut names = Vec::new();
+            for (i, v) in items.iter().enumerate() {
+                let name = v.as_str().ok_or_else(|| {
+                    ApiError::field(format!("secret_headers[{i}]"), "must be a header name")
+                })?;
+                if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(ApiError::field(
+                        format!("secret_headers[{i}]"),
+                        "is not a valid header name",
+                    ));
+                }
+                names.push(name.to_string());
+            }
+            w.secret_headers = names;
+        }
+        Some(_) => {
+            return Err(ApiError::field(
+                "secret_headers",
+                format!("must be an array of at most {MAX_HEADERS} header names, or null"),
+            ));
+        }
     }
     if let Some(mut auth) = typed::<Auth>(m, "auth")? {
         // A masked secret sent back means "unchanged".

@@ -11,6 +11,7 @@ use super::{Input, MAX_LIST, MAX_TEMPLATE, MAX_TRIGGERS};
 use crate::api::error::ApiError;
 use crate::model::webhook::{MAX_HEADERS, MAX_URLS, METHODS};
 use crate::model::{Scope, Webhook};
+use crate::secrets::mask;
 
 /// OnCall's `Webhook.PUBLIC_TRIGGER_TYPES_MAP` values, in its order (the docs list nine; the
 /// map also has `personal notification`).
@@ -163,14 +164,16 @@ pub(super) fn apply_targets(w: &mut Webhook, m: &Input) -> Result<(), ApiError> 
         if urls.is_empty() {
             return Err(ApiError::field("urls", "must list at least one URL"));
         }
-        w.urls = urls
+        let restored = restore_urls(w, urls);
+        w.urls = restored
             .iter()
             .enumerate()
             .map(|(i, u)| validate_url(&format!("urls[{i}]"), u))
             .collect::<Result<_, _>>()?;
     } else if let Some(url) = required_str(m, "url", 2048)? {
         template("url", &url)?;
-        w.urls = vec![validate_url("url", &url)?];
+        let restored = restore_urls(w, vec![url]);
+        w.urls = vec![validate_url("url", &restored[0])?];
     }
     if let Some(method) = required_str(m, "http_method", 16)? {
         // OnCall's PUBLIC_WEBHOOK_HTTP_METHODS, exact case.
@@ -223,6 +226,14 @@ pub(super) fn apply_targets(w: &mut Webhook, m: &Input) -> Result<(), ApiError> 
     Ok(())
 }
 
+/// Urls sent back as the API showed them (password masked) keep the stored ones.
+fn restore_urls(w: &Webhook, sent: Vec<String>) -> Vec<String> {
+    let set = mask::SecretSet::of(w);
+    sent.into_iter()
+        .map(|u| mask::restore_url(u, &w.urls, &set))
+        .collect()
+}
+
 /// What is sent: `data` through `integration_filter`.
 pub(super) fn apply_payload(w: &mut Webhook, m: &Input) -> Result<(), ApiError> {
     if let Some(d) = nullable_str(m, "data", MAX_TEMPLATE)? {
@@ -246,7 +257,7 @@ pub(super) fn apply_payload(w: &mut Webhook, m: &Input) -> Result<(), ApiError> 
         w.trigger_template = blank_is_null(t);
     }
     if let Some(h) = m.get("headers") {
-        w.headers = headers_field(h)?;
+        w.headers = mask::restore_headers_json(headers_field(h)?, w.headers.as_deref());
     }
     if let Some(f) = string_list(m, "integration_filter", MAX_LIST)? {
         // OnCall: `[]` (like null) means no filter.

@@ -1,4 +1,6 @@
-//! The OnCall-shaped API view of a webhook, secrets masked.
+//! The OnCall-shaped API view of a webhook, secrets masked (`secrets::mask`: password fields,
+//! auth and signing secrets, url userinfo and secret query values, secret header values inside
+//! OnCall's `headers` string, secret-named plugin config values).
 
 use serde_json::{Value, json};
 
@@ -40,6 +42,15 @@ pub fn action_view(w: &Webhook) -> Value {
 /// The API view of a webhook: Grafana OnCall's fields first (same names and types), then the
 /// gateway's own. Secrets are masked.
 pub fn view(w: &Webhook) -> Value {
+    let set = crate::secrets::mask::SecretSet::of(w);
+    let urls: Vec<String> = w.urls.iter().map(|u| set.url(u)).collect();
+    let plugin = |p: &crate::model::PluginRef| {
+        let mut p = p.clone();
+        p.config = crate::secrets::mask::mask_config(&p.config);
+        p
+    };
+    let plugins: Vec<_> = w.plugins.iter().map(plugin).collect();
+    let authenticator = w.authenticator.as_ref().map(plugin);
     let auth = match &w.auth {
         Auth::None => json!({"type": "none"}),
         Auth::Basic { username, .. } => {
@@ -71,21 +82,22 @@ pub fn view(w: &Webhook) -> Value {
         "password": mask(&w.password),
         "authorization_header": mask(&w.authorization_header),
         "trigger_template": w.trigger_template,
-        "headers": w.headers,
-        "url": w.urls.first(),
+        "headers": w.headers.as_deref().map(|h| set.headers_json(h)),
+        "url": urls.first(),
         "forward_all": w.forward_all,
         "http_method": w.http_method,
         "trigger_type": w.grafana_trigger_type(),
         "integration_filter": w.integration_filter.as_ref().filter(|l| !l.is_empty()),
         "preset": w.preset,
         "description": w.description,
-        "urls": w.urls,
+        "urls": urls,
         "trigger_events": w.trigger_events,
         "scope": w.scope,
         "filter": w.filter,
-        "plugins": w.plugins,
-        "authenticator": w.authenticator,
+        "plugins": plugins,
+        "authenticator": authenticator,
         "auth": auth,
+        "secret_headers": w.secret_headers,
         "signing": signing,
         "send_as": w.send_as,
         "retry": w.retry,
