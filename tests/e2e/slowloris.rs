@@ -4,7 +4,6 @@
 //! shares the two cores with it while it measures.
 
 #[path = "../support/mod.rs"]
-#[allow(dead_code)]
 pub mod support;
 
 use std::time::{Duration, Instant};
