@@ -117,7 +117,9 @@ parameters = {{ name = "slack", version = "{slack_version}" }}
         .args(["--max-examples", &MAX_EXAMPLES.to_string()])
         .args(["--seed", &SEED.to_string()])
         .args(["--request-timeout", "10"])
-        .args(["--workers", "2"])
+        // One worker: with two, schemathesis 4.32 sometimes fails inside its own coverage-phase
+        // cache (a KeyError, not a finding), which would make the suite flaky.
+        .args(["--workers", "1"])
         .args(["--generation-database", "none"])
         .args(["--suppress-health-check", "all"])
         .args(["--warnings", "off"])

@@ -13,8 +13,11 @@ use serde_json::{Map, Value};
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
+use super::openapi::schemas::{ActionInput, ActionPage, ActionView};
 use super::webhook_input;
-use super::webhooks::{OnCallError, create_from, delete_by_id, list_page, object, update_from};
+use super::webhooks::{
+    OnCallError, PageParams, create_from, delete_by_id, list_page, object, update_from,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -74,7 +77,15 @@ fn action_error(e: ApiError) -> OnCallError {
 
 type ActionResult<T> = Result<T, OnCallError>;
 
-async fn list(
+/// Lists the actions (webhooks) the caller may manage, in Grafana OnCall's paging envelope.
+#[utoipa::path(get, path = "/api/v1/actions/", operation_id = "list_actions", tag = "actions", params(PageParams),
+    responses(
+        (status = 200, body = ActionPage, description = "A page of actions"),
+        (status = 400, description = "A bad `page_size`"),
+        (status = 403, description = "A publisher key"),
+    ),
+    security(("api_key" = [])))]
+pub async fn list(
     State(st): State<AppState>,
     caller: Caller,
     RawQuery(raw): RawQuery,
@@ -90,7 +101,15 @@ async fn list(
     Ok(Json(page))
 }
 
-async fn get_one(
+/// One action (webhook), secrets masked.
+#[utoipa::path(get, path = "/api/v1/actions/{id}/", operation_id = "get_action", tag = "actions", params(("id" = String, Path, description = "The action's (webhook's) id")),
+    responses(
+        (status = 200, body = ActionView, description = "The action"),
+        (status = 403, description = "Another team's webhook, or a global one, and a manager key"),
+        (status = 404, description = "No such action"),
+    ),
+    security(("api_key" = [])))]
+pub async fn get_one(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -104,7 +123,19 @@ async fn get_one(
     Ok(Json(webhook_input::action_view(&w)))
 }
 
-async fn create(
+/// Creates an action (a webhook) from Grafana OnCall's action body.
+#[utoipa::path(post, path = "/api/v1/actions/", operation_id = "create_action", tag = "actions",
+    request_body(content = ActionInput, content_type = "application/json"),
+    responses(
+        (status = 201, body = ActionView, description = "Created"),
+        (status = 400, description = "A field is missing or invalid (named in `field`, with OnCall's `{\"<field>\": [...]}`)"),
+        (status = 403, description = "A manager key and a global webhook or another team's"),
+        (status = 413, description = "The body is too large"),
+        (status = 415, description = "The body is not `application/json`"),
+        (status = 422, description = "The body is JSON of the wrong shape"),
+    ),
+    security(("api_key" = [])))]
+pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
@@ -120,7 +151,20 @@ async fn create(
     Ok((StatusCode::CREATED, Json(webhook_input::action_view(&w))))
 }
 
-async fn update(
+/// Updates the fields sent (`PUT` and `PATCH` alike); a refused request changes nothing.
+#[utoipa::path(put, path = "/api/v1/actions/{id}/", operation_id = "update_action", tag = "actions", params(("id" = String, Path, description = "The action's (webhook's) id")),
+    request_body(content = ActionInput, content_type = "application/json"),
+    responses(
+        (status = 200, body = ActionView, description = "Updated"),
+        (status = 404, description = "No such action"),
+        (status = 400, description = "A field is missing or invalid (named in `field`, with OnCall's `{\"<field>\": [...]}`)"),
+        (status = 403, description = "A manager key and a global webhook or another team's"),
+        (status = 413, description = "The body is too large"),
+        (status = 415, description = "The body is not `application/json`"),
+        (status = 422, description = "The body is JSON of the wrong shape"),
+    ),
+    security(("api_key" = [])))]
+pub async fn update(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -133,7 +177,15 @@ async fn update(
     Ok(Json(webhook_input::action_view(&w)))
 }
 
-async fn delete(
+/// Deletes an action (the webhook).
+#[utoipa::path(delete, path = "/api/v1/actions/{id}/", operation_id = "delete_action", tag = "actions", params(("id" = String, Path, description = "The action's (webhook's) id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "A manager key and a global webhook or another team's"),
+        (status = 404, description = "No such action"),
+    ),
+    security(("api_key" = [])))]
+pub async fn delete(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -141,6 +193,22 @@ async fn delete(
     delete_by_id(&st, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `PATCH` is routed to [`update`]; this is its entry in the OpenAPI document.
+#[utoipa::path(patch, path = "/api/v1/actions/{id}/", operation_id = "patch_action", tag = "actions", params(("id" = String, Path, description = "The action's (webhook's) id")),
+    request_body(content = ActionInput, content_type = "application/json"),
+    responses(
+        (status = 200, body = ActionView, description = "Updated"),
+        (status = 404, description = "No such action"),
+        (status = 400, description = "A field is missing or invalid (named in `field`, with OnCall's `{\"<field>\": [...]}`)"),
+        (status = 403, description = "A manager key and a global webhook or another team's"),
+        (status = 413, description = "The body is too large"),
+        (status = 415, description = "The body is not `application/json`"),
+        (status = 422, description = "The body is JSON of the wrong shape"),
+    ),
+    security(("api_key" = [])))]
+#[allow(dead_code)]
+pub(super) fn patch() {}
 
 #[cfg(test)]
 mod tests {

@@ -151,11 +151,14 @@ fn openapi() {}
             without a trailing slash appear once here: `/api/v1/webhooks/` and \
             `/api/v1/webhooks/{id}/` (Grafana OnCall's form; also without the slash), \
             `/api/v1/events`, `/api/v1/keys` and `/api/v1/plugins` (also with a trailing slash), \
-            `/api/v1/webhooks/{id}/responses` (also with one)."
+            `/api/v1/webhooks/{id}/responses` (also with one), `/api/v1/actions/` and \
+            `/api/v1/actions/{id}/` (Grafana OnCall's form; also without the slash)."
     ),
     paths(
         super::webhooks::list, super::webhooks::create, super::webhooks::get_one,
         super::webhooks::update, super::webhooks::patch, super::webhooks::delete,
+        super::actions::list, super::actions::create, super::actions::get_one,
+        super::actions::update, super::actions::patch, super::actions::delete,
         super::events::ingest, super::events::get_event, super::events::dry_run,
         super::keys::create, super::keys::list, super::keys::revoke,
         super::deliveries::responses, super::deliveries::attempts, super::deliveries::test_send,
@@ -173,6 +176,7 @@ fn openapi() {}
     modifiers(&SecurityAddon, &ProblemBodies),
     tags(
         (name = "webhooks", description = "Webhook subscriptions (Grafana OnCall's API and more)"),
+        (name = "actions", description = "Grafana OnCall's deprecated custom-actions API over the same webhooks"),
         (name = "events", description = "Event intake and dry runs"),
         (name = "deliveries", description = "Attempt logs, test sends, resends, signing secrets"),
         (name = "keys", description = "API keys (admins)"),

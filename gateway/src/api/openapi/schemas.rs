@@ -105,6 +105,11 @@ pub struct WebhookView {
     pub retry: RetryPolicy,
     pub timeout_secs: u64,
     pub auto_disable: AutoDisable,
+    /// Grafana OnCall's preset; null for webhooks made through the API (cannot be set).
+    #[schema(required)]
+    pub preset: Option<String>,
+    /// Header names whose values are masked in answers and logs.
+    pub secret_headers: Vec<String>,
     #[schema(required)]
     pub failure_email: Option<String>,
     pub include_private_payloads: bool,
@@ -245,6 +250,58 @@ macro_rules! page {
 }
 
 page!(WebhookPage, WebhookView, "A page of webhooks.");
+page!(ActionPage, ActionView, "A page of actions.");
+
+/// A webhook as Grafana OnCall's deprecated custom-actions API shows it.
+#[derive(ToSchema)]
+pub struct ActionView {
+    pub id: String,
+    pub name: String,
+    pub is_webhook_enabled: bool,
+    #[schema(required)]
+    pub team_id: Option<String>,
+    #[schema(required)]
+    pub user: Option<String>,
+    #[schema(required)]
+    pub data: Option<String>,
+    #[schema(required)]
+    pub password: Option<String>,
+    #[schema(required)]
+    pub authorization_header: Option<String>,
+    #[schema(required)]
+    pub trigger_template: Option<String>,
+    #[schema(required)]
+    pub headers: Option<String>,
+    #[schema(required)]
+    pub url: Option<String>,
+    pub forward_whole_payload: bool,
+    pub http_method: String,
+    #[schema(required)]
+    pub trigger_type: Option<String>,
+    #[schema(required)]
+    pub integration_filter: Option<Vec<String>>,
+}
+
+/// An action body: Grafana OnCall's action fields (`team_id`, `user`, `forward_whole_payload`
+/// stand for the webhook's `team`, `username`, `forward_all`); a create needs `name` and `url`
+/// (`trigger_type` defaults to `escalation`, `http_method` to `POST`).
+#[derive(ToSchema)]
+pub struct ActionInput {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub is_webhook_enabled: Option<bool>,
+    pub team_id: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub authorization_header: Option<String>,
+    pub data: Option<String>,
+    pub trigger_template: Option<String>,
+    pub headers: Option<String>,
+    pub forward_whole_payload: Option<bool>,
+    pub http_method: Option<String>,
+    pub trigger_type: Option<String>,
+    pub integration_filter: Option<Vec<String>>,
+}
 page!(
     ResponsePage,
     OnCallResponse,
