@@ -3,6 +3,8 @@
 //! a real gateway on port 0. Every refused write is checked to leave the stored webhooks as they
 //! were. OnCall's code is not copied here: these are our requests and expectations.
 
+use axum::response::IntoResponse;
+
 use crate::support::{ADMIN, TestGateway};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -1050,5 +1052,65 @@ async fn oncall_paging_from_public_url() {
         .unwrap();
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["next"], "/api/v1/webhooks/?page=2&perpage=1");
+    gw.stop().await;
+}
+
+/// `test_webhooks.py::test_get_webhook_responses`: 20 responses of a webhook; the first result
+/// has the receiver's status and content and the event's data, and `count` is 20. OnCall's test
+/// makes the response rows directly; here 20 real events are delivered to a real receiver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oncall_get_webhook_responses() {
+    let from = format!("{T_WEBHOOKS}::test_get_webhook_responses");
+    let receiver = crate::support::Receiver::start().await;
+    receiver.set_fallback(|_| {
+        (
+            axum::http::StatusCode::OK,
+            [("content-type", "application/json")],
+            r#"{"id": "third-party-id"}"#,
+        )
+            .into_response()
+    });
+    let gw = TestGateway::start().await;
+    let w = gw
+        .create_webhook(
+            json!({"name": "responses", "url": receiver.url("/hook"), "http_method": "POST",
+            "trigger_type": "escalation", "forward_all": true}),
+        )
+        .await;
+    let id = w["id"].as_str().unwrap();
+    let event = json!({"event_type": "escalation", "test": "abc"});
+    for _ in 0..20 {
+        gw.post_event(&event).await;
+    }
+    receiver
+        .wait_for(20, std::time::Duration::from_secs(20))
+        .await;
+    // Deliveries are recorded just after the receiver answers: wait for all 20 rows.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let page = loop {
+        let (s, v) = gw
+            .admin(
+                Method::GET,
+                &format!("/api/v1/webhooks/{id}/responses"),
+                None,
+            )
+            .await;
+        assert_eq!(s.as_u16(), 200, "{from}: {v}");
+        if v["count"] == 20 || std::time::Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(page["count"], 20, "{from}: {page}");
+    let first = &page["results"][0];
+    assert_eq!(first["status_code"], 200, "{from}: {first}");
+    assert_eq!(first["content"], r#"{"id": "third-party-id"}"#, "{from}");
+    let event_data: Value = serde_json::from_str(
+        first["event_data"]
+            .as_str()
+            .expect("event_data is a string"),
+    )
+    .expect("event_data holds the event's JSON");
+    assert_eq!(event_data, event, "{from}");
     gw.stop().await;
 }
