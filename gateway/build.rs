@@ -129,7 +129,7 @@ fn check_target_installed() {
     let missing = |root: &PathBuf| !root.join("lib/rustlib/wasm32-wasip2").is_dir();
     if let Some(sysroot) = sysroot
         && missing(&sysroot)
-        && !(add_target_with_rustup() && !missing(&sysroot))
+        && (!add_target_with_rustup() || missing(&sysroot))
     {
         panic!(
             "\n\nThe first-party plugins build for the `wasm32-wasip2` target, which is not installed \

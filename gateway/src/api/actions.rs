@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::openapi::schemas::{ActionInput, ActionPage, ActionView};
 use super::webhook_input;
 use super::webhooks::{
-    OnCallError, PageParams, create_from, delete_by_id, list_page, object, update_from,
+    OnCallError, PageParams, create_from, delete_by_id, list_page, load, object, update_from,
 };
 
 pub fn router() -> Router<AppState> {
@@ -114,12 +114,8 @@ pub async fn get_one(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ActionResult<Json<Value>> {
-    let w = st
-        .store
-        .get_webhook(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("action {id}")))?;
-    caller.may_manage(&w.scope)?;
+    // The webhooks' lookup and scope check: one authorisation path for both APIs.
+    let w = load(&st, &caller, &id).await?;
     Ok(Json(webhook_input::action_view(&w)))
 }
 

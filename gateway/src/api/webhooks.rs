@@ -138,7 +138,7 @@ pub(super) fn object(
     }
 }
 
-async fn load(st: &AppState, caller: &Caller, id: &str) -> ApiResult<Webhook> {
+pub(super) async fn load(st: &AppState, caller: &Caller, id: &str) -> ApiResult<Webhook> {
     let w = st
         .store
         .get_webhook(id)
