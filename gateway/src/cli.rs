@@ -159,17 +159,33 @@ fn cli_problem(e: &crate::api::error::ApiError) -> String {
     }
 }
 
-fn init_tracing(config: &Config) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if config.log_format == "json" {
-        builder.json().init();
+/// The log (text or JSON on stderr, filtered by `log`) and, when `otlp.endpoint` is set, the
+/// trace exporter (which sees only the gateway's trace spans, so the log is the same either way).
+fn init_tracing(config: &Config, traces: bool) -> anyhow::Result<()> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "{},{}=off",
+        config.log,
+        crate::telemetry::TARGET
+    ))
+    .unwrap_or_else(|_| "info".into());
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if config.log_format == "json" {
+        fmt.json().boxed()
     } else {
-        builder.init();
-    }
+        fmt.boxed()
+    };
+    let otel = match traces {
+        true => crate::telemetry::layer(&config.otlp)?,
+        false => None,
+    };
+    tracing_subscriber::registry()
+        .with(otel)
+        .with(fmt.with_filter(filter))
+        .init();
+    Ok(())
 }
 
 /// Parses the command line and runs the command.
@@ -217,7 +233,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
-    init_tracing(&config);
+    init_tracing(&config, matches!(cli.command, Command::Serve { .. }))?;
     for var in Config::unknown_env() {
         tracing::warn!(%var, "environment variable names no configuration key; ignored");
     }
@@ -227,7 +243,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {}", config.listen))?;
             let parts = crate::server::Parts::new(config).await?;
-            crate::server::run(parts, listener, crate::server::shutdown_signal()).await
+            let served =
+                crate::server::run(parts, listener, crate::server::shutdown_signal()).await;
+            crate::telemetry::flush();
+            served
         }
         Command::Migrate => {
             crate::server::open_store(&config).await?;

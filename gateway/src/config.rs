@@ -142,6 +142,16 @@ max_log_line_bytes = 1024
 max_component_bytes = 20971520
 # Plugin instances that may run at once; more calls wait (back-pressure) and retry.
 max_concurrency = 64
+
+[otlp]
+# OpenTelemetry trace export, off while empty: the OTLP/HTTP collector's base URL (the gateway
+# posts JSON to <endpoint>/v1/traces), e.g. "http://127.0.0.1:4318". Each event is one trace:
+# event.accepted > event.matched, then delivery.transform and one delivery.attempt per send.
+endpoint = ""
+# The service.name resource attribute.
+service_name = "webhook-gateway"
+# Per export request.
+timeout_secs = 10
 "#;
 
 /// Every dotted key of the embedded defaults (`listen`, `delivery.workers`, ...).
@@ -248,6 +258,15 @@ pub struct HealthConfig {
     pub write_failure_window_secs: u64,
 }
 
+/// OpenTelemetry trace export.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpConfig {
+    pub endpoint: String,
+    pub service_name: String,
+    pub timeout_secs: u64,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -273,6 +292,7 @@ pub struct Config {
     pub postgres: PostgresConfig,
     pub health: HealthConfig,
     pub plugins: PluginsConfig,
+    pub otlp: OtlpConfig,
 }
 
 /// A configuration problem, naming the key.

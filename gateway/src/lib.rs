@@ -18,9 +18,12 @@
 //! - [`cli`]: the command line (`serve`, `keys`, `migrate`, `config`, `plugin`).
 //! - [`clock`]: injected time, so schedules are tested without sleeping.
 //! - [`server`]: `run()`, which wires everything and serves until shutdown.
+//! - [`banner`]: the start-up text (console and API reference urls, data dir, plugins).
 //! - [`listen`]: the HTTP listener and its limits (header, idle and body timeouts, connections).
+//! - [`telemetry`]: optional OpenTelemetry trace export (OTLP/HTTP), one trace per event.
 
 pub mod api;
+pub mod banner;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -35,6 +38,7 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod subscriptions;
+pub mod telemetry;
 
 /// Paths the test suites need (the hostile guests built from `plugins/testdata`).
 #[doc(hidden)]

@@ -170,6 +170,8 @@ pub async fn run(
     }
     // Logged first: tools read the first `addr=` as the API address.
     tracing::info!(addr = %listener.local_addr()?, max_connections = limits.max_connections, "webhook-gateway listening");
+    let installed = state.store.list_plugins().await.unwrap_or_default();
+    crate::banner::announce(&state.config, listener.local_addr()?, &installed);
     // Both listeners stop on the one shutdown signal.
     let (quit_tx, quit_rx) = watch::channel(false);
     let metrics_server = match state.config.metrics_addr() {

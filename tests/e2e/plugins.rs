@@ -227,6 +227,87 @@ async fn hostile_plugins_fail_only_their_own_delivery_and_can_be_replayed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_log_lines_are_in_the_attempt_record() {
+    let rx = Receiver::start().await;
+    let gw = TestGateway::start().await;
+    let (s, p) = upload(&gw, "hostile", "1.0.0", guest("hostile")).await;
+    assert_eq!(s, 201, "{p}");
+    let mut hooks = Vec::new();
+    for mode in ["ok", "log-flood"] {
+        let w = gw
+            .create_webhook(json!({"name": mode, "url": rx.url(&format!("/{mode}")),
+                "trigger_events": ["*"],
+                "plugins": [{"name": "hostile", "version": "1.0.0", "config": {"mode": mode}}]}))
+            .await;
+        hooks.push(w["id"].as_str().unwrap().to_string());
+    }
+    let ev = gw
+        .post_event(&json!({"event_type": "incident.triggered", "message": "m"}))
+        .await;
+    rx.wait_for(2, WAIT).await;
+    let (_, e) = gw
+        .admin(Method::GET, &format!("/api/v1/events/{ev}"), None)
+        .await;
+    let delivery_of = |wid: &str| {
+        e["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["webhook_id"] == wid)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // The delivery's attempt log, the attempts API and OnCall's responses log all carry them.
+    let ok = &hooks[0];
+    let d = wait_status(&gw, &delivery_of(ok), "succeeded").await;
+    let want = json!([{"plugin": "hostile@1.0.0", "role": "transformer", "level": "info",
+        "message": "hostile guest behaving"}]);
+    assert_eq!(d["attempt_log"][0]["plugin_logs"], want, "{d}");
+    let (_, attempts) = gw
+        .admin(
+            Method::GET,
+            &format!("/api/v1/webhooks/{ok}/attempts"),
+            None,
+        )
+        .await;
+    assert_eq!(attempts["results"][0]["plugin_logs"], want, "{attempts}");
+    let (_, responses) = gw
+        .admin(
+            Method::GET,
+            &format!("/api/v1/webhooks/{ok}/responses"),
+            None,
+        )
+        .await;
+    assert_eq!(responses["results"][0]["plugin_logs"], want, "{responses}");
+    // A flood is capped: the plugin limit's lines, each cut, then the host's count of the rest.
+    let d = wait_status(&gw, &delivery_of(&hooks[1]), "succeeded").await;
+    let lines = d["attempt_log"][0]["plugin_logs"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(lines.len(), 101, "100 lines and the host's note");
+    assert!(
+        lines[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 0 yyy")
+    );
+    assert!(lines[0]["message"].as_str().unwrap().len() <= 1_100);
+    assert_eq!(lines[100]["level"], "host");
+    assert!(
+        lines[100]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4900 more"),
+        "{}",
+        lines[100]
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_validated() {
     let gw = TestGateway::start_with(|c| c.plugins.max_component_bytes = 4 << 20, None).await;
     let (s, p) = upload(&gw, "junk", "1", b"\0asm not really a component".to_vec()).await;

@@ -96,6 +96,7 @@ pub fn attempt_view(a: &Attempt) -> Value {
         "response_body": a.response_body,
         "error": a.error,
         "outcome": a.outcome,
+        "plugin_logs": a.plugin_logs,
     })
 }
 
@@ -199,6 +200,7 @@ pub async fn responses(
             "status_code": a.status_code,
             "content": if a.status_code.is_some() { Value::String(a.response_body.clone().unwrap_or_default()) } else { Value::Null },
             "event_data": events[&a.event_id],
+            "plugin_logs": a.plugin_logs,
         }));
     }
     Ok(Json(paging.envelope(

@@ -153,12 +153,53 @@ pub fn problem_response(
         detail,
         field,
     };
+    let refusal = Refusal {
+        kind: kind.to_string(),
+        field: body.field.clone(),
+        detail: body.detail.clone(),
+    };
     let mut resp = (status, Json(body)).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
+    resp.extensions_mut().insert(refusal);
     resp
+}
+
+/// What a problem body said, carried on the response for the request log line.
+#[derive(Debug, Clone)]
+struct Refusal {
+    kind: String,
+    field: Option<String>,
+    detail: String,
+}
+
+/// Most characters of a refusal's detail in the log.
+const LOGGED_DETAIL_CHARS: usize = 200;
+
+/// One info line per refused request (4xx and 5xx answers): method, path, status, the problem's
+/// kind, field and (cut) detail. Query strings are left out: they may carry tokens.
+fn log_refusal(method: &axum::http::Method, path: &str, resp: &Response) {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return;
+    }
+    let (kind, field, detail) = match resp.extensions().get::<Refusal>() {
+        Some(r) => (r.kind.as_str(), r.field.as_deref(), r.detail.as_str()),
+        None => ("refused", None, ""),
+    };
+    let detail: String = detail.chars().take(LOGGED_DETAIL_CHARS).collect();
+    tracing::info!(
+        target: "webhook_gateway::request",
+        %method,
+        %path,
+        status = status.as_u16(),
+        %kind,
+        field = %field.unwrap_or(""),
+        detail = %detail,
+        "request refused"
+    );
 }
 
 /// A refused JSON body keeps the status axum gives it (400 syntax, 415 content type, 413 too
@@ -193,6 +234,7 @@ pub async fn problem_for_refusals(req: Request, next: Next) -> Response {
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
     {
+        log_refusal(&method, &path, &resp);
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
@@ -223,6 +265,7 @@ pub async fn problem_for_refusals(req: Request, next: Next) -> Response {
         _ => "refused",
     };
     let problem = problem_response(status, kind, detail, None);
+    log_refusal(&method, &path, &problem);
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::CONTENT_TYPE);
     let (pparts, pbody) = problem.into_parts();

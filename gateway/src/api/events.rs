@@ -31,6 +31,13 @@ pub fn router() -> Router<AppState> {
 pub struct Accepted {
     /// The event's id.
     pub id: String,
+    /// Present (`true`) when this answers a repeat: the `Idempotency-Key`, the body's `event_id`,
+    /// or the same bytes were seen before, so nothing new was stored or delivered (the
+    /// `Idempotent-Replayed: true` header says the same). Send a new `Idempotency-Key` to post
+    /// the same body as a new event.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
+    pub replayed: bool,
 }
 
 /// Reads an event body: at most `max_event_bytes` (413 above, refused early when the declared
@@ -141,7 +148,7 @@ pub async fn ingest(
         }
         IngestOutcome::Duplicate { event_id } => (event_id, true),
     };
-    let mut resp = (StatusCode::ACCEPTED, Json(Accepted { id })).into_response();
+    let mut resp = (StatusCode::ACCEPTED, Json(Accepted { id, replayed })).into_response();
     if replayed {
         resp.headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));

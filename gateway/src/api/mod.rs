@@ -11,6 +11,7 @@ pub mod keys;
 pub mod openapi;
 pub mod paging;
 pub mod plugins;
+pub mod reference;
 pub mod webhook_input;
 pub mod webhooks;
 
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .merge(deliveries::router())
         .merge(plugins::router())
         .merge(openapi::router())
+        .merge(reference::router())
         .fallback(error::no_route)
         .with_state(state)
         .layer(axum::middleware::from_fn(drain::drain_unread_body))

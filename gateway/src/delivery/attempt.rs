@@ -309,6 +309,7 @@ pub fn conclude(
         response_body: sent.response_body,
         error,
         outcome,
+        plugin_logs: Vec::new(),
     };
     let record = AttemptRecord {
         attempt,

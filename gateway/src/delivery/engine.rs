@@ -10,6 +10,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::json;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tracing::Instrument;
 
 use super::attempt::{self, Sent};
 use super::guard::{OutboundGuard, parse_allowed};
@@ -40,6 +41,14 @@ struct Finished {
     disable: Option<String>,
     /// When the delivery was created (for the latency histogram on success).
     created_at: i64,
+}
+
+impl Finished {
+    /// Puts the attempt's plugin log lines on its record.
+    fn with_plugin_logs(mut self, logs: Vec<crate::model::PluginLogLine>) -> Self {
+        self.record.attempt.plugin_logs = logs;
+        self
+    }
 }
 
 /// Shared by the dispatcher, attempt tasks, the recorder and the API (test sends).
@@ -240,9 +249,20 @@ impl Engine {
         .await;
     }
 
+    /// One attempt of `d`, in its trace span when traces are exported.
+    async fn attempt(&self, d: Delivery, event: Option<Arc<Event>>, test: bool) -> Finished {
+        let span = crate::telemetry::attempt_span(&d);
+        let f = self
+            .send_once(d, event, test)
+            .instrument(span.clone())
+            .await;
+        crate::telemetry::record_attempt(&span, &f.record.attempt);
+        f
+    }
+
     /// One attempt of `d`: prepare (once), finalize (auth, signature), send, conclude. `event`
     /// is the delivery's event when the caller already has it.
-    async fn attempt(&self, d: Delivery, event: Option<Arc<Event>>, test: bool) -> Finished {
+    async fn send_once(&self, d: Delivery, event: Option<Arc<Event>>, test: bool) -> Finished {
         let e = &self.0;
         let now = e.clock.now_ms();
         let mut jitter = || rand::thread_rng().r#gen::<f64>();
@@ -257,6 +277,8 @@ impl Engine {
             return self.give_up(&d, "the webhook is disabled", now);
         }
         let mut newly_prepared = None;
+        // The transformer chain's lines (on the attempt that ran it), then the authenticator's.
+        let mut logs = Vec::new();
         let prepared = match &d.request {
             Some(r) => r.clone(),
             None => {
@@ -275,7 +297,15 @@ impl Engine {
                 };
                 let shaped = attempt::prepare(&webhook, &event, &d.url, &e.caps);
                 let transformed = match shaped {
-                    Ok(base) => e.plugins.transform(&webhook, &event, &d, base, now).await,
+                    Ok(base) => {
+                        let (result, lines) = e
+                            .plugins
+                            .transform(&webhook, &event, &d, base, now)
+                            .instrument(crate::telemetry::transform_span())
+                            .await;
+                        logs = lines;
+                        result
+                    }
                     Err(result) => Err(result),
                 };
                 match transformed {
@@ -284,20 +314,15 @@ impl Engine {
                         r
                     }
                     Ok(TransformResult::Skip(reason)) => {
-                        return self.skipped(&webhook, &d, &reason, now);
+                        return self
+                            .skipped(&webhook, &d, &reason, now)
+                            .with_plugin_logs(logs);
                     }
                     Err(result) => {
                         let sent = attempt::not_sent(&webhook, &d.url, result, now);
-                        return self.conclude(
-                            &webhook,
-                            &d,
-                            sent,
-                            None,
-                            now,
-                            test,
-                            &mut jitter,
-                            &[],
-                        );
+                        return self
+                            .conclude(&webhook, &d, sent, None, now, test, &mut jitter, &[])
+                            .with_plugin_logs(logs);
                     }
                 }
             }
@@ -305,19 +330,24 @@ impl Engine {
         // Per attempt: the authenticator (fresh `now`), built-in auth, then the signature.
         let mut req = prepared;
         let secret_names = match e.plugins.authenticate(&webhook, &d, &mut req, now).await {
-            Ok(names) => names,
+            Ok(added) => {
+                logs.extend(added.logs);
+                added.secret_names
+            }
             Err(result) => {
                 let sent = attempt::not_sent(&webhook, &d.url, result, now);
-                return self.conclude(
-                    &webhook,
-                    &d,
-                    sent,
-                    newly_prepared,
-                    now,
-                    test,
-                    &mut jitter,
-                    &[],
-                );
+                return self
+                    .conclude(
+                        &webhook,
+                        &d,
+                        sent,
+                        newly_prepared,
+                        now,
+                        test,
+                        &mut jitter,
+                        &[],
+                    )
+                    .with_plugin_logs(logs);
             }
         };
         let sent = match attempt::finalize(&webhook, &d.id, &req, now) {
@@ -346,6 +376,7 @@ impl Engine {
             &mut jitter,
             &secret_names,
         )
+        .with_plugin_logs(logs)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -360,6 +391,7 @@ impl Engine {
         jitter: &mut impl FnMut() -> f64,
         secret_names: &[String],
     ) -> Finished {
+        let error_kind = super::outcome_log::error_kind(&sent.result);
         let (mut record, decision) = attempt::conclude(
             webhook,
             d,
@@ -376,6 +408,7 @@ impl Engine {
                 *value = crate::model::MASK.to_string();
             }
         }
+        super::outcome_log::log_attempt(&record.attempt, error_kind);
         let disable = match decision {
             Decision::GiveUp {
                 disable_webhook: true,
@@ -415,6 +448,7 @@ impl Engine {
         record.attempt.status_code = None;
         record.attempt.error = Some(format!("skipped by plugin: {reason}"));
         record.health = crate::store::HealthChange::None;
+        super::outcome_log::log_attempt(&record.attempt, Some("skipped"));
         Finished {
             record,
             disable: None,
@@ -452,6 +486,7 @@ impl Engine {
             true,
         );
         record.attempt.error = Some(reason.to_string());
+        super::outcome_log::log_attempt(&record.attempt, Some("gave_up"));
         Finished {
             record,
             disable: None,

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cause;
 pub mod engine;
 pub mod guard;
+pub mod outcome_log;
 pub mod plugins;
 pub mod retry;
 pub mod shaping;

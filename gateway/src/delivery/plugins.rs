@@ -13,7 +13,8 @@ use serde_json::json;
 use super::retry::AttemptResult;
 use crate::matching::PayloadView;
 use crate::model::{
-    Auth, Delivery, Event, PluginRecord, PluginRef, PreparedRequest, Signing, Webhook,
+    Auth, Delivery, Event, PluginLogLine, PluginRecord, PluginRef, PreparedRequest, Signing,
+    Webhook,
 };
 use crate::plugin::{
     AuthInput, ChainStep, PluginContext, PluginError, PluginHost, PluginKind, TransformOutput,
@@ -26,6 +27,30 @@ use crate::store::Store;
 pub enum TransformResult {
     Send(PreparedRequest),
     Skip(String),
+}
+
+/// What an authenticator added that the attempt log needs to know.
+#[derive(Debug, Default)]
+pub struct Authenticated {
+    /// Names of added headers and query parameters whose values hold secrets (masked in the log).
+    pub secret_names: Vec<String>,
+    pub logs: Vec<PluginLogLine>,
+}
+
+/// A plugin as the attempt log names it: `name@version`, or `name` for "the newest installed".
+fn label(r: &PluginRef) -> String {
+    match &r.version {
+        Some(v) => format!("{}@{v}", r.name),
+        None => r.name.clone(),
+    }
+}
+
+/// The host's capped log lines as attempt-log lines.
+fn log_lines(lines: &[String], role: &str, plugins: &[String]) -> Vec<PluginLogLine> {
+    lines
+        .iter()
+        .map(|l| PluginLogLine::parse(l, role, plugins))
+        .collect()
 }
 
 /// Runs plugins for deliveries, loading them from the store on first use.
@@ -178,7 +203,8 @@ impl PluginStage {
         });
     }
 
-    /// Runs the webhook's transformer chain over the shaped request `base`.
+    /// Runs the webhook's transformer chain over the shaped request `base`; also returns the
+    /// chain's log lines (for the attempt log).
     pub async fn transform(
         &self,
         webhook: &Webhook,
@@ -186,20 +212,25 @@ impl PluginStage {
         delivery: &Delivery,
         base: PreparedRequest,
         now_ms: i64,
-    ) -> Result<TransformResult, AttemptResult> {
-        let Some(out) = self
+    ) -> (Result<TransformResult, AttemptResult>, Vec<PluginLogLine>) {
+        let out = match self
             .run_chain(webhook, event, delivery, base.clone(), now_ms)
-            .await?
-        else {
-            return Ok(TransformResult::Send(base));
+            .await
+        {
+            Ok(Some(out)) => out,
+            Ok(None) => return (Ok(TransformResult::Send(base)), Vec::new()),
+            Err(result) => return (Err(result), Vec::new()),
         };
         for line in &out.logs {
             tracing::debug!(webhook = %webhook.id, delivery = %delivery.id, plugin_log = %line);
         }
-        Ok(match out.outcome {
+        let names: Vec<String> = Self::steps(webhook).iter().map(label).collect();
+        let logs = log_lines(&out.logs, "transformer", &names);
+        let result = match out.outcome {
             Transformed::Request(r) => TransformResult::Send(r),
             Transformed::Skip(reason) => TransformResult::Skip(reason),
-        })
+        };
+        (Ok(result), logs)
     }
 
     /// The chain's full output (logs, time, memory); `None` when the webhook has no plugin.
@@ -333,16 +364,16 @@ impl PluginStage {
     }
 
     /// Runs the authenticator, adding its headers and query parameters to `req`. Returns the
-    /// names whose values hold secrets (to mask in the attempt log).
+    /// names whose values hold secrets (to mask in the attempt log) and its log lines.
     pub async fn authenticate(
         &self,
         webhook: &Webhook,
         delivery: &Delivery,
         req: &mut PreparedRequest,
         now_ms: i64,
-    ) -> Result<Vec<String>, AttemptResult> {
+    ) -> Result<Authenticated, AttemptResult> {
         let Some(r) = &webhook.authenticator else {
-            return Ok(Vec::new());
+            return Ok(Authenticated::default());
         };
         let sha256 = self.load(r, PluginKind::Authenticator).await?;
         let input = AuthInput {
@@ -364,7 +395,10 @@ impl PluginStage {
             .map_err(|e| plugin_failure(&r.name, e))?;
         req.headers.extend(out.add_headers);
         req.query.extend(out.add_query);
-        Ok(out.secret_names)
+        Ok(Authenticated {
+            logs: log_lines(&out.logs, "authenticator", &[label(r)]),
+            secret_names: out.secret_names,
+        })
     }
 }
 

@@ -142,6 +142,49 @@ pub struct Attempt {
     pub response_body: Option<String>,
     pub error: Option<String>,
     pub outcome: AttemptOutcome,
+    /// The log lines the attempt's plugins wrote (capped by the plugin limits): the transformer
+    /// chain's on the attempt that ran it (the first), the authenticator's on every attempt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugin_logs: Vec<PluginLogLine>,
+}
+
+/// One line a plugin logged during an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PluginLogLine {
+    /// The plugin as `name@version` (`name` when the webhook names no version).
+    pub plugin: String,
+    /// `transformer` or `authenticator`.
+    pub role: String,
+    /// `debug`, `info`, `warn`, `error`, or `host` for the host's own note (lines dropped).
+    pub level: String,
+    pub message: String,
+}
+
+impl PluginLogLine {
+    /// Reads one of the host's capped lines (`[level] message`, or `#N [level] message` from
+    /// step N of a chain); `plugins` names the chain's steps in order.
+    pub fn parse(line: &str, role: &str, plugins: &[String]) -> Self {
+        let (step, rest) = match line.strip_prefix('#').and_then(|l| l.split_once(' ')) {
+            Some((n, rest)) if n.parse::<usize>().is_ok() => (n.parse::<usize>().ok(), rest),
+            _ => (None, line),
+        };
+        let plugin = match step {
+            Some(n) if n >= 1 => plugins.get(n - 1),
+            _ => plugins.first(),
+        }
+        .cloned()
+        .unwrap_or_default();
+        let (level, message) = match rest.strip_prefix('[').and_then(|r| r.split_once("] ")) {
+            Some((level, message)) => (level.to_string(), message.to_string()),
+            None => ("info".to_string(), rest.to_string()),
+        };
+        PluginLogLine {
+            plugin,
+            role: role.to_string(),
+            level,
+            message,
+        }
+    }
 }
 
 /// What an API key may do.

@@ -102,6 +102,7 @@ pub fn attempt(d: &Delivery, no: u32, at: i64, outcome: AttemptOutcome) -> Attem
         response_body: Some("ok".into()),
         error: (outcome != AttemptOutcome::Success).then(|| "HTTP 500".to_string()),
         outcome,
+        plugin_logs: Vec::new(),
     }
 }
 
