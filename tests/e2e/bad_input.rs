@@ -156,15 +156,21 @@ async fn refusals_made_before_the_body_is_read_reach_a_client_still_sending() {
     let before = counts(&gw);
     let cases: [Early; 4] = [
         (
-            "/api/v1/plugins?name=Bad%20Name&version=1",
+            "/api/v1/plugins?name=Bad%20Name&version=1.0.0",
             Some(ADMIN),
             3,
             400,
             Some("name"),
         ),
-        ("/api/v1/plugins?name=anon&version=1", None, 3, 401, None),
         (
-            "/api/v1/plugins?name=big&version=1",
+            "/api/v1/plugins?name=anon&version=1.0.0",
+            None,
+            3,
+            401,
+            None,
+        ),
+        (
+            "/api/v1/plugins?name=big&version=1.0.0",
             Some(ADMIN),
             12,
             413,

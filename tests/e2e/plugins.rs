@@ -310,10 +310,16 @@ async fn plugin_log_lines_are_in_the_attempt_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_validated() {
     let gw = TestGateway::start_with(|c| c.plugins.max_component_bytes = 4 << 20, None).await;
-    let (s, p) = upload(&gw, "junk", "1", b"\0asm not really a component".to_vec()).await;
+    let (s, p) = upload(
+        &gw,
+        "junk",
+        "1.0.0",
+        b"\0asm not really a component".to_vec(),
+    )
+    .await;
     assert_eq!(s, 400, "{p}");
     assert_eq!(p["field"], "body");
-    let (s, p) = upload(&gw, "wrong", "1", guest("wrong_world")).await;
+    let (s, p) = upload(&gw, "wrong", "1.0.0", guest("wrong_world")).await;
     assert_eq!(s, 400, "{p}");
     assert!(
         p["detail"]
@@ -323,10 +329,23 @@ async fn uploads_are_validated() {
             .contains("world"),
         "{p}"
     );
-    let (s, _) = upload(&gw, "big", "1", vec![0u8; 5 << 20]).await;
+    let (s, _) = upload(&gw, "big", "1.0.0", vec![0u8; 5 << 20]).await;
     assert_eq!(s, 413);
-    let (s, p) = upload(&gw, "Bad Name", "1", guest("hostile")).await;
+    let (s, p) = upload(&gw, "Bad Name", "1.0.0", guest("hostile")).await;
     assert_eq!((s, p["field"].as_str()), (400, Some("name")));
+    // Versions are semantic versions ("newest" is semver order).
+    for bad in ["1", "v1.0.0", "1.0", "latest"] {
+        let (s, p) = upload(&gw, "hostile", bad, guest("hostile")).await;
+        assert_eq!(
+            (s, p["field"].as_str()),
+            (400, Some("version")),
+            "{bad}: {p}"
+        );
+        assert!(
+            p["detail"].as_str().unwrap().contains("semantic version"),
+            "{p}"
+        );
+    }
     // A webhook naming a missing plugin, or an authenticator as a transformer, is refused.
     let (s, p) = gw
         .admin(Method::POST, "/api/v1/webhooks/", Some(&json!({"name": "x", "url": "https://e.com", "trigger_events": ["*"], "plugins": [{"name": "nope"}]})))

@@ -37,7 +37,7 @@ fn view(p: &PluginRecord) -> Value {
 pub struct UploadParams {
     /// `[a-z0-9_-]{1,64}`.
     pub name: Option<String>,
-    /// 1 to 64 of `[A-Za-z0-9._+-]`.
+    /// A semantic version, e.g. `1.2.0` (at most 64 characters).
     pub version: Option<String>,
     pub description: Option<String>,
 }
@@ -48,10 +48,10 @@ fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b))
 }
 
+/// A semantic version (`1.2.0`, `2.0.0-rc.1`) of at most 64 characters: webhooks that name no
+/// version use the newest in semver order.
 fn valid_version(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+    s.len() <= 64 && semver::Version::parse(s).is_ok()
 }
 
 /// Uploads a plugin (admins): validated against the two worlds, precompiled, then stored.
@@ -89,7 +89,7 @@ pub async fn upload(
     if !valid_version(&version) {
         return Err(ApiError::field(
             "version",
-            "must be 1 to 64 of A-Z, a-z, 0-9, ., _, + and -",
+            "must be a semantic version of at most 64 characters, MAJOR.MINOR.PATCH with an optional -pre-release, e.g. 1.2.0 or 2.0.0-rc.1 (semver.org); a webhook naming no version uses the newest in that order",
         ));
     }
     let limit = st.config.plugins.max_component_bytes;

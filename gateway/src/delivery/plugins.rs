@@ -45,6 +45,19 @@ fn label(r: &PluginRef) -> String {
     }
 }
 
+/// "The newest installed" version: the highest semantic version (a pre-release below its
+/// release); versions stored before uploads had to be semver sort below every semver one, by
+/// upload time.
+pub fn newest(records: impl Iterator<Item = PluginRecord>) -> Option<PluginRecord> {
+    records.max_by(|a, b| {
+        let (va, vb) = (
+            semver::Version::parse(&a.version).ok(),
+            semver::Version::parse(&b.version).ok(),
+        );
+        va.cmp(&vb).then(a.created_at.cmp(&b.created_at))
+    })
+}
+
 /// The host's capped log lines as attempt-log lines.
 fn log_lines(lines: &[String], role: &str, plugins: &[String]) -> Vec<PluginLogLine> {
     lines
@@ -69,15 +82,27 @@ fn is_template(s: &str) -> bool {
 
 /// A plugin error as an attempt result: back-pressure (the gateway's own) is transient and not
 /// the receiver's fault, the rest permanent.
+///
+/// The text says "plugin" once: `plugin error: hostile (timeout): timed out after 100 ms`.
 fn plugin_failure(name: &str, e: PluginError) -> AttemptResult {
     if e.is_transient() {
-        AttemptResult::Local {
+        return AttemptResult::Local {
             message: format!("plugin {name}: {e}"),
+        };
+    }
+    let what = match &e {
+        PluginError::Guest(g) => g.to_string(),
+        other => {
+            let text = other.to_string();
+            text.strip_prefix("plugin ").unwrap_or(&text).to_string()
         }
-    } else {
-        AttemptResult::Plugin {
-            message: format!("plugin {name} ({}): {e}", e.code()),
-        }
+    };
+    let code = e.code();
+    AttemptResult::Plugin {
+        message: format!(
+            "{name} ({}): {what}",
+            code.strip_prefix("plugin_").unwrap_or(code)
+        ),
     }
 }
 
@@ -127,10 +152,7 @@ impl PluginStage {
             Some(v) => store.get_plugin(&r.name, v).await,
             None => {
                 let all = store.list_plugins().await?;
-                Ok(all
-                    .into_iter()
-                    .filter(|p| p.name == r.name)
-                    .max_by_key(|p| p.created_at))
+                Ok(newest(all.into_iter().filter(|p| p.name == r.name)))
             }
         }
     }
@@ -472,4 +494,58 @@ pub async fn validate_refs(store: &dyn Store, webhook: &Webhook) -> Result<(), (
         check("authenticator".to_string(), rec, "authenticator", &r.name)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(version: &str, created_at: i64) -> PluginRecord {
+        PluginRecord {
+            name: "p".into(),
+            version: version.into(),
+            kind: "transformer".into(),
+            sha256: String::new(),
+            size: 0,
+            description: None,
+            builtin: false,
+            created_at,
+        }
+    }
+
+    #[test]
+    fn newest_is_semver_order_not_upload_order() {
+        let pick = |rs: Vec<PluginRecord>| newest(rs.into_iter()).map(|r| r.version);
+        // 1.10.0 was uploaded first but is newer than 1.9.0; a pre-release is below its release.
+        let rs = vec![
+            rec("1.10.0", 1),
+            rec("1.9.0", 2),
+            rec("2.0.0-rc.1", 3),
+            rec("1.2.0", 4),
+        ];
+        assert_eq!(pick(rs).as_deref(), Some("2.0.0-rc.1"));
+        let rs = vec![rec("2.0.0", 1), rec("2.0.0-rc.1", 2)];
+        assert_eq!(pick(rs).as_deref(), Some("2.0.0"));
+        // Versions from before semver was required sort below every semver one.
+        let rs = vec![rec("0.0.1", 1), rec("latest", 9)];
+        assert_eq!(pick(rs).as_deref(), Some("0.0.1"));
+        assert_eq!(pick(vec![]), None);
+    }
+
+    #[test]
+    fn a_plugin_failure_says_plugin_once() {
+        let text = plugin_failure("hostile", PluginError::Timeout { limit_ms: 100 }).to_string();
+        assert_eq!(
+            text,
+            "plugin error: hostile (timeout): timed out after 100 ms"
+        );
+        let guest =
+            PluginError::Guest(crate::plugin::GuestError::InvalidConfig("no `mode`".into()));
+        let text = plugin_failure("hostile", guest).to_string();
+        assert_eq!(
+            text,
+            "plugin error: hostile (error): invalid config: no `mode`"
+        );
+        assert_eq!(text.matches("plugin").count(), 1, "{text}");
+    }
 }
