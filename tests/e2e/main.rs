@@ -15,6 +15,7 @@ mod hardening_api;
 mod matching;
 mod oncall;
 mod plugins;
+mod retention;
 mod retries;
 mod roles;
 mod scaleout;

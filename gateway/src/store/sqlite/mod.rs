@@ -10,6 +10,7 @@ mod events;
 mod keys;
 mod plugins;
 mod queue;
+pub mod retention;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::migrations::{self, Dialect};
-use super::{AttemptRecord, Page, Store, StoreError, StoreResult, WebhookQuery};
+use super::{
+    AttemptRecord, Page, PruneCutoffs, PruneReport, Store, StoreError, StoreResult, WebhookQuery,
+};
 use crate::model::{
     ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
     PluginRecord, Scope, Webhook, WebhookHealth,
@@ -116,6 +119,8 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
         }
         let mut conn = open(path, OpenFlags::default())?;
+        // Before WAL and the first table: a new database gives pruned pages back (retention).
+        retention::choose_auto_vacuum(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a commit is on disk (WAL fsynced) before the caller hears "ok".
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -123,6 +128,7 @@ impl SqliteStore {
         // checkpoint would stall every caller in that batch for the whole copy and fsync.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         migrate(&mut conn)?;
+        retention::convert_if_small(&conn, path)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             readers.push(open(
@@ -424,6 +430,18 @@ impl Store for SqliteStore {
 
     async fn delivery_counts(&self) -> StoreResult<Vec<(DeliveryStatus, u64)>> {
         queue::delivery_counts(self).await
+    }
+
+    async fn prune_batch(&self, cutoffs: PruneCutoffs, batch: usize) -> StoreResult<PruneReport> {
+        retention::prune_batch(self, cutoffs, batch).await
+    }
+
+    async fn reclaim_space(&self) -> StoreResult<()> {
+        retention::reclaim_space(self).await
+    }
+
+    async fn disk_usage(&self) -> StoreResult<Option<u64>> {
+        retention::disk_usage(self).await
     }
 
     async fn put_plugin(&self, record: &PluginRecord, component: &[u8]) -> StoreResult<()> {
