@@ -354,6 +354,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 store.as_ref(),
                 retention.cutoffs(now),
                 retention.batch_size,
+                None,
             )
             .await
             .context("pruning")?;

@@ -190,7 +190,7 @@ impl Metrics {
             .inc();
     }
 
-    /// A retention pass finished, removing `removed`.
+    /// A retention batch removed `removed`.
     pub fn pruned(&self, removed: &crate::store::PruneReport) {
         for (kind, n) in [
             ("events", removed.events),
@@ -202,7 +202,6 @@ impl Metrics {
                 .get_or_create(&KindLabel { kind: kind.into() })
                 .inc_by(n);
         }
-        self.prune_passes.inc();
     }
 
     /// A store write failed.

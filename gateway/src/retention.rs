@@ -119,11 +119,13 @@ fn human_bytes(b: u64) -> String {
 
 /// One pass: old events first (their deliveries and attempts go with them), then the remaining
 /// old attempts, each in batches of `batch` until a batch comes back short; then the store gives
-/// the space back.
+/// the space back. Each batch counts in `metrics` as it commits (a pass that fails half-way has
+/// still removed its earlier batches).
 pub async fn prune(
     store: &dyn Store,
     cutoffs: PruneCutoffs,
     batch: usize,
+    metrics: Option<&Metrics>,
 ) -> StoreResult<PassReport> {
     let before = store.disk_usage().await?;
     let mut removed = PruneReport::default();
@@ -143,6 +145,9 @@ pub async fn prune(
         }
         loop {
             let got = store.prune_batch(phase, batch).await?;
+            if let Some(m) = metrics {
+                m.pruned(&got);
+            }
             removed.add(got);
             let counted = if phase.events_before.is_some() {
                 got.events
@@ -186,19 +191,22 @@ pub fn spawn(
             }
             let cutoffs = config.cutoffs(clock.now_ms());
             let pass = tokio::select! {
-                r = prune(store.as_ref(), cutoffs, config.batch_size) => r,
+                r = prune(store.as_ref(), cutoffs, config.batch_size, Some(&metrics)) => r,
                 _ = stop.changed() => return,
             };
             match pass {
                 Ok(report) => {
-                    metrics.pruned(&report.removed);
+                    metrics.prune_passes.inc();
                     if report.removed != PruneReport::default() {
                         tracing::info!(%report, "retention pass");
                     } else {
                         tracing::debug!(%report, "retention pass");
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "retention pass failed; retried next time"),
+                Err(e) => {
+                    eprintln!("DEBUG retention pass failed: {e}");
+                    tracing::warn!(error = %e, "retention pass failed; retried next time")
+                }
             }
         }
     }))

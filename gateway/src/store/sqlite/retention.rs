@@ -5,9 +5,11 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, params};
+use std::time::Duration;
 
-use super::SqliteStore;
+use rusqlite::{Connection, params};
+
+use super::{BUSY_TIMEOUT, SqliteStore};
 use crate::store::{PruneCutoffs, PruneReport, StoreResult};
 
 /// Databases smaller than this are switched to incremental auto-vacuum at open (a `VACUUM`, well
@@ -147,20 +149,22 @@ pub(super) async fn reclaim_space(store: &SqliteStore) -> StoreResult<()> {
             before = left;
         }
     }
-    let path = store.path().to_path_buf();
     // The vacuumed pages are cut from the file when the WAL is copied back; TRUNCATE also
-    // empties the WAL, which would otherwise keep its largest size.
-    tokio::task::spawn_blocking(move || {
-        let c = Connection::open_with_flags(&path, OpenFlags::default())?;
-        c.busy_timeout(std::time::Duration::from_millis(TRUNCATE_BUSY_MS))?;
-        let busy: i64 = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-        if busy != 0 {
-            tracing::debug!("WAL truncate deferred: readers or a writer were busy");
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|e| crate::store::StoreError::Internal(format!("reclaim task: {e}")))?
+    // empties the WAL, which would otherwise keep its largest size. It waits for readers only
+    // briefly: a busy moment defers it to the next pass.
+    store
+        .write_alone(|c| {
+            c.busy_timeout(Duration::from_millis(TRUNCATE_BUSY_MS))?;
+            let busy = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            });
+            c.busy_timeout(BUSY_TIMEOUT)?;
+            if busy? != 0 {
+                tracing::debug!("WAL truncate deferred: readers were busy");
+            }
+            Ok(())
+        })
+        .await
 }
 
 pub(super) async fn disk_usage(store: &SqliteStore) -> StoreResult<Option<u64>> {

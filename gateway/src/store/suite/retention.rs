@@ -76,7 +76,7 @@ pub async fn prune_removes_old_rows_and_keeps_owed_and_recent(store: Arc<dyn Sto
     attempt_at(s, &recent[0], 1, OLD + 200, DeliveryStatus::Pending).await;
     attempt_at(s, &recent[0], 2, RECENT + 100, DeliveryStatus::Succeeded).await;
 
-    let pass = prune(s, CUTOFFS, 2).await.expect("prune");
+    let pass = prune(s, CUTOFFS, 2, None).await.expect("prune");
     assert_eq!(
         pass.removed,
         PruneReport {
@@ -114,7 +114,7 @@ pub async fn prune_removes_old_rows_and_keeps_owed_and_recent(store: Arc<dyn Sto
     assert_eq!(attempt_count(s, &recent[0]).await, 1, "old attempt gone");
 
     // Nothing left to do: a second pass removes nothing.
-    let again = prune(s, CUTOFFS, 2).await.expect("second prune");
+    let again = prune(s, CUTOFFS, 2, None).await.expect("second prune");
     assert_eq!(again.removed, PruneReport::default());
     // The pruned event's idempotency key is free again.
     let reused = new_event(RECENT, &[], Some("key-succeeded"));
@@ -127,7 +127,7 @@ pub async fn prune_removes_old_rows_and_keeps_owed_and_recent(store: Arc<dyn Sto
         }
     );
     // No cutoffs: nothing goes.
-    let none = prune(s, PruneCutoffs::default(), 2).await.unwrap();
+    let none = prune(s, PruneCutoffs::default(), 2, None).await.unwrap();
     assert_eq!(none.removed, PruneReport::default());
     assert!(s.get_event(&recent_id).await.unwrap().is_some());
 }
@@ -149,8 +149,8 @@ pub async fn concurrent_prunes_remove_each_row_once(store: Arc<dyn Store>) {
     }
     let (kept, _) = ingest(store.as_ref(), RECENT, &["wh_a"]).await;
     let (a, b) = (store.clone(), store.clone());
-    let one = tokio::spawn(async move { prune(a.as_ref(), CUTOFFS, 7).await });
-    let two = tokio::spawn(async move { prune(b.as_ref(), CUTOFFS, 7).await });
+    let one = tokio::spawn(async move { prune(a.as_ref(), CUTOFFS, 7, None).await });
+    let two = tokio::spawn(async move { prune(b.as_ref(), CUTOFFS, 7, None).await });
     let mut total = PruneReport::default();
     for pass in [one.await.unwrap(), two.await.unwrap()] {
         total.add(pass.expect("a concurrent prune succeeds").removed);
@@ -165,6 +165,6 @@ pub async fn concurrent_prunes_remove_each_row_once(store: Arc<dyn Store>) {
         }
     );
     assert!(store.get_event(&kept).await.unwrap().is_some());
-    let rest = prune(store.as_ref(), CUTOFFS, 7).await.unwrap();
+    let rest = prune(store.as_ref(), CUTOFFS, 7, None).await.unwrap();
     assert_eq!(rest.removed, PruneReport::default(), "nothing old was left");
 }
