@@ -139,6 +139,20 @@ enum StoreCommand {
         #[arg(long, default_value_t = 7)]
         attempts_days: u32,
     },
+    /// Prune old events and attempt logs now, as the background pruner does (deliveries still
+    /// owed are kept), and print what was removed. Safe beside running gateways.
+    Prune {
+        /// Keep events of this many days (0 = forever); default `retention.events_days`.
+        #[arg(long)]
+        events_days: Option<u64>,
+        /// Keep attempts of this many days (0 = forever); default `retention.attempts_days`.
+        #[arg(long)]
+        attempts_days: Option<u64>,
+        /// SQLite: first switch a database created before retention to incremental auto-vacuum
+        /// (one full VACUUM: needs free disk as large as the database; writers wait meanwhile).
+        #[arg(long)]
+        vacuum: bool,
+    },
 }
 
 /// An API refusal as a command-line message (`--team: ...`).
@@ -323,6 +337,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let options = crate::store::copy::CopyOptions::last_days(attempts_days);
             let report = crate::store::copy::sqlite_to_postgres(&from, &target, options).await?;
             print!("{report}");
+            Ok(())
+        }
+        Command::Store {
+            command:
+                StoreCommand::Prune {
+                    events_days,
+                    attempts_days,
+                    vacuum,
+                },
+        } => {
+            let mut retention = config.retention.clone();
+            if let Some(d) = events_days {
+                (retention.events_days, retention.events_secs) = (d, 0);
+            }
+            if let Some(d) = attempts_days {
+                (retention.attempts_days, retention.attempts_secs) = (d, 0);
+            }
+            if vacuum && config.database_url.is_empty() {
+                let path = config.sqlite_path();
+                tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                    let c = rusqlite::Connection::open(&path)?;
+                    c.busy_timeout(std::time::Duration::from_secs(30))?;
+                    crate::store::sqlite::retention::convert_to_incremental(&c)?;
+                    Ok(())
+                })
+                .await?
+                .context("--vacuum: switching to incremental auto-vacuum")?;
+                eprintln!("the database gives pruned space back from now on");
+            }
+            // No secrets are read or written: the master key is not needed.
+            let (store, _) = crate::server::open_raw_store(&config).await?;
+            let now = chrono::Utc::now().timestamp_millis();
+            let report = crate::retention::prune(
+                store.as_ref(),
+                retention.cutoffs(now),
+                retention.batch_size,
+                None,
+            )
+            .await
+            .context("pruning")?;
+            println!("{report}");
             Ok(())
         }
         Command::Plugin {

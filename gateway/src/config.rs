@@ -127,6 +127,23 @@ max_due_age_secs = 120
 # and not others), in seconds; after that, a probe write decides. 0: only the probe decides.
 write_failure_window_secs = 5
 
+[retention]
+# Days events are kept, with their finished deliveries and those deliveries' attempts; 0 = forever.
+# An event with a delivery still owed (pending or in flight) is kept whatever its age.
+events_days = 30
+# Days attempt logs are kept (never those of a delivery still owed); 0 = forever.
+attempts_days = 30
+# For tests and short-lived installations: when above 0, seconds that replace events_days /
+# attempts_days.
+events_secs = 0
+attempts_secs = 0
+# Seconds between two pruning passes of this node (each pass deletes in small batches, then
+# SQLite gives the freed space back to the file system).
+interval_secs = 300
+# Events (or attempts) deleted per write, at most 10000: small batches never hold the database
+# for long.
+batch_size = 1000
+
 [plugins]
 # CPU deadline per plugin call, in milliseconds.
 cpu_deadline_ms = 100
@@ -291,6 +308,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub postgres: PostgresConfig,
     pub health: HealthConfig,
+    pub retention: crate::retention::RetentionConfig,
     pub plugins: PluginsConfig,
     pub otlp: OtlpConfig,
 }
@@ -471,6 +489,9 @@ impl Config {
             if v == 0 {
                 return bad(key, "must be at least 1 second");
             }
+        }
+        if let Some((key, why)) = self.retention.problem() {
+            return bad(key, why);
         }
         if self.plugins.cpu_deadline_ms == 0 || self.plugins.memory_bytes < 1 << 20 {
             return bad(

@@ -15,7 +15,8 @@
 //! - [`delivery`]: workers that turn deliveries into signed, authenticated HTTP requests.
 //! - [`metrics`]: Prometheus metrics served at `/metrics`.
 //! - [`plugin`]: the sandboxed WebAssembly host for transformer and authenticator plugins.
-//! - [`cli`]: the command line (`serve`, `keys`, `migrate`, `config`, `plugin`).
+//! - [`retention`]: pruning old events and attempt logs (background task, `store prune`).
+//! - [`cli`]: the command line (`serve`, `keys`, `migrate`, `store`, `config`, `plugin`).
 //! - [`clock`]: injected time, so schedules are tested without sleeping.
 //! - [`server`]: `run()`, which wires everything and serves until shutdown.
 //! - [`banner`]: the start-up text (console and API reference urls, data dir, plugins).
@@ -34,6 +35,7 @@ pub mod matching;
 pub mod metrics;
 pub mod model;
 pub mod plugin;
+pub mod retention;
 pub mod secrets;
 pub mod server;
 pub mod store;

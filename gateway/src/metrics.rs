@@ -1,6 +1,6 @@
 //! Prometheus metrics, served at `/metrics`: queue depth, attempts by outcome, delivery latency
 //! (ingest to success), disabled webhooks, accepted events, store write failures and the age of
-//! the oldest due delivery. [`WriteHealth`] remembers whether the store's last write failed, for
+//! the oldest due delivery, rows removed by retention. [`WriteHealth`] remembers whether the store's last write failed, for
 //! `/readyz`.
 
 use std::sync::Arc;
@@ -16,6 +16,11 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,6 +40,10 @@ pub struct Metrics {
     pub store_write_failures: Counter,
     /// Seconds the oldest due delivery has been waiting past its due time (0: none overdue).
     pub oldest_due_age: Gauge,
+    /// Rows retention removed, by kind (events, deliveries, attempts, idempotency_keys).
+    pub pruned: Family<KindLabel, Counter>,
+    /// Retention passes this node finished.
+    pub prune_passes: Counter,
     pub write_health: WriteHealth,
 }
 
@@ -140,7 +149,21 @@ impl Default for Metrics {
             "How long the oldest due delivery has waited past its due time (a stuck pipeline grows it)",
             oldest_due_age.clone(),
         );
+        let pruned = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "retention_pruned_rows",
+            "Rows removed by retention, by kind (events, deliveries, attempts, idempotency_keys)",
+            pruned.clone(),
+        );
+        let prune_passes = Counter::default();
+        registry.register(
+            "retention_passes",
+            "Retention passes finished by this node",
+            prune_passes.clone(),
+        );
         Metrics {
+            pruned,
+            prune_passes,
             store_write_failures,
             oldest_due_age,
             write_health: WriteHealth::default(),
@@ -165,6 +188,20 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .inc();
+    }
+
+    /// A retention batch removed `removed`.
+    pub fn pruned(&self, removed: &crate::store::PruneReport) {
+        for (kind, n) in [
+            ("events", removed.events),
+            ("deliveries", removed.deliveries),
+            ("attempts", removed.attempts),
+            ("idempotency_keys", removed.idempotency_keys),
+        ] {
+            self.pruned
+                .get_or_create(&KindLabel { kind: kind.into() })
+                .inc_by(n);
+        }
     }
 
     /// A store write failed.

@@ -136,6 +136,14 @@ pub async fn run(
         .delivery
         .enabled
         .then(|| engine.spawn(stop_rx.clone()));
+    // Every node prunes; on a shared PostgreSQL database concurrent passes take disjoint rows.
+    let pruner = crate::retention::spawn(
+        store.clone(),
+        config.retention.clone(),
+        clock.clone(),
+        metrics.clone(),
+        stop_rx.clone(),
+    );
     if !config.database_url.is_empty() {
         // Other nodes change webhooks too; see their changes within a few seconds.
         tokio::spawn(refresh_webhooks(
@@ -211,6 +219,10 @@ pub async fn run(
                 "delivery workers did not stop in time; exiting anyway"
             );
         }
+    }
+    if let Some(p) = pruner {
+        // It stops at the signal, abandoning at most one (atomic) batch.
+        let _ = tokio::time::timeout(Duration::from_secs(5), p).await;
     }
     tracing::info!("webhook-gateway stopped");
     served

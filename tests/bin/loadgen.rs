@@ -7,14 +7,15 @@
 //! cargo run --release -p gateway-e2e --bin loadgen -- ingest  --rate R [--seconds S]
 //! cargo run --release -p gateway-e2e --bin loadgen -- deliver [--events N] [--concurrency C]
 //! cargo run --release -p gateway-e2e --bin loadgen -- deliver --rate R [--seconds S]
-//!   ... [--database-url postgres://...] [--nodes N]
+//!   ... [--database-url postgres://...] [--nodes N] [--retention on]
 //! ```
 //! By default the gateway uses a temp SQLite database. `--database-url` uses PostgreSQL instead,
 //! in a fresh schema that is dropped at the end; `--nodes N` starts N gateways on it, each with
 //! its own data_dir, and spreads the requests round-robin over them.
 //! `ingest` runs with delivery workers off (an API-only node) and measures accepted events/s and
 //! the latency of the 202. `deliver` turns workers on and measures signed deliveries/s received
-//! and ingest-to-receipt latency. Every event matches one webhook.
+//! and ingest-to-receipt latency. Every event matches one webhook. `--retention on` runs the
+//! pruner aggressively beside the load: every second, keeping events and attempts 2 s.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,12 +38,14 @@ struct Args {
     nodes: usize,
     /// Shape every delivery with the `template` plugin (a WebAssembly call per delivery).
     template: bool,
+    /// Prune every second with a 2 s retention while the load runs.
+    retention: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut it = std::env::args().skip(1);
     let mode = it.next().context(
-        "usage: loadgen ingest|deliver [--events N] [--concurrency C] [--rate R --seconds S] [--database-url URL] [--nodes N] [--template on]",
+        "usage: loadgen ingest|deliver [--events N] [--concurrency C] [--rate R --seconds S] [--database-url URL] [--nodes N] [--template on] [--retention on]",
     )?;
     let mut a = Args {
         mode,
@@ -53,6 +56,7 @@ fn parse_args() -> anyhow::Result<Args> {
         database_url: None,
         nodes: 1,
         template: false,
+        retention: false,
     };
     while let Some(flag) = it.next() {
         let v = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -64,6 +68,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--database-url" => a.database_url = Some(v),
             "--nodes" => a.nodes = v.parse()?,
             "--template" => a.template = v == "on",
+            "--retention" => a.retention = v == "on",
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
@@ -96,7 +101,7 @@ struct Node {
     _dir: tempfile::TempDir,
 }
 
-fn start_node(database_url: Option<&str>, deliver: bool) -> anyhow::Result<Node> {
+fn start_node(database_url: Option<&str>, deliver: bool, retention: bool) -> anyhow::Result<Node> {
     let dir = tempfile::tempdir()?;
     // GATEWAY_* variables apply (e.g. GATEWAY_DELIVERY__WORKERS), as for the real binary.
     let mut config = gateway::config::Config::load(None, &gateway::config::Overrides::default())?;
@@ -106,6 +111,11 @@ fn start_node(database_url: Option<&str>, deliver: bool) -> anyhow::Result<Node>
     config.allowed_networks = "127.0.0.0/8".into();
     config.log = "warn".into();
     config.delivery.enabled = deliver;
+    if retention {
+        config.retention.events_secs = 2;
+        config.retention.attempts_secs = 2;
+        config.retention.interval_secs = 1;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -183,7 +193,12 @@ fn main() -> anyhow::Result<()> {
         Some(_) => format!("PostgreSQL, {} node(s)", args.nodes),
         None => "SQLite".into(),
     };
-    println!("{} on {store}", args.mode);
+    let pruning = if args.retention {
+        ", retention pruning every second"
+    } else {
+        ""
+    };
+    println!("{} on {store}{pruning}", args.mode);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -196,7 +211,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     // The first node creates the schema and the webhook; the others start after, so they load it.
     let template = args.template;
-    let mut nodes = vec![start_node(db_url, deliver)?];
+    let mut nodes = vec![start_node(db_url, deliver, args.retention)?];
     rt.block_on(async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let r = client
@@ -227,7 +242,7 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     for _ in 1..args.nodes {
-        nodes.push(start_node(db_url, deliver)?);
+        nodes.push(start_node(db_url, deliver, args.retention)?);
     }
     let urls: Arc<Vec<String>> = Arc::new(
         nodes

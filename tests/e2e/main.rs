@@ -16,6 +16,7 @@ mod matching;
 mod oncall;
 mod operations;
 mod plugins;
+mod retention;
 mod retries;
 mod roles;
 mod scaleout;

@@ -123,6 +123,15 @@ CREATE TABLE settings (
 );
 "#,
     ),
+    (
+        7,
+        "retention: indexes the pruner walks (old events, old attempts, an event's idempotency keys)",
+        r#"
+CREATE INDEX events_received ON events (received_at);
+CREATE INDEX attempts_started ON attempts (started_at);
+CREATE INDEX idempotency_keys_event ON idempotency_keys (event_id);
+"#,
+    ),
 ];
 
 /// The SQL of one migration for a dialect.

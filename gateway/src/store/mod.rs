@@ -87,6 +87,36 @@ pub struct WebhookQuery {
 /// webhook names are unique (Grafana OnCall's `unique_together = (name, organization)`).
 pub const WEBHOOK_NAME_TAKEN: &str = "a webhook with this name already exists";
 
+/// What a prune batch may remove: rows older than these times (unix ms, exclusive); `None` keeps
+/// that kind of row forever.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneCutoffs {
+    /// Events received before this go, with their finished deliveries, those deliveries'
+    /// attempts and the events' idempotency keys, unless a delivery is still owed.
+    pub events_before: Option<i64>,
+    /// Attempts started before this go, unless their delivery is still owed.
+    pub attempts_before: Option<i64>,
+}
+
+/// Rows a prune removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub events: u64,
+    pub deliveries: u64,
+    pub attempts: u64,
+    pub idempotency_keys: u64,
+}
+
+impl PruneReport {
+    /// Adds another batch's counts.
+    pub fn add(&mut self, other: PruneReport) {
+        self.events += other.events;
+        self.deliveries += other.deliveries;
+        self.attempts += other.attempts;
+        self.idempotency_keys += other.idempotency_keys;
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Cheap liveness probe for `/readyz`.
@@ -179,6 +209,25 @@ pub trait Store: Send + Sync + 'static {
     async fn list_attempts(&self, query: &AttemptQuery) -> StoreResult<Page<Attempt>>;
     /// Deliveries by status (for `/metrics`).
     async fn delivery_counts(&self) -> StoreResult<Vec<(DeliveryStatus, u64)>>;
+
+    // --- retention (see `crate::retention`)
+    /// One short transaction of pruning: up to `batch` events older than
+    /// `cutoffs.events_before` whose deliveries are all finished (succeeded or failed), with
+    /// those deliveries, their attempts and the events' idempotency keys; then up to `batch`
+    /// attempts older than `cutoffs.attempts_before` of finished (or gone) deliveries. A delivery
+    /// still owed (pending, in flight) is never removed, nor its event, nor its attempts.
+    ///
+    /// Callers repeat it until a batch removes fewer than `batch` events and attempts. Idempotent:
+    /// a repeated or concurrent batch (another node pruning the same database) removes nothing
+    /// twice and never fails for it.
+    async fn prune_batch(&self, cutoffs: PruneCutoffs, batch: usize) -> StoreResult<PruneReport>;
+    /// After pruning: gives the freed space back to the file system where the backend keeps it
+    /// (SQLite: incremental vacuum, then a WAL truncate). PostgreSQL's autovacuum reuses the
+    /// space by itself, so there it does nothing.
+    async fn reclaim_space(&self) -> StoreResult<()>;
+    /// Bytes the store occupies on this machine's disk (SQLite: the database file and its WAL);
+    /// `None` when the database lives elsewhere (PostgreSQL).
+    async fn disk_usage(&self) -> StoreResult<Option<u64>>;
 
     // --- plugins
     async fn put_plugin(&self, record: &PluginRecord, component: &[u8]) -> StoreResult<()>;

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{AttemptRecord, Page, Store, StoreError, StoreResult, WebhookQuery};
+use super::{
+    AttemptRecord, Page, PruneCutoffs, PruneReport, Store, StoreError, StoreResult, WebhookQuery,
+};
 use crate::metrics::Metrics;
 use crate::model::{
     ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
@@ -177,6 +179,17 @@ impl Store for ObservedStore {
     }
     async fn delivery_counts(&self) -> StoreResult<Vec<(DeliveryStatus, u64)>> {
         self.inner.delivery_counts().await
+    }
+    async fn prune_batch(&self, cutoffs: PruneCutoffs, batch: usize) -> StoreResult<PruneReport> {
+        let out = self.inner.prune_batch(cutoffs, batch).await;
+        self.seen(out)
+    }
+    async fn reclaim_space(&self) -> StoreResult<()> {
+        let out = self.inner.reclaim_space().await;
+        self.seen(out)
+    }
+    async fn disk_usage(&self) -> StoreResult<Option<u64>> {
+        self.inner.disk_usage().await
     }
     async fn put_plugin(&self, record: &PluginRecord, component: &[u8]) -> StoreResult<()> {
         let out = self.inner.put_plugin(record, component).await;

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{AttemptRecord, Page, Store, StoreError, StoreResult, WebhookQuery};
+use super::{
+    AttemptRecord, Page, PruneCutoffs, PruneReport, Store, StoreError, StoreResult, WebhookQuery,
+};
 use crate::model::{
     ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
     PluginRecord, Scope, Webhook, WebhookHealth,
@@ -206,6 +208,16 @@ impl Store for SealedStore {
     }
     async fn delivery_counts(&self) -> StoreResult<Vec<(DeliveryStatus, u64)>> {
         self.inner.delivery_counts().await
+    }
+
+    async fn prune_batch(&self, cutoffs: PruneCutoffs, batch: usize) -> StoreResult<PruneReport> {
+        self.inner.prune_batch(cutoffs, batch).await
+    }
+    async fn reclaim_space(&self) -> StoreResult<()> {
+        self.inner.reclaim_space().await
+    }
+    async fn disk_usage(&self) -> StoreResult<Option<u64>> {
+        self.inner.disk_usage().await
     }
 
     async fn put_plugin(&self, record: &PluginRecord, component: &[u8]) -> StoreResult<()> {

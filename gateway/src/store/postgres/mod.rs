@@ -27,6 +27,7 @@ mod ingest;
 mod keys;
 mod plugins;
 mod queue;
+mod retention;
 mod webhooks;
 
 pub use connect::PostgresStoreBuilder;
@@ -40,7 +41,9 @@ use tokio::sync::mpsc;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::{AttemptRecord, Page, Store, StoreError, StoreResult, WebhookQuery};
+use super::{
+    AttemptRecord, Page, PruneCutoffs, PruneReport, Store, StoreError, StoreResult, WebhookQuery,
+};
 use crate::model::{
     ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
     PluginRecord, Scope, Webhook, WebhookHealth,
@@ -327,6 +330,19 @@ impl Store for PostgresStore {
 
     async fn delivery_counts(&self) -> StoreResult<Vec<(DeliveryStatus, u64)>> {
         queue::delivery_counts(self).await
+    }
+
+    async fn prune_batch(&self, cutoffs: PruneCutoffs, batch: usize) -> StoreResult<PruneReport> {
+        retention::prune_batch(self, cutoffs, batch).await
+    }
+
+    /// PostgreSQL's autovacuum makes the space of deleted rows reusable by itself.
+    async fn reclaim_space(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn disk_usage(&self) -> StoreResult<Option<u64>> {
+        Ok(None)
     }
 
     async fn put_plugin(&self, rec: &PluginRecord, component: &[u8]) -> StoreResult<()> {

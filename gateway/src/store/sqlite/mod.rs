@@ -10,6 +10,7 @@ mod events;
 mod keys;
 mod plugins;
 mod queue;
+pub mod retention;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::migrations::{self, Dialect};
-use super::{AttemptRecord, Page, Store, StoreError, StoreResult, WebhookQuery};
+use super::{
+    AttemptRecord, Page, PruneCutoffs, PruneReport, Store, StoreError, StoreResult, WebhookQuery,
+};
 use crate::model::{
     ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
     PluginRecord, Scope, Webhook, WebhookHealth,
@@ -31,10 +34,20 @@ use crate::model::{
 /// Most operations folded into one transaction.
 const MAX_BATCH: usize = 1024;
 const READERS: usize = 4;
+/// How long a connection waits for a lock another holds.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The no-op update behind [`Store::write_probe`].
 const PROBE_SQL: &str = "UPDATE schema_migrations SET applied_at = applied_at WHERE version = (SELECT MAX(version) FROM schema_migrations)";
 
 type WriteFn = Box<dyn FnOnce(&Connection) + Send>;
+
+/// What the writer thread runs: an operation folded into the next transaction, or one run alone
+/// between transactions (a WAL truncate, which must not be inside one, and is done here rather
+/// than on another connection so no second writer ever competes with this one).
+enum Op {
+    InTx(WriteFn),
+    Alone(WriteFn),
+}
 
 /// The SQLite implementation of [`Store`].
 #[derive(Clone)]
@@ -43,7 +56,7 @@ pub struct SqliteStore {
 }
 
 struct Inner {
-    writer: mpsc::Sender<WriteFn>,
+    writer: mpsc::Sender<Op>,
     readers: Mutex<Vec<Connection>>,
     path: PathBuf,
 }
@@ -76,7 +89,7 @@ impl From<serde_json::Error> for StoreError {
 
 fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
 }
@@ -116,6 +129,8 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
         }
         let mut conn = open(path, OpenFlags::default())?;
+        // Before WAL and the first table: a new database gives pruned pages back (retention).
+        retention::choose_auto_vacuum(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a commit is on disk (WAL fsynced) before the caller hears "ok".
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -123,6 +138,7 @@ impl SqliteStore {
         // checkpoint would stall every caller in that batch for the whole copy and fsync.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         migrate(&mut conn)?;
+        retention::convert_if_small(&conn, path)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             readers.push(open(
@@ -130,7 +146,7 @@ impl SqliteStore {
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?);
         }
-        let (tx, rx) = mpsc::channel::<WriteFn>();
+        let (tx, rx) = mpsc::channel::<Op>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
@@ -190,7 +206,25 @@ impl SqliteStore {
         });
         self.inner
             .writer
-            .send(op)
+            .send(Op::InTx(op))
+            .map_err(|_| StoreError::Unavailable("sqlite writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("sqlite writer stopped".into()))?
+    }
+
+    /// Runs `f` on the writer's connection between two transactions (outside any).
+    async fn write_alone<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<StoreResult<T>>();
+        let op: WriteFn = Box::new(move |c: &Connection| {
+            let _ = tx.send(f(c));
+        });
+        self.inner
+            .writer
+            .send(Op::Alone(op))
             .map_err(|_| StoreError::Unavailable("sqlite writer stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Unavailable("sqlite writer stopped".into()))?
@@ -242,12 +276,26 @@ fn checkpoint_loop(conn: Connection, store: std::sync::Weak<Inner>) {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteFn>) {
-    while let Ok(first) = rx.recv() {
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>) {
+    // An `Alone` op met while collecting a batch runs right after that batch commits.
+    let mut next: Option<Op> = None;
+    loop {
+        let first = match next.take().map_or_else(|| rx.recv().ok(), Some) {
+            Some(Op::InTx(op)) => op,
+            Some(Op::Alone(op)) => {
+                op(&conn);
+                continue;
+            }
+            None => return,
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(op) => batch.push(op),
+                Ok(Op::InTx(op)) => batch.push(op),
+                Ok(alone) => {
+                    next = Some(alone);
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -424,6 +472,18 @@ impl Store for SqliteStore {
 
     async fn delivery_counts(&self) -> StoreResult<Vec<(DeliveryStatus, u64)>> {
         queue::delivery_counts(self).await
+    }
+
+    async fn prune_batch(&self, cutoffs: PruneCutoffs, batch: usize) -> StoreResult<PruneReport> {
+        retention::prune_batch(self, cutoffs, batch).await
+    }
+
+    async fn reclaim_space(&self) -> StoreResult<()> {
+        retention::reclaim_space(self).await
+    }
+
+    async fn disk_usage(&self) -> StoreResult<Option<u64>> {
+        retention::disk_usage(self).await
     }
 
     async fn put_plugin(&self, record: &PluginRecord, component: &[u8]) -> StoreResult<()> {

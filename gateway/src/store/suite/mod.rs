@@ -9,12 +9,14 @@
 mod attempts;
 mod idempotency;
 mod queue;
+mod retention;
 pub mod throwaway;
 mod webhooks;
 
 pub use attempts::*;
 pub use idempotency::*;
 pub use queue::*;
+pub use retention::*;
 pub use webhooks::*;
 
 use std::sync::Arc;
@@ -177,6 +179,8 @@ macro_rules! store_suite_fns {
             record_with_a_stale_lease_is_not_recorded,
             ingest_retried_after_commit_is_a_duplicate,
             write_probe_succeeds,
+            prune_removes_old_rows_and_keeps_owed_and_recent,
+            concurrent_prunes_remove_each_row_once,
         ];
     };
 }
