@@ -17,7 +17,10 @@ pub async fn accept(
     let mut deliveries = Vec::new();
     for m in snapshot.matcher.matches(&event) {
         for url in &m.webhook.urls {
-            deliveries.push(Delivery::new(&event.id, &m.webhook.id, url, now));
+            deliveries.push(
+                Delivery::new(&event.id, &m.webhook.id, url, now)
+                    .ordered(m.webhook.ordering.is_ordered()),
+            );
         }
     }
     store

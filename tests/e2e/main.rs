@@ -14,6 +14,7 @@ mod hardening;
 mod hardening_api;
 mod matching;
 mod oncall;
+mod ordering;
 mod plugins;
 mod retries;
 mod roles;

@@ -40,6 +40,8 @@ struct Finished {
     disable: Option<String>,
     /// When the delivery was created (for the latency histogram on success).
     created_at: i64,
+    /// Part of an ordered stream: when it ends, the next in its stream is due at once.
+    ordered: bool,
 }
 
 /// Shared by the dispatcher, attempt tasks, the recorder and the API (test sends).
@@ -387,6 +389,7 @@ impl Engine {
             record,
             disable,
             created_at: d.created_at,
+            ordered: d.ordered,
         }
     }
 
@@ -419,6 +422,7 @@ impl Engine {
             record,
             disable: None,
             created_at: d.created_at,
+            ordered: d.ordered,
         }
     }
 
@@ -456,6 +460,7 @@ impl Engine {
             record,
             disable: None,
             created_at: d.created_at,
+            ordered: d.ordered,
         }
     }
 

@@ -68,6 +68,10 @@ pub struct Delivery {
     pub last_status_code: Option<u16>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Part of an ordered stream (its webhook's `ordering` was `per_webhook` when the event was
+    /// accepted): claimed only when no earlier delivery of the same (webhook, url) is owed.
+    #[serde(default)]
+    pub ordered: bool,
 }
 
 impl Delivery {
@@ -87,7 +91,14 @@ impl Delivery {
             last_status_code: None,
             created_at: now,
             updated_at: now,
+            ordered: false,
         }
+    }
+
+    /// The same delivery, in its (webhook, url) ordered stream or not.
+    pub fn ordered(mut self, on: bool) -> Self {
+        self.ordered = on;
+        self
     }
 }
 

@@ -12,7 +12,7 @@ use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema}
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::model::{Auth, AutoDisable, PluginRef, RetryPolicy, Scope, SendAs};
+use crate::model::{Auth, AutoDisable, OrderingMode, PluginRef, RetryPolicy, Scope, SendAs};
 
 mod records;
 pub use records::*;
@@ -102,6 +102,7 @@ pub struct WebhookView {
     pub signing: SigningView,
     pub send_as: SendAs,
     pub retry: RetryPolicy,
+    pub ordering: OrderingMode,
     pub timeout_secs: u64,
     pub auto_disable: AutoDisable,
     /// Grafana OnCall's preset; null for webhooks made through the API (cannot be set).
@@ -178,6 +179,10 @@ pub struct WebhookInput {
     pub send_as: Option<SendAs>,
     #[schema(nullable = false)]
     pub retry: Option<RetryPolicy>,
+    /// `none` (the default) or `per_webhook`: one delivery in flight per url, in the order the
+    /// events were accepted.
+    #[schema(nullable = false)]
+    pub ordering: Option<OrderingMode>,
     /// Per-attempt timeout in seconds (1 to the lease minus one, at most 120).
     #[schema(nullable = false)]
     pub timeout_secs: Option<u64>,

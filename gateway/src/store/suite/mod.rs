@@ -8,12 +8,14 @@
 
 mod attempts;
 mod idempotency;
+mod ordering;
 mod queue;
 pub mod throwaway;
 mod webhooks;
 
 pub use attempts::*;
 pub use idempotency::*;
+pub use ordering::*;
 pub use queue::*;
 pub use webhooks::*;
 
@@ -176,6 +178,12 @@ macro_rules! store_suite_fns {
             record_with_a_stale_lease_is_not_recorded,
             ingest_retried_after_commit_is_a_duplicate,
             write_probe_succeeds,
+            ordered_head_blocks_the_next,
+            ordered_next_claimable_after_success,
+            ordered_next_claimable_after_give_up,
+            ordered_streams_are_per_webhook_and_url,
+            ordered_requeue_goes_to_the_back,
+            concurrent_claimers_keep_one_in_flight_per_stream,
         ];
     };
 }
