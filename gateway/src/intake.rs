@@ -16,10 +16,11 @@ pub async fn accept(
     let snapshot = subs.get();
     let mut deliveries = Vec::new();
     for m in snapshot.matcher.matches(&event) {
-        for url in &m.webhook.urls {
+        let ordered = m.webhook.ordering.is_ordered();
+        for (i, url) in m.webhook.urls.iter().enumerate() {
             deliveries.push(
                 Delivery::new(&event.id, &m.webhook.id, url, now)
-                    .ordered(m.webhook.ordering.is_ordered()),
+                    .in_stream(ordered.then_some(i as u32)),
             );
         }
     }

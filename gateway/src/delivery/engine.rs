@@ -389,7 +389,7 @@ impl Engine {
             record,
             disable,
             created_at: d.created_at,
-            ordered: d.ordered,
+            ordered: d.stream.is_some(),
         }
     }
 
@@ -422,7 +422,7 @@ impl Engine {
             record,
             disable: None,
             created_at: d.created_at,
-            ordered: d.ordered,
+            ordered: d.stream.is_some(),
         }
     }
 
@@ -460,7 +460,7 @@ impl Engine {
             record,
             disable: None,
             created_at: d.created_at,
-            ordered: d.ordered,
+            ordered: d.stream.is_some(),
         }
     }
 

@@ -126,13 +126,13 @@ CREATE TABLE settings (
     ),
     (
         6,
-        "ordered delivery: a per-stream sequence and the head-of-stream index; unordered claims keep their own index",
+        "ordered delivery: a stream (the url's position in its webhook) and a sequence per delivery and the head-of-stream index; unordered claims keep their own index",
         r#"
-ALTER TABLE deliveries ADD COLUMN ordered BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN stream BIGINT;
 ALTER TABLE deliveries ADD COLUMN seq BIGINT;
 DROP INDEX deliveries_due;
-CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status IN ('pending', 'in_flight') AND ordered = 0;
-CREATE INDEX deliveries_stream ON deliveries (webhook_id, url, seq) WHERE status IN ('pending', 'in_flight') AND ordered = 1;
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status IN ('pending', 'in_flight') AND stream IS NULL;
+CREATE INDEX deliveries_stream ON deliveries (webhook_id, stream, seq) WHERE status IN ('pending', 'in_flight') AND stream IS NOT NULL;
 {seq_sequence}
 "#,
     ),

@@ -30,7 +30,7 @@ fn delivery_from_row(r: &Row) -> StoreResult<Delivery> {
             .map(|c| c as u16),
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
-        ordered: r.try_get::<_, i64>("ordered")? != 0,
+        stream: r.try_get::<_, Option<i64>>("stream")?.map(|s| s as u32),
     })
 }
 
@@ -63,8 +63,8 @@ pub(super) async fn deliveries_for_event(
 
 /// The head of every ordered (webhook, url) stream: its owed delivery (pending, in flight, or
 /// waiting for a retry) with the lowest seq. Read from the `deliveries_stream` index.
-const STREAM_HEADS: &str = "SELECT DISTINCT ON (webhook_id, url) id, next_attempt_at FROM deliveries \
-     WHERE ordered = 1 AND status IN ('pending', 'in_flight') ORDER BY webhook_id, url, seq";
+const STREAM_HEADS: &str = "SELECT DISTINCT ON (webhook_id, stream) id, next_attempt_at FROM deliveries \
+     WHERE stream IS NOT NULL AND status IN ('pending', 'in_flight') ORDER BY webhook_id, stream, seq";
 
 pub(super) async fn claim_due(
     store: &PostgresStore,
@@ -89,7 +89,7 @@ pub(super) async fn claim_due(
                  due_ordered AS (SELECT d.id FROM deliveries d JOIN heads h ON h.id = d.id \
                  WHERE h.next_attempt_at <= $1 AND d.status IN ('pending', 'in_flight') AND d.next_attempt_at <= $1 \
                  ORDER BY h.next_attempt_at LIMIT $3 FOR UPDATE OF d SKIP LOCKED), \
-                 due_unordered AS (SELECT id FROM deliveries WHERE status IN ('pending', 'in_flight') AND ordered = 0 AND next_attempt_at <= $1 \
+                 due_unordered AS (SELECT id FROM deliveries WHERE status IN ('pending', 'in_flight') AND stream IS NULL AND next_attempt_at <= $1 \
                  ORDER BY next_attempt_at LIMIT GREATEST($3 - (SELECT COUNT(*) FROM due_ordered), 0) FOR UPDATE SKIP LOCKED), \
                  due AS (SELECT id FROM due_ordered UNION ALL SELECT id FROM due_unordered) \
                  UPDATE deliveries d SET status = 'in_flight', lease_until = $2, next_attempt_at = $2, updated_at = $1 \
@@ -107,7 +107,7 @@ pub(super) async fn next_due_at(store: &PostgresStore) -> StoreResult<Option<i64
     let rows = store
         .query(
             &format!(
-                "SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'in_flight') AND ordered = 0 \
+                "SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'in_flight') AND stream IS NULL \
                  UNION ALL SELECT MIN(next_attempt_at) FROM ({STREAM_HEADS}) h) m"
             ),
             &[],
@@ -266,7 +266,7 @@ pub(super) async fn requeue_delivery(store: &PostgresStore, id: &str, now: i64) 
     let n = store
         .execute(
             "UPDATE deliveries SET status = 'pending', next_attempt_at = $2, lease_until = NULL, updated_at = $2, \
-             seq = CASE WHEN ordered = 1 THEN nextval('deliveries_seq') ELSE seq END WHERE id = $1",
+             seq = CASE WHEN stream IS NOT NULL THEN nextval('deliveries_seq') ELSE seq END WHERE id = $1",
             &[&id, &now],
         )
         .await?;
@@ -288,7 +288,7 @@ pub(super) async fn requeue_failed_since(
         "WITH r AS (SELECT id FROM deliveries WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2 ORDER BY created_at, seq, id), \
          s AS (SELECT id, nextval('deliveries_seq') AS seq FROM r) \
          UPDATE deliveries d SET status = 'pending', next_attempt_at = $3, lease_until = NULL, updated_at = $3, \
-         seq = CASE WHEN d.ordered = 1 THEN s.seq ELSE d.seq END FROM s WHERE d.id = s.id",
+         seq = CASE WHEN d.stream IS NOT NULL THEN s.seq ELSE d.seq END FROM s WHERE d.id = s.id",
         &[&webhook_id, &since, &now],
     )
     .await

@@ -8,7 +8,7 @@ use super::webhooks::health_of;
 use crate::model::{Attempt, AttemptQuery, Delivery, DeliveryStatus, WebhookHealth};
 use crate::store::{AttemptRecord, HealthChange, Page, StoreError, StoreResult};
 
-const DELIVERY_COLS: &str = "id, event_id, webhook_id, url, status, attempts, next_attempt_at, lease_until, request, last_error, last_status_code, created_at, updated_at, ordered";
+const DELIVERY_COLS: &str = "id, event_id, webhook_id, url, status, attempts, next_attempt_at, lease_until, request, last_error, last_status_code, created_at, updated_at, stream";
 
 fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
     let status: String = r.get("status")?;
@@ -29,7 +29,7 @@ fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
             .map(|c| c as u16),
         created_at: r.get("created_at")?,
         updated_at: r.get("updated_at")?,
-        ordered: r.get::<_, i64>("ordered")? != 0,
+        stream: r.get::<_, Option<i64>>("stream")?.map(|s| s as u32),
     })
 }
 
@@ -66,8 +66,8 @@ pub(super) async fn deliveries_for_event(
 
 /// The ordered deliveries at the head of their (webhook, url) stream: no earlier one there is
 /// still owed (pending, in flight, or waiting for a retry). `d` is the candidate row.
-const STREAM_HEAD: &str = "d.ordered = 1 AND d.status IN ('pending', 'in_flight') AND NOT EXISTS (SELECT 1 FROM deliveries e \
-     WHERE e.ordered = 1 AND e.status IN ('pending', 'in_flight') AND e.webhook_id = d.webhook_id AND e.url = d.url AND e.seq < d.seq)";
+const STREAM_HEAD: &str = "d.stream IS NOT NULL AND d.status IN ('pending', 'in_flight') AND NOT EXISTS (SELECT 1 FROM deliveries e \
+     WHERE e.stream IS NOT NULL AND e.status IN ('pending', 'in_flight') AND e.webhook_id = d.webhook_id AND e.stream = d.stream AND e.seq < d.seq)";
 
 pub(super) async fn claim_due(
     store: &SqliteStore,
@@ -92,7 +92,7 @@ pub(super) async fn claim_due(
         if rest > 0 {
             let mut s = t.prepare_cached(&format!(
                 "UPDATE deliveries SET status = 'in_flight', lease_until = ?2, next_attempt_at = ?2, updated_at = ?1 \
-                 WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'in_flight') AND ordered = 0 AND next_attempt_at <= ?1 \
+                 WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'in_flight') AND stream IS NULL AND next_attempt_at <= ?1 \
                  ORDER BY next_attempt_at LIMIT ?3) RETURNING {DELIVERY_COLS}"
             ))?;
             for d in s.query_map(params![now, lease_until, rest as i64], delivery_from_row)? {
@@ -109,7 +109,7 @@ pub(super) async fn next_due_at(store: &SqliteStore) -> StoreResult<Option<i64>>
     store
         .read(|c| {
             Ok(c.prepare_cached(&format!(
-                "SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'in_flight') AND ordered = 0 \
+                "SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'in_flight') AND stream IS NULL \
                  UNION ALL SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE {STREAM_HEAD})"
             ))?
             .query_row([], |r| r.get::<_, Option<i64>>(0))?)
@@ -202,8 +202,8 @@ pub(super) async fn record_attempts(
 
 /// Moves an ordered delivery to the back of its stream (one past the highest seq owed there);
 /// an unordered one keeps no seq.
-const TO_THE_BACK: &str = "seq = CASE WHEN ordered = 1 THEN (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM deliveries e \
-     WHERE e.ordered = 1 AND e.status IN ('pending', 'in_flight') AND e.webhook_id = deliveries.webhook_id AND e.url = deliveries.url) ELSE seq END";
+const TO_THE_BACK: &str = "seq = CASE WHEN stream IS NOT NULL THEN (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM deliveries e \
+     WHERE e.stream IS NOT NULL AND e.status IN ('pending', 'in_flight') AND e.webhook_id = deliveries.webhook_id AND e.stream = deliveries.stream) ELSE seq END";
 
 pub(super) async fn requeue_delivery(store: &SqliteStore, id: &str, now: i64) -> StoreResult<()> {
     let id = id.to_string();

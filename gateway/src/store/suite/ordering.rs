@@ -16,7 +16,7 @@ async fn accept(store: &dyn Store, at: i64, webhooks: &[(&str, bool)]) -> Vec<De
     let ids: Vec<&str> = webhooks.iter().map(|w| w.0).collect();
     let mut new = new_event(at, &ids, None);
     for (d, (_, ordered)) in new.deliveries.iter_mut().zip(webhooks) {
-        d.ordered = *ordered;
+        d.stream = ordered.then_some(0);
     }
     let wanted: Vec<String> = new.deliveries.iter().map(|d| d.id.clone()).collect();
     let id = new.event.id.clone();
@@ -54,7 +54,11 @@ fn ids(ds: &[Delivery]) -> Vec<&str> {
 pub async fn ordered_head_blocks_the_next(store: Arc<dyn Store>) {
     let first = accept(store.as_ref(), 1_000, &[("wh_o", true)]).await;
     let second = accept(store.as_ref(), 1_001, &[("wh_o", true)]).await;
-    assert!(first[0].ordered && second[0].ordered, "the flag is stored");
+    assert_eq!(
+        (first[0].stream, second[0].stream),
+        (Some(0), Some(0)),
+        "the stream is stored"
+    );
     assert_eq!(store.next_due_at().await.unwrap(), Some(1_000));
 
     let got = store.claim_due(5_000, 35_000, 10).await.unwrap();
@@ -156,8 +160,8 @@ pub async fn ordered_streams_are_per_webhook_and_url(store: Arc<dyn Store>) {
     // The same webhook with two urls: two streams.
     let mut new = new_event(3_000, &["wh_c", "wh_c"], None);
     new.deliveries[1].url = "https://receiver.example/other".into();
-    for d in new.deliveries.iter_mut() {
-        d.ordered = true;
+    for (i, d) in new.deliveries.iter_mut().enumerate() {
+        d.stream = Some(i as u32);
     }
     let two: Vec<String> = new.deliveries.iter().map(|d| d.id.clone()).collect();
     store.ingest(new).await.unwrap();
