@@ -33,8 +33,12 @@ pub async fn accept(
             let snapshot = subs.get();
             let mut deliveries = Vec::new();
             for m in snapshot.matcher.matches(&event) {
-                for url in &m.webhook.urls {
-                    deliveries.push(Delivery::new(&event.id, &m.webhook.id, url, now));
+                let ordered = m.webhook.ordering.is_ordered();
+                for (i, url) in m.webhook.urls.iter().enumerate() {
+                    deliveries.push(
+                        Delivery::new(&event.id, &m.webhook.id, url, now)
+                            .in_stream(ordered.then_some(i as u32)),
+                    );
                 }
             }
             Span::current().record("deliveries", deliveries.len());

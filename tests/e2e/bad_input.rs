@@ -103,11 +103,13 @@ async fn refused_inputs_leave_the_store_unchanged() {
         (Method::POST, "/api/v1/webhooks/", "{\"name\":\"n\",\"url\":\"https://e.com\",\"trigger_type\":\"resolve\",\"integration_filter\":\"x\"}".into(), vec![], 400, Some("integration_filter")),
         (Method::POST, "/api/v1/webhooks/", "{\"name\":\"n\",\"url\":\"https://e.com\",\"trigger_type\":\"resolve\",\"auth\":{\"type\":\"magic\"}}".into(), vec![], 400, Some("auth")),
         (Method::POST, "/api/v1/webhooks/", "{\"name\":\"n\",\"url\":\"https://e.com\",\"trigger_type\":\"resolve\",\"signing\":{\"type\":\"standard_webhooks\",\"secret\":\"plain\"}}".into(), vec![], 400, Some("signing.secret")),
+        (Method::POST, "/api/v1/webhooks/", "{\"name\":\"n\",\"url\":\"https://e.com\",\"trigger_type\":\"resolve\",\"ordering\":\"sometimes\"}".into(), vec![], 400, Some("ordering")),
         (Method::POST, "/api/v1/webhooks/", "[]".into(), vec![], 400, None),
         (Method::POST, "/api/v1/webhooks/", "{oops".into(), vec![], 400, None),
         (Method::PUT, wpath.as_str(), "{\"url\":\"gopher://x\"}".into(), vec![], 400, Some("url")),
         (Method::PUT, wpath.as_str(), "{\"name\":\"renamed\",\"is_webhook_enabled\":\"yes\"}".into(), vec![], 400, Some("is_webhook_enabled")),
         (Method::PUT, wpath.as_str(), "{\"name\":null}".into(), vec![], 400, Some("name")),
+        (Method::PUT, wpath.as_str(), "{\"ordering\":true}".into(), vec![], 400, Some("ordering")),
         // Grafana OnCall: an unusable `page` is page 1; the gateway's own `page_size` stays strict.
         (Method::GET, "/api/v1/webhooks/?page_size=0", String::new(), vec![], 400, Some("page_size")),
         (Method::GET, "/api/v1/webhooks/?page_size=1000", String::new(), vec![], 400, Some("page_size")),

@@ -15,6 +15,7 @@ mod hardening_api;
 mod matching;
 mod oncall;
 mod operations;
+mod ordering;
 mod plugins;
 mod retention;
 mod retries;

@@ -41,6 +41,8 @@ struct Finished {
     disable: Option<String>,
     /// When the delivery was created (for the latency histogram on success).
     created_at: i64,
+    /// Part of an ordered stream: when it ends, the next in its stream is due at once.
+    ordered: bool,
 }
 
 impl Finished {
@@ -420,6 +422,7 @@ impl Engine {
             record,
             disable,
             created_at: d.created_at,
+            ordered: d.stream.is_some(),
         }
     }
 
@@ -453,6 +456,7 @@ impl Engine {
             record,
             disable: None,
             created_at: d.created_at,
+            ordered: d.stream.is_some(),
         }
     }
 
@@ -491,6 +495,7 @@ impl Engine {
             record,
             disable: None,
             created_at: d.created_at,
+            ordered: d.stream.is_some(),
         }
     }
 

@@ -68,6 +68,12 @@ pub struct Delivery {
     pub last_status_code: Option<u16>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The ordered stream it belongs to, when its webhook's `ordering` was `per_webhook` as the
+    /// event was accepted: the url's position in the webhook's `urls` (urls are sealed at rest,
+    /// so the stored url cannot name the stream). Claimed only when no earlier delivery of the
+    /// same (webhook, stream) is owed. `None`: unordered.
+    #[serde(default)]
+    pub stream: Option<u32>,
 }
 
 impl Delivery {
@@ -87,7 +93,14 @@ impl Delivery {
             last_status_code: None,
             created_at: now,
             updated_at: now,
+            stream: None,
         }
+    }
+
+    /// The same delivery, in ordered stream `stream` of its webhook (or unordered).
+    pub fn in_stream(mut self, stream: Option<u32>) -> Self {
+        self.stream = stream;
+        self
     }
 }
 

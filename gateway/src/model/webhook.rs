@@ -129,6 +129,24 @@ pub enum RetryPolicy {
     Schedule { delays_secs: Vec<u64> },
 }
 
+/// Whether a webhook's deliveries keep the order their events were accepted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderingMode {
+    /// Deliveries go out as soon as they are due, many at a time (the default).
+    #[default]
+    None,
+    /// Per (webhook, url): one delivery in flight at a time, in the order the events were
+    /// accepted; the next waits until the previous one succeeded or failed for good.
+    PerWebhook,
+}
+
+impl OrderingMode {
+    pub fn is_ordered(self) -> bool {
+        self == OrderingMode::PerWebhook
+    }
+}
+
 /// A plugin attached to a webhook.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PluginRef {
@@ -215,6 +233,9 @@ pub struct Webhook {
     pub send_as: SendAs,
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// Ordered delivery (opt-in); applies to deliveries of events accepted after it is set.
+    #[serde(default)]
+    pub ordering: OrderingMode,
     /// Per-attempt timeout in seconds.
     pub timeout_secs: u64,
     #[serde(default)]
@@ -271,6 +292,7 @@ impl Default for Webhook {
             signing: Signing::None,
             send_as: SendAs::Body,
             retry: RetryPolicy::Default,
+            ordering: OrderingMode::None,
             timeout_secs: 15,
             auto_disable: AutoDisable::default(),
             failure_email: None,

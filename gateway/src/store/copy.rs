@@ -179,6 +179,16 @@ pub async fn sqlite_to_postgres(
         tracing::info!(table, read, inserted, "copied");
         report.tables.push((table, read, inserted));
     }
+    // Ordered deliveries copied keep their seq: PostgreSQL's sequence must draw past them, so
+    // events accepted from now on queue behind them.
+    let client = to.pool().get().await.map_err(StoreError::from)?;
+    client
+        .execute(
+            "SELECT setval('deliveries_seq', GREATEST((SELECT COALESCE(MAX(seq), 1) FROM deliveries), (SELECT last_value FROM deliveries_seq)))",
+            &[],
+        )
+        .await
+        .map_err(StoreError::from)?;
     Ok(report)
 }
 

@@ -1,6 +1,7 @@
 //! Schema migrations for every backend, kept in one place. The SQL is portable between SQLite and
-//! PostgreSQL except for the binary type, written `{blob}`, and reading
-//! a webhook document's name, `{doc_name}`, both rendered per dialect.
+//! PostgreSQL except for the binary type, written `{blob}`, reading a webhook document's name,
+//! `{doc_name}`, and the ordered deliveries' sequence, `{seq_sequence}` (PostgreSQL only), all
+//! rendered per dialect.
 
 /// The SQL dialect a migration is rendered for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +125,18 @@ CREATE TABLE settings (
 "#,
     ),
     (
+        6,
+        "ordered delivery: a stream (the url's position in its webhook) and a sequence per delivery and the head-of-stream index; unordered claims keep their own index",
+        r#"
+ALTER TABLE deliveries ADD COLUMN stream BIGINT;
+ALTER TABLE deliveries ADD COLUMN seq BIGINT;
+DROP INDEX deliveries_due;
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status IN ('pending', 'in_flight') AND stream IS NULL;
+CREATE INDEX deliveries_stream ON deliveries (webhook_id, stream, seq) WHERE status IN ('pending', 'in_flight') AND stream IS NOT NULL;
+{seq_sequence}
+"#,
+    ),
+    (
         7,
         "retention: indexes the pruner walks (old events, old attempts, an event's idempotency keys)",
         r#"
@@ -144,7 +157,15 @@ pub fn render(sql: &str, dialect: Dialect) -> String {
         Dialect::Sqlite => "json_extract(doc, '$.name')",
         Dialect::Postgres => "(doc::json ->> 'name')",
     };
-    sql.replace("{blob}", blob).replace("{doc_name}", doc_name)
+    // SQLite numbers an ordered delivery from its stream's highest owed seq inside the single
+    // writer's transaction; PostgreSQL nodes draw from one sequence.
+    let seq_sequence = match dialect {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => "CREATE SEQUENCE deliveries_seq;",
+    };
+    sql.replace("{blob}", blob)
+        .replace("{doc_name}", doc_name)
+        .replace("{seq_sequence}", seq_sequence)
 }
 
 /// The bookkeeping table every backend keeps.

@@ -1,5 +1,5 @@
 //! The gateway's own fields beyond OnCall's: filter, plugins, authenticator, auth, signing,
-//! send_as, retry, timeouts, auto-disable, failure e-mail, private payloads (and `scope`).
+//! send_as, retry, ordering, timeouts, auto-disable, failure e-mail, private payloads (and `scope`).
 
 use serde_json::Value;
 
@@ -8,7 +8,8 @@ use super::{Input, InputContext, MAX_PLUGINS, MAX_TEMPLATE};
 use crate::api::error::ApiError;
 use crate::model::webhook::{MASK, MAX_HEADERS};
 use crate::model::{
-    Auth, AutoDisable, PluginRef, RetryPolicy, Scope, SendAs, Signing, Webhook, new_signing_secret,
+    Auth, AutoDisable, OrderingMode, PluginRef, RetryPolicy, Scope, SendAs, Signing, Webhook,
+    new_signing_secret,
 };
 use crate::secrets::mask::restore_config;
 
@@ -274,6 +275,9 @@ pub(super) fn apply(w: &mut Webhook, m: &Input, cx: &InputContext<'_>) -> Result
     if let Some(r) = typed::<RetryPolicy>(m, "retry")? {
         validate_retry(&r)?;
         w.retry = r;
+    }
+    if let Some(o) = typed::<OrderingMode>(m, "ordering")? {
+        w.ordering = o;
     }
     if let Some(t) = typed::<u64>(m, "timeout_secs")? {
         if t == 0 || t > cx.max_timeout_secs {

@@ -53,6 +53,7 @@ const EXTENSION_FIELDS: &[&str] = &[
     "signing",
     "send_as",
     "retry",
+    "ordering",
     "timeout_secs",
     "auto_disable",
     "failure_email",

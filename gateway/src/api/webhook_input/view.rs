@@ -101,6 +101,7 @@ pub fn view(w: &Webhook) -> Value {
         "signing": signing,
         "send_as": w.send_as,
         "retry": w.retry,
+        "ordering": w.ordering,
         "timeout_secs": w.timeout_secs,
         "auto_disable": w.auto_disable,
         "failure_email": w.failure_email,

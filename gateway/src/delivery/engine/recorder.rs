@@ -151,6 +151,17 @@ impl Engine {
                 Vec::new()
             }
         };
+        // A finished head makes the next delivery of its ordered stream due now: look again
+        // instead of waiting for the idle poll.
+        if items.iter().any(|f| {
+            f.ordered
+                && matches!(
+                    f.record.status,
+                    DeliveryStatus::Succeeded | DeliveryStatus::Failed
+                )
+        }) {
+            e.ready.notify_waiters();
+        }
         let now = e.clock.now_ms();
         for f in &items {
             let outcome = f.record.attempt.outcome.as_str();

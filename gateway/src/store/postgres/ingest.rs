@@ -275,10 +275,20 @@ async fn ingest_one(
 }
 
 /// Inserts deliveries in one statement (arrays unnested server-side).
+///
+/// Ordered deliveries draw their seq from `deliveries_seq` under a transaction lock per
+/// (webhook, url) stream, taken before the insert: a later ingest of the same stream waits for
+/// this one to commit, so seq order is commit order and a delivery never lands behind a later
+/// one already being sent.
 async fn insert_deliveries(t: &impl GenericClient, ds: &[Delivery]) -> StoreResult<()> {
     if ds.is_empty() {
         return Ok(());
     }
+    lock_streams(
+        t,
+        ds.iter().filter_map(|d| Some((&d.webhook_id, d.stream?))),
+    )
+    .await?;
     let col = |f: fn(&Delivery) -> String| ds.iter().map(f).collect::<Vec<_>>();
     let (ids, events, webhooks, urls) = (
         col(|d| d.id.clone()),
@@ -301,19 +311,55 @@ async fn insert_deliveries(t: &impl GenericClient, ds: &[Delivery]) -> StoreResu
         .collect();
     let created: Vec<i64> = ds.iter().map(|d| d.created_at).collect();
     let updated: Vec<i64> = ds.iter().map(|d| d.updated_at).collect();
+    let streams: Vec<Option<i64>> = ds.iter().map(|d| d.stream.map(i64::from)).collect();
     let stmt = t
         .prepare_cached(&format!(
-            "INSERT INTO deliveries ({DELIVERY_COLS}) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
-             $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[])"
+            "INSERT INTO deliveries ({DELIVERY_COLS}, seq) SELECT *, CASE WHEN v.stream IS NOT NULL THEN nextval('deliveries_seq') END \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], \
+             $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[]) \
+             AS v(id, event_id, webhook_id, url, status, attempts, next_attempt_at, lease_until, request, last_error, last_status_code, created_at, updated_at, stream)"
         ))
         .await?;
     t.execute(
         &stmt,
         &[
             &ids, &events, &webhooks, &urls, &statuses, &attempts, &next, &leases, &requests,
-            &errors, &codes, &created, &updated,
+            &errors, &codes, &created, &updated, &streams,
         ],
     )
     .await?;
     Ok(())
+}
+
+/// Takes the transaction lock of each (webhook, url) stream, in one global order so concurrent
+/// ingests (here or on other nodes) queue instead of deadlocking.
+async fn lock_streams<'a>(
+    t: &impl GenericClient,
+    streams: impl Iterator<Item = (&'a String, u32)>,
+) -> StoreResult<()> {
+    let mut keys: Vec<i64> = streams.map(|(w, s)| stream_lock_key(w, s)).collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    t.execute(
+        &t.prepare_cached("SELECT pg_advisory_xact_lock(k) FROM UNNEST($1::bigint[]) AS l(k)")
+            .await?,
+        &[&keys],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A stable 64-bit advisory-lock key for a stream (the same on every node).
+fn stream_lock_key(webhook_id: &str, stream: u32) -> i64 {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::new()
+        .chain_update(b"webhook-gateway stream ")
+        .chain_update(webhook_id.as_bytes())
+        .chain_update([0u8])
+        .chain_update(stream.to_be_bytes())
+        .finalize();
+    i64::from_be_bytes(h[..8].try_into().expect("8 bytes"))
 }

@@ -30,6 +30,7 @@ fn delivery_from_row(r: &Row) -> StoreResult<Delivery> {
             .map(|c| c as u16),
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        stream: r.try_get::<_, Option<i64>>("stream")?.map(|s| s as u32),
     })
 }
 
@@ -60,6 +61,11 @@ pub(super) async fn deliveries_for_event(
         .collect()
 }
 
+/// The head of every ordered (webhook, url) stream: its owed delivery (pending, in flight, or
+/// waiting for a retry) with the lowest seq. Read from the `deliveries_stream` index.
+const STREAM_HEADS: &str = "SELECT DISTINCT ON (webhook_id, stream) id, next_attempt_at FROM deliveries \
+     WHERE stream IS NOT NULL AND status IN ('pending', 'in_flight') ORDER BY webhook_id, stream, seq";
+
 pub(super) async fn claim_due(
     store: &PostgresStore,
     now: i64,
@@ -70,12 +76,22 @@ pub(super) async fn claim_due(
     // pending deliveries that are due and in-flight ones whose worker vanished. SKIP LOCKED
     // lets other nodes claim other rows meanwhile; a row another node claimed and committed
     // since our snapshot is re-checked against the condition and dropped.
+    //
+    // Ordered streams go first, their head only: a head another node claimed meanwhile fails
+    // the re-check, and the next delivery of a stream is a head in our snapshot only once the
+    // earlier one had finished in it, so two nodes never send consecutive deliveries of one
+    // stream at once. Unordered deliveries keep their own index and take the rest of the batch.
     let limit = limit as i64;
     let rows = store
         .query(
             &format!(
-                "WITH due AS (SELECT id FROM deliveries WHERE status IN ('pending', 'in_flight') AND next_attempt_at <= $1 \
-                 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                "WITH heads AS ({STREAM_HEADS}), \
+                 due_ordered AS (SELECT d.id FROM deliveries d JOIN heads h ON h.id = d.id \
+                 WHERE h.next_attempt_at <= $1 AND d.status IN ('pending', 'in_flight') AND d.next_attempt_at <= $1 \
+                 ORDER BY h.next_attempt_at LIMIT $3 FOR UPDATE OF d SKIP LOCKED), \
+                 due_unordered AS (SELECT id FROM deliveries WHERE status IN ('pending', 'in_flight') AND stream IS NULL AND next_attempt_at <= $1 \
+                 ORDER BY next_attempt_at LIMIT GREATEST($3 - (SELECT COUNT(*) FROM due_ordered), 0) FOR UPDATE SKIP LOCKED), \
+                 due AS (SELECT id FROM due_ordered UNION ALL SELECT id FROM due_unordered) \
                  UPDATE deliveries d SET status = 'in_flight', lease_until = $2, next_attempt_at = $2, updated_at = $1 \
                  FROM due WHERE d.id = due.id RETURNING {}",
                 DELIVERY_COLS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ")
@@ -87,9 +103,13 @@ pub(super) async fn claim_due(
 }
 
 pub(super) async fn next_due_at(store: &PostgresStore) -> StoreResult<Option<i64>> {
+    // Deliveries waiting behind their stream's head are not due: they do not wake workers.
     let rows = store
         .query(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'in_flight')",
+            &format!(
+                "SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'in_flight') AND stream IS NULL \
+                 UNION ALL SELECT MIN(next_attempt_at) FROM ({STREAM_HEADS}) h) m"
+            ),
             &[],
         )
         .await?;
@@ -242,9 +262,11 @@ pub(super) async fn record_attempts(
 }
 
 pub(super) async fn requeue_delivery(store: &PostgresStore, id: &str, now: i64) -> StoreResult<()> {
+    // An ordered delivery goes to the back of its stream with a new seq.
     let n = store
         .execute(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = $2, lease_until = NULL, updated_at = $2 WHERE id = $1",
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $2, lease_until = NULL, updated_at = $2, \
+             seq = CASE WHEN stream IS NOT NULL THEN nextval('deliveries_seq') ELSE seq END WHERE id = $1",
             &[&id, &now],
         )
         .await?;
@@ -260,9 +282,13 @@ pub(super) async fn requeue_failed_since(
     since: i64,
     now: i64,
 ) -> StoreResult<u64> {
+    // New seqs drawn in the old order: requeued ordered deliveries keep their order among
+    // themselves, at the back of their stream.
     store.execute(
-        "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, lease_until = NULL, updated_at = $3 \
-         WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2",
+        "WITH r AS (SELECT id FROM deliveries WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2 ORDER BY created_at, seq, id), \
+         s AS (SELECT id, nextval('deliveries_seq') AS seq FROM r) \
+         UPDATE deliveries d SET status = 'pending', next_attempt_at = $3, lease_until = NULL, updated_at = $3, \
+         seq = CASE WHEN d.stream IS NOT NULL THEN s.seq ELSE d.seq END FROM s WHERE d.id = s.id",
         &[&webhook_id, &since, &now],
     )
     .await

@@ -7,9 +7,12 @@ use crate::model::{Delivery, Event, IngestOutcome, NewEvent};
 use crate::store::StoreResult;
 
 fn insert_delivery(tx: &Connection, d: &Delivery) -> rusqlite::Result<()> {
+    // An ordered delivery goes to the back of its (webhook, url) stream: one past the highest
+    // seq still owed there (the single writer makes this race-free).
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO deliveries (id, event_id, webhook_id, url, status, attempts, next_attempt_at, lease_until, request, last_error, last_status_code, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        "INSERT INTO deliveries (id, event_id, webhook_id, url, status, attempts, next_attempt_at, lease_until, request, last_error, last_status_code, created_at, updated_at, stream, seq) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
+         CASE WHEN ?14 IS NOT NULL THEN (SELECT COALESCE(MAX(seq), 0) + 1 FROM deliveries WHERE stream IS NOT NULL AND status IN ('pending', 'in_flight') AND webhook_id = ?3 AND stream = ?14) END)",
     )?;
     stmt.execute(params![
         d.id,
@@ -27,6 +30,7 @@ fn insert_delivery(tx: &Connection, d: &Delivery) -> rusqlite::Result<()> {
         d.last_status_code.map(|c| c as i64),
         d.created_at,
         d.updated_at,
+        d.stream.map(i64::from),
     ])?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use super::webhooks::health_of;
 use crate::model::{Attempt, AttemptQuery, Delivery, DeliveryStatus, WebhookHealth};
 use crate::store::{AttemptRecord, HealthChange, Page, StoreError, StoreResult};
 
-const DELIVERY_COLS: &str = "id, event_id, webhook_id, url, status, attempts, next_attempt_at, lease_until, request, last_error, last_status_code, created_at, updated_at";
+const DELIVERY_COLS: &str = "id, event_id, webhook_id, url, status, attempts, next_attempt_at, lease_until, request, last_error, last_status_code, created_at, updated_at, stream";
 
 fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
     let status: String = r.get("status")?;
@@ -29,6 +29,7 @@ fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
             .map(|c| c as u16),
         created_at: r.get("created_at")?,
         updated_at: r.get("updated_at")?,
+        stream: r.get::<_, Option<i64>>("stream")?.map(|s| s as u32),
     })
 }
 
@@ -63,6 +64,11 @@ pub(super) async fn deliveries_for_event(
         .await
 }
 
+/// The ordered deliveries at the head of their (webhook, url) stream: no earlier one there is
+/// still owed (pending, in flight, or waiting for a retry). `d` is the candidate row.
+const STREAM_HEAD: &str = "d.stream IS NOT NULL AND d.status IN ('pending', 'in_flight') AND NOT EXISTS (SELECT 1 FROM deliveries e \
+     WHERE e.stream IS NOT NULL AND e.status IN ('pending', 'in_flight') AND e.webhook_id = d.webhook_id AND e.stream = d.stream AND e.seq < d.seq)";
+
 pub(super) async fn claim_due(
     store: &SqliteStore,
     now: i64,
@@ -71,26 +77,42 @@ pub(super) async fn claim_due(
 ) -> StoreResult<Vec<Delivery>> {
     store.write(move |t| {
         // A claimed delivery's next_attempt_at is its lease end, so one condition finds both
-        // pending deliveries that are due and in-flight ones whose worker vanished.
-        let mut s = t.prepare_cached(&format!(
-            "UPDATE deliveries SET status = 'in_flight', lease_until = ?2, next_attempt_at = ?2, updated_at = ?1 \
-             WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'in_flight') AND next_attempt_at <= ?1 \
-             ORDER BY next_attempt_at LIMIT ?3) RETURNING {DELIVERY_COLS}"
-        ))?;
-        let rows = s.query_map(params![now, lease_until, limit as i64], delivery_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        // pending deliveries that are due and in-flight ones whose worker vanished. Ordered
+        // streams go first, at most their head each; unordered deliveries keep their own index
+        // and take the rest of the batch.
+        let mut rows = t
+            .prepare_cached(&format!(
+                "UPDATE deliveries SET status = 'in_flight', lease_until = ?2, next_attempt_at = ?2, updated_at = ?1 \
+                 WHERE id IN (SELECT d.id FROM deliveries d WHERE {STREAM_HEAD} AND d.next_attempt_at <= ?1 \
+                 ORDER BY d.next_attempt_at LIMIT ?3) RETURNING {DELIVERY_COLS}"
+            ))?
+            .query_map(params![now, lease_until, limit as i64], delivery_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        let rest = limit.saturating_sub(rows.len());
+        if rest > 0 {
+            let mut s = t.prepare_cached(&format!(
+                "UPDATE deliveries SET status = 'in_flight', lease_until = ?2, next_attempt_at = ?2, updated_at = ?1 \
+                 WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'in_flight') AND stream IS NULL AND next_attempt_at <= ?1 \
+                 ORDER BY next_attempt_at LIMIT ?3) RETURNING {DELIVERY_COLS}"
+            ))?;
+            for d in s.query_map(params![now, lease_until, rest as i64], delivery_from_row)? {
+                rows.push(d?);
+            }
+        }
         Ok(rows)
     })
     .await
 }
 
 pub(super) async fn next_due_at(store: &SqliteStore) -> StoreResult<Option<i64>> {
+    // Deliveries waiting behind their stream's head are not due: they do not wake workers.
     store
         .read(|c| {
-            Ok(c.query_row(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'in_flight')",
-            [],
-            |r| r.get::<_, Option<i64>>(0),
-        )?)
+            Ok(c.prepare_cached(&format!(
+                "SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'in_flight') AND stream IS NULL \
+                 UNION ALL SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE {STREAM_HEAD})"
+            ))?
+            .query_row([], |r| r.get::<_, Option<i64>>(0))?)
         })
         .await
 }
@@ -178,11 +200,16 @@ pub(super) async fn record_attempts(
     .await
 }
 
+/// Moves an ordered delivery to the back of its stream (one past the highest seq owed there);
+/// an unordered one keeps no seq.
+const TO_THE_BACK: &str = "seq = CASE WHEN stream IS NOT NULL THEN (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM deliveries e \
+     WHERE e.stream IS NOT NULL AND e.status IN ('pending', 'in_flight') AND e.webhook_id = deliveries.webhook_id AND e.stream = deliveries.stream) ELSE seq END";
+
 pub(super) async fn requeue_delivery(store: &SqliteStore, id: &str, now: i64) -> StoreResult<()> {
     let id = id.to_string();
     store.write(move |t| {
         let n = t.execute(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, lease_until = NULL, updated_at = ?2 WHERE id = ?1",
+            &format!("UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, lease_until = NULL, updated_at = ?2, {TO_THE_BACK} WHERE id = ?1"),
             params![id, now],
         )?;
         if n == 0 {
@@ -201,12 +228,21 @@ pub(super) async fn requeue_failed_since(
 ) -> StoreResult<u64> {
     let id = webhook_id.to_string();
     store.write(move |t| {
-        let n = t.execute(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?3, lease_until = NULL, updated_at = ?3 \
-             WHERE webhook_id = ?1 AND status = 'failed' AND created_at >= ?2",
-            params![id, since, now],
-        )?;
-        Ok(n as u64)
+        // One by one in their old order, so requeued ordered deliveries keep their order among
+        // themselves at the back of the stream.
+        let ids: Vec<String> = t
+            .prepare_cached(
+                "SELECT id FROM deliveries WHERE webhook_id = ?1 AND status = 'failed' AND created_at >= ?2 ORDER BY created_at, seq, id",
+            )?
+            .query_map(params![id, since], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut requeue = t.prepare_cached(&format!(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, lease_until = NULL, updated_at = ?2, {TO_THE_BACK} WHERE id = ?1"
+        ))?;
+        for d in &ids {
+            requeue.execute(params![d, now])?;
+        }
+        Ok(ids.len() as u64)
     })
     .await
 }

@@ -8,6 +8,7 @@
 
 mod attempts;
 mod idempotency;
+mod ordering;
 mod queue;
 mod retention;
 pub mod throwaway;
@@ -15,6 +16,7 @@ mod webhooks;
 
 pub use attempts::*;
 pub use idempotency::*;
+pub use ordering::*;
 pub use queue::*;
 pub use retention::*;
 pub use webhooks::*;
@@ -181,6 +183,12 @@ macro_rules! store_suite_fns {
             write_probe_succeeds,
             prune_removes_old_rows_and_keeps_owed_and_recent,
             concurrent_prunes_remove_each_row_once,
+            ordered_head_blocks_the_next,
+            ordered_next_claimable_after_success,
+            ordered_next_claimable_after_give_up,
+            ordered_streams_are_per_webhook_and_url,
+            ordered_requeue_goes_to_the_back,
+            concurrent_claimers_keep_one_in_flight_per_stream,
         ];
     };
 }
