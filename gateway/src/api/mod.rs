@@ -67,6 +67,9 @@ pub fn router(state: AppState) -> Router {
     if state.config.metrics_listen.is_empty() {
         r = r.route("/metrics", get(metrics));
     }
+    if state.config.console.enabled {
+        r = r.merge(crate::console::router(state.clone()));
+    }
     r.route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .merge(webhooks::router())

@@ -123,6 +123,25 @@ CREATE TABLE settings (
 );
 "#,
     ),
+    (
+        9,
+        "console sessions (cookie stored hashed, CSRF token, idle and absolute expiry)",
+        r#"
+CREATE TABLE console_sessions (
+    id_hash TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    team_id TEXT,
+    only_webhook TEXT,
+    portal BIGINT NOT NULL DEFAULT 0,
+    csrf TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    last_seen_at BIGINT NOT NULL
+);
+CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
+"#,
+    ),
 ];
 
 /// The SQL of one migration for a dialect.

@@ -15,7 +15,7 @@ pub mod suite;
 use async_trait::async_trait;
 
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
+    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
     PluginRecord, PreparedRequest, Webhook, WebhookHealth,
 };
 
@@ -107,6 +107,15 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_api_key(&self, id: &str, now: i64) -> StoreResult<Option<ApiKey>>;
     /// Records that a key was used at `at` (only moves `last_used_at` forward).
     async fn touch_api_key(&self, id: &str, at: i64) -> StoreResult<()>;
+
+    // --- console sessions (`console::session`)
+    /// Stores a new session; rows whose absolute expiry is past `session.created_at` go first.
+    async fn insert_console_session(&self, session: ConsoleSession) -> StoreResult<()>;
+    async fn console_session(&self, id_hash: &str) -> StoreResult<Option<ConsoleSession>>;
+    /// Records activity at `at` (only moves `last_seen_at` forward).
+    async fn touch_console_session(&self, id_hash: &str, at: i64) -> StoreResult<()>;
+    /// Sign-out (and the end of an expired or orphaned session).
+    async fn delete_console_session(&self, id_hash: &str) -> StoreResult<()>;
 
     // --- webhooks
     async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()>;

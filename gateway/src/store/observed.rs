@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use super::{AttemptRecord, Page, Store, StoreError, StoreResult, WebhookQuery};
 use crate::metrics::Metrics;
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
+    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
     PluginRecord, Scope, Webhook, WebhookHealth,
 };
 
@@ -64,6 +64,21 @@ impl Store for ObservedStore {
     }
     async fn touch_api_key(&self, id: &str, at: i64) -> StoreResult<()> {
         let out = self.inner.touch_api_key(id, at).await;
+        self.seen(out)
+    }
+    async fn insert_console_session(&self, session: ConsoleSession) -> StoreResult<()> {
+        let out = self.inner.insert_console_session(session).await;
+        self.seen(out)
+    }
+    async fn console_session(&self, id_hash: &str) -> StoreResult<Option<ConsoleSession>> {
+        self.inner.console_session(id_hash).await
+    }
+    async fn touch_console_session(&self, id_hash: &str, at: i64) -> StoreResult<()> {
+        let out = self.inner.touch_console_session(id_hash, at).await;
+        self.seen(out)
+    }
+    async fn delete_console_session(&self, id_hash: &str) -> StoreResult<()> {
+        let out = self.inner.delete_console_session(id_hash).await;
         self.seen(out)
     }
     async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {

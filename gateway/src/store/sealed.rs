@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::{AttemptRecord, Page, Store, StoreError, StoreResult, WebhookQuery};
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
+    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
     PluginRecord, Scope, Webhook, WebhookHealth,
 };
 use crate::secrets::{Keyring, SecretsError, fields};
@@ -79,6 +79,18 @@ impl Store for SealedStore {
     }
     async fn touch_api_key(&self, id: &str, at: i64) -> StoreResult<()> {
         self.inner.touch_api_key(id, at).await
+    }
+    async fn insert_console_session(&self, session: ConsoleSession) -> StoreResult<()> {
+        self.inner.insert_console_session(session).await
+    }
+    async fn console_session(&self, id_hash: &str) -> StoreResult<Option<ConsoleSession>> {
+        self.inner.console_session(id_hash).await
+    }
+    async fn touch_console_session(&self, id_hash: &str, at: i64) -> StoreResult<()> {
+        self.inner.touch_console_session(id_hash, at).await
+    }
+    async fn delete_console_session(&self, id_hash: &str) -> StoreResult<()> {
+        self.inner.delete_console_session(id_hash).await
     }
 
     async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {

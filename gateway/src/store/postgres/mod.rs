@@ -27,6 +27,7 @@ mod ingest;
 mod keys;
 mod plugins;
 mod queue;
+mod sessions;
 mod webhooks;
 
 pub use connect::PostgresStoreBuilder;
@@ -42,7 +43,7 @@ use tokio_postgres::types::ToSql;
 
 use super::{AttemptRecord, Page, Store, StoreError, StoreResult, WebhookQuery};
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
+    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
     PluginRecord, Scope, Webhook, WebhookHealth,
 };
 use ingest::IngestJob;
@@ -215,6 +216,19 @@ impl Store for PostgresStore {
 
     async fn touch_api_key(&self, id: &str, at: i64) -> StoreResult<()> {
         keys::touch_api_key(self, id, at).await
+    }
+
+    async fn insert_console_session(&self, session: ConsoleSession) -> StoreResult<()> {
+        sessions::insert(self, session).await
+    }
+    async fn console_session(&self, id_hash: &str) -> StoreResult<Option<ConsoleSession>> {
+        sessions::get(self, id_hash).await
+    }
+    async fn touch_console_session(&self, id_hash: &str, at: i64) -> StoreResult<()> {
+        sessions::touch(self, id_hash, at).await
+    }
+    async fn delete_console_session(&self, id_hash: &str) -> StoreResult<()> {
+        sessions::delete(self, id_hash).await
     }
 
     async fn insert_webhook(&self, w: &Webhook) -> StoreResult<()> {

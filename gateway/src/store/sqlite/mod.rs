@@ -10,6 +10,7 @@ mod events;
 mod keys;
 mod plugins;
 mod queue;
+mod sessions;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ use tokio::sync::oneshot;
 use super::migrations::{self, Dialect};
 use super::{AttemptRecord, Page, Store, StoreError, StoreResult, WebhookQuery};
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
+    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
     PluginRecord, Scope, Webhook, WebhookHealth,
 };
 
@@ -312,6 +313,19 @@ impl Store for SqliteStore {
 
     async fn touch_api_key(&self, id: &str, at: i64) -> StoreResult<()> {
         keys::touch_api_key(self, id, at).await
+    }
+
+    async fn insert_console_session(&self, session: ConsoleSession) -> StoreResult<()> {
+        sessions::insert(self, session).await
+    }
+    async fn console_session(&self, id_hash: &str) -> StoreResult<Option<ConsoleSession>> {
+        sessions::get(self, id_hash).await
+    }
+    async fn touch_console_session(&self, id_hash: &str, at: i64) -> StoreResult<()> {
+        sessions::touch(self, id_hash, at).await
+    }
+    async fn delete_console_session(&self, id_hash: &str) -> StoreResult<()> {
+        sessions::delete(self, id_hash).await
     }
 
     async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {

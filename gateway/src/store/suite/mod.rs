@@ -9,12 +9,14 @@
 mod attempts;
 mod idempotency;
 mod queue;
+mod sessions;
 pub mod throwaway;
 mod webhooks;
 
 pub use attempts::*;
 pub use idempotency::*;
 pub use queue::*;
+pub use sessions::*;
 pub use webhooks::*;
 
 use std::sync::Arc;
@@ -176,6 +178,7 @@ macro_rules! store_suite_fns {
             record_with_a_stale_lease_is_not_recorded,
             ingest_retried_after_commit_is_a_duplicate,
             write_probe_succeeds,
+            console_sessions,
         ];
     };
 }
