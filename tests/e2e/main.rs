@@ -5,6 +5,7 @@
 pub mod support;
 
 mod bad_input;
+mod console_pages;
 mod crash;
 mod delivery;
 mod events;
