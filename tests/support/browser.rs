@@ -124,7 +124,9 @@ impl Browser {
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let client = tokio::time::timeout(
             Duration::from_secs(60),
-            ClientBuilder::new(connector).capabilities(caps).connect(&url),
+            ClientBuilder::new(connector)
+                .capabilities(caps)
+                .connect(&url),
         )
         .await
         .expect("Chromium started within 60 s")
@@ -252,7 +254,9 @@ impl Browser {
                  GATEWAY_TEST_REQUIRE_BROWSER=1",
                 path.display()
             );
-            eprintln!("skipped accessibility check of {name}: axe-core not installed (./scripts/test-deps.sh)");
+            eprintln!(
+                "skipped accessibility check of {name}: axe-core not installed (./scripts/test-deps.sh)"
+            );
             return Vec::new();
         };
         bounded("inject axe-core", self.client().execute(&source, vec![]))
@@ -319,7 +323,9 @@ async fn bounded<T, E: std::fmt::Display>(
 ) -> Result<T, String> {
     match tokio::time::timeout(WAIT + Duration::from_secs(5), fut).await {
         Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("{what}: no answer from the browser within {WAIT:?}")),
+        Err(_) => Err(format!(
+            "{what}: no answer from the browser within {WAIT:?}"
+        )),
     }
 }
 

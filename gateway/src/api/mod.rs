@@ -10,7 +10,10 @@ pub mod events;
 pub mod keys;
 pub mod openapi;
 pub mod paging;
+pub mod plugin_try;
 pub mod plugins;
+pub mod portal;
+pub mod stats;
 pub mod webhook_input;
 pub mod webhooks;
 
@@ -78,6 +81,9 @@ pub fn router(state: AppState) -> Router {
         .merge(keys::router())
         .merge(deliveries::router())
         .merge(plugins::router())
+        .merge(portal::router())
+        .merge(stats::router())
+        .merge(plugin_try::router())
         .merge(openapi::router())
         .fallback(error::no_route)
         .with_state(state)

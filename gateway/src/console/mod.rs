@@ -11,8 +11,13 @@
 //! (list and editor), `logs` (attempt log); templates in `templates/`, CSS and JS in `assets/`.
 
 pub mod csrf;
+pub mod dryrun;
 pub mod headers;
+pub mod keys;
 pub mod logs;
+pub mod overview;
+pub mod plugins;
+pub mod portal;
 pub mod session;
 pub mod signin;
 pub mod webhooks;
@@ -38,19 +43,57 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("error.html", include_str!("templates/error.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
     ("webhooks.html", include_str!("templates/webhooks.html")),
-    ("webhook_edit.html", include_str!("templates/webhook_edit.html")),
+    (
+        "webhook_edit.html",
+        include_str!("templates/webhook_edit.html"),
+    ),
     ("logs.html", include_str!("templates/logs.html")),
     // templates of B
+    ("portal.html", include_str!("templates/portal.html")),
+    ("dry_run.html", include_str!("templates/dry_run.html")),
+    ("plugins.html", include_str!("templates/plugins.html")),
+    ("overview.html", include_str!("templates/overview.html")),
+    ("keys.html", include_str!("templates/keys.html")),
 ];
 
 /// Static assets: (name, content type, bytes).
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("app.css", "text/css; charset=utf-8", include_str!("assets/app.css")),
-    ("console.js", "text/javascript; charset=utf-8", include_str!("assets/console.js")),
-    ("webhooks.js", "text/javascript; charset=utf-8", include_str!("assets/webhooks.js")),
-    ("editor.js", "text/javascript; charset=utf-8", include_str!("assets/editor.js")),
-    ("logs.js", "text/javascript; charset=utf-8", include_str!("assets/logs.js")),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/app.css"),
+    ),
+    (
+        "console.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/console.js"),
+    ),
+    (
+        "webhooks.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/webhooks.js"),
+    ),
+    (
+        "editor.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/editor.js"),
+    ),
+    (
+        "logs.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/logs.js"),
+    ),
     // assets of B
+    (
+        "keys.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/keys.js"),
+    ),
+    (
+        "plugins.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/plugins.js"),
+    ),
 ];
 
 /// An asset's version: the first 16 hex digits of its sha256 (the URL's `?v=`).
@@ -107,9 +150,7 @@ pub fn render(
     ctx: Value,
 ) -> Response {
     let page = context! { page => layout(session, nav), ..ctx };
-    let html = env()
-        .get_template(name)
-        .and_then(|t| t.render(page));
+    let html = env().get_template(name).and_then(|t| t.render(page));
     match html {
         Ok(html) => {
             let mut r = (status, html).into_response();
@@ -152,6 +193,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(webhooks::router())
         .merge(logs::router())
         // pages of B
+        .merge(portal::router())
+        .merge(overview::router())
+        .merge(dryrun::router())
+        .merge(plugins::router())
+        .merge(keys::router())
         .layer(axum::middleware::from_fn_with_state(
             state,
             headers::secure_headers,

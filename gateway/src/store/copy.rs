@@ -92,7 +92,7 @@ const QUEUED_EVENTS: &str =
     "SELECT event_id FROM deliveries WHERE status IN ('pending', 'in_flight')";
 
 /// Tables in dependency order, each with the rows to take (`{since}` is substituted).
-fn plan() -> [(&'static str, String); 10] {
+fn plan() -> [(&'static str, String); 11] {
     [
         // First: the key check travels with the sealed values it vouches for.
         ("settings", "1 = 1".into()),
@@ -106,6 +106,8 @@ fn plan() -> [(&'static str, String); 10] {
         ("attempts", "started_at >= {since}".into()),
         // Console sessions stay behind: people sign in again on the new store.
         ("console_sessions", "1 = 0".into()),
+        // Used and expired links stay for the audit, like revoked keys.
+        ("portal_links", "1 = 1".into()),
     ]
 }
 

@@ -124,6 +124,23 @@ CREATE TABLE settings (
 "#,
     ),
     (
+        8,
+        "team portal links (single use, hashed tokens)",
+        r#"
+CREATE TABLE portal_links (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    team_id TEXT NOT NULL,
+    webhook_id TEXT,
+    created_by TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE INDEX portal_links_expiry ON portal_links (expires_at);
+"#,
+    ),
+    (
         9,
         "console sessions (cookie stored hashed, CSRF token, idle and absolute expiry)",
         r#"

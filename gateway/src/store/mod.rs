@@ -15,9 +15,10 @@ pub mod suite;
 use async_trait::async_trait;
 
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
-    PluginRecord, PreparedRequest, Webhook, WebhookHealth,
+    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome,
+    NewEvent, PluginRecord, PreparedRequest, Webhook, WebhookHealth,
 };
+use crate::model::{PortalLink, PortalRedeem};
 
 /// Errors from a store. `Unavailable` means "try again later" (the API answers 503).
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +87,31 @@ pub struct WebhookQuery {
 /// The [`StoreError::Conflict`] message of an insert or rename to a name another webhook has:
 /// webhook names are unique (Grafana OnCall's `unique_together = (name, organization)`).
 pub const WEBHOOK_NAME_TAKEN: &str = "a webhook with this name already exists";
+
+/// What the delivery statistics cover: attempts started in `[since, until)`, in buckets of
+/// `bucket_ms` counted from `since`, of the webhooks of `team_id` (all webhooks when `None`).
+#[derive(Debug, Clone)]
+pub struct StatsQuery {
+    pub team_id: Option<String>,
+    pub since: i64,
+    pub until: i64,
+    pub bucket_ms: i64,
+    /// At most this many (most recent) attempt durations are returned for the percentiles.
+    pub max_samples: u64,
+}
+
+/// Delivery statistics as stored (the API computes percentiles from `durations`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryStats {
+    /// (bucket index from `since`, attempt outcome, attempts).
+    pub counts: Vec<(i64, String, u64)>,
+    /// (bucket index, duration in ms) of the most recent attempts, at most `max_samples`.
+    pub durations: Vec<(i64, i64)>,
+    /// Deliveries waiting now (pending or in flight), by status.
+    pub queue: Vec<(DeliveryStatus, u64)>,
+    pub webhooks: u64,
+    pub disabled_webhooks: u64,
+}
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -195,4 +221,13 @@ pub trait Store: Send + Sync + 'static {
     async fn get_plugin(&self, name: &str, version: &str) -> StoreResult<Option<PluginRecord>>;
     async fn plugin_bytes(&self, sha256: &str) -> StoreResult<Option<Vec<u8>>>;
     async fn delete_plugin(&self, name: &str, version: &str) -> StoreResult<()>;
+
+    // --- team portal links
+    async fn insert_portal_link(&self, link: &PortalLink) -> StoreResult<()>;
+    /// Opens the link with this token hash at `now`: it is marked used in the same statement that
+    /// finds it unused and unexpired, so of two concurrent opens exactly one succeeds.
+    async fn redeem_portal_link(&self, token_hash: &str, now: i64) -> StoreResult<PortalRedeem>;
+
+    // --- statistics
+    async fn delivery_stats(&self, query: &StatsQuery) -> StoreResult<DeliveryStats>;
 }

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{AttemptRecord, Page, Store, StoreError, StoreResult, WebhookQuery};
+use super::{DeliveryStats, StatsQuery};
 use crate::metrics::Metrics;
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
-    PluginRecord, Scope, Webhook, WebhookHealth,
+    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome,
+    NewEvent, PluginRecord, Scope, Webhook, WebhookHealth,
 };
+use crate::model::{PortalLink, PortalRedeem};
 
 /// Wraps a store; see the module docs.
 pub struct ObservedStore {
@@ -209,5 +211,17 @@ impl Store for ObservedStore {
     async fn delete_plugin(&self, name: &str, version: &str) -> StoreResult<()> {
         let out = self.inner.delete_plugin(name, version).await;
         self.seen(out)
+    }
+
+    async fn insert_portal_link(&self, link: &PortalLink) -> StoreResult<()> {
+        let out = self.inner.insert_portal_link(link).await;
+        self.seen(out)
+    }
+    async fn redeem_portal_link(&self, token_hash: &str, now: i64) -> StoreResult<PortalRedeem> {
+        let out = self.inner.redeem_portal_link(token_hash, now).await;
+        self.seen(out)
+    }
+    async fn delivery_stats(&self, query: &StatsQuery) -> StoreResult<DeliveryStats> {
+        self.inner.delivery_stats(query).await
     }
 }

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{AttemptRecord, Page, Store, StoreError, StoreResult, WebhookQuery};
+use super::{DeliveryStats, StatsQuery};
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
-    PluginRecord, Scope, Webhook, WebhookHealth,
+    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome,
+    NewEvent, PluginRecord, Scope, Webhook, WebhookHealth,
 };
+use crate::model::{PortalLink, PortalRedeem};
 use crate::secrets::{Keyring, SecretsError, fields};
 
 /// A backend with secrets sealed at rest.
@@ -234,5 +236,15 @@ impl Store for SealedStore {
     }
     async fn delete_plugin(&self, name: &str, version: &str) -> StoreResult<()> {
         self.inner.delete_plugin(name, version).await
+    }
+
+    async fn insert_portal_link(&self, link: &PortalLink) -> StoreResult<()> {
+        self.inner.insert_portal_link(link).await
+    }
+    async fn redeem_portal_link(&self, token_hash: &str, now: i64) -> StoreResult<PortalRedeem> {
+        self.inner.redeem_portal_link(token_hash, now).await
+    }
+    async fn delivery_stats(&self, query: &StatsQuery) -> StoreResult<DeliveryStats> {
+        self.inner.delivery_stats(query).await
     }
 }

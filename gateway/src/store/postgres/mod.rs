@@ -26,8 +26,10 @@ mod events;
 mod ingest;
 mod keys;
 mod plugins;
+mod portal;
 mod queue;
 mod sessions;
+mod stats;
 mod webhooks;
 
 pub use connect::PostgresStoreBuilder;
@@ -42,10 +44,12 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::{AttemptRecord, Page, Store, StoreError, StoreResult, WebhookQuery};
+use super::{DeliveryStats, StatsQuery};
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
-    PluginRecord, Scope, Webhook, WebhookHealth,
+    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome,
+    NewEvent, PluginRecord, Scope, Webhook, WebhookHealth,
 };
+use crate::model::{PortalLink, PortalRedeem};
 use ingest::IngestJob;
 
 /// The PostgreSQL implementation of [`Store`].
@@ -361,5 +365,15 @@ impl Store for PostgresStore {
 
     async fn delete_plugin(&self, name: &str, version: &str) -> StoreResult<()> {
         plugins::delete_plugin(self, name, version).await
+    }
+
+    async fn insert_portal_link(&self, link: &PortalLink) -> StoreResult<()> {
+        portal::insert_portal_link(self, link).await
+    }
+    async fn redeem_portal_link(&self, token_hash: &str, now: i64) -> StoreResult<PortalRedeem> {
+        portal::redeem_portal_link(self, token_hash, now).await
+    }
+    async fn delivery_stats(&self, query: &StatsQuery) -> StoreResult<DeliveryStats> {
+        stats::delivery_stats(self, query).await
     }
 }

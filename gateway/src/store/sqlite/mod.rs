@@ -9,8 +9,10 @@
 mod events;
 mod keys;
 mod plugins;
+mod portal;
 mod queue;
 mod sessions;
+mod stats;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -24,10 +26,12 @@ use tokio::sync::oneshot;
 
 use super::migrations::{self, Dialect};
 use super::{AttemptRecord, Page, Store, StoreError, StoreResult, WebhookQuery};
+use super::{DeliveryStats, StatsQuery};
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
-    PluginRecord, Scope, Webhook, WebhookHealth,
+    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome,
+    NewEvent, PluginRecord, Scope, Webhook, WebhookHealth,
 };
+use crate::model::{PortalLink, PortalRedeem};
 
 /// Most operations folded into one transaction.
 const MAX_BATCH: usize = 1024;
@@ -458,5 +462,15 @@ impl Store for SqliteStore {
 
     async fn delete_plugin(&self, name: &str, version: &str) -> StoreResult<()> {
         plugins::delete_plugin(self, name, version).await
+    }
+
+    async fn insert_portal_link(&self, link: &PortalLink) -> StoreResult<()> {
+        portal::insert_portal_link(self, link).await
+    }
+    async fn redeem_portal_link(&self, token_hash: &str, now: i64) -> StoreResult<PortalRedeem> {
+        portal::redeem_portal_link(self, token_hash, now).await
+    }
+    async fn delivery_stats(&self, query: &StatsQuery) -> StoreResult<DeliveryStats> {
+        stats::delivery_stats(self, query).await
     }
 }

@@ -8,6 +8,7 @@
 
 mod attempts;
 mod idempotency;
+mod portal;
 mod queue;
 mod sessions;
 pub mod throwaway;
@@ -15,6 +16,7 @@ mod webhooks;
 
 pub use attempts::*;
 pub use idempotency::*;
+pub use portal::*;
 pub use queue::*;
 pub use sessions::*;
 pub use webhooks::*;
@@ -179,6 +181,8 @@ macro_rules! store_suite_fns {
             ingest_retried_after_commit_is_a_duplicate,
             write_probe_succeeds,
             console_sessions,
+            portal_links_open_once_and_expire,
+            delivery_stats_by_bucket_outcome_and_team,
         ];
     };
 }
