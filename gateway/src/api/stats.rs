@@ -18,6 +18,8 @@ use crate::store::{DeliveryStats, StatsQuery};
 pub const DEFAULT_WINDOW_SECS: i64 = 24 * 60 * 60;
 /// At most this many buckets per answer.
 pub const MAX_BUCKETS: i64 = 1_000;
+/// The latest time a window may name (9999-12-31T23:59:59.999Z).
+const MAX_TIME_MS: i64 = 253_402_300_799_999;
 /// Percentiles are computed from at most this many of the window's most recent attempts.
 pub const MAX_SAMPLES: u64 = 50_000;
 
@@ -119,8 +121,14 @@ fn window(p: &StatsParams, now: i64) -> ApiResult<(i64, i64, i64)> {
     };
     let since = match &p.since {
         Some(s) => parse_time("since", s)?,
-        None => until - DEFAULT_WINDOW_SECS * 1000,
+        None => until.saturating_sub(DEFAULT_WINDOW_SECS * 1000),
     };
+    // Years 1970 to 9999: the arithmetic below stays in range, and nothing is stored outside it.
+    for (field, t) in [("since", since), ("until", until)] {
+        if !(0..=MAX_TIME_MS).contains(&t) {
+            return Err(ApiError::field(field, "must be between 1970 and 9999"));
+        }
+    }
     if since >= until {
         return Err(ApiError::field("since", "must be before until"));
     }
@@ -310,6 +318,15 @@ mod tests {
         );
         assert_eq!(
             field(window(&p(Some("200000000"), None), 0).unwrap_err()).as_deref(),
+            Some("since")
+        );
+        let far = StatsParams {
+            since: Some(i64::MIN.to_string()),
+            until: Some(i64::MAX.to_string()),
+            bucket_secs: None,
+        };
+        assert_eq!(
+            field(window(&far, 0).unwrap_err()).as_deref(),
             Some("since")
         );
         let (s, u, b) = window(&p(None, None), 0).unwrap();
