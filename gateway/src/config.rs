@@ -68,6 +68,18 @@ metrics_listen = ""
 # this many seconds. 0 asks the store on every request. At most 300.
 key_cache_secs = 5
 
+[console]
+# Serve the web console at / and /console/ (sign in with an API key). false: the API only.
+enabled = true
+# A console session ends after this many seconds without a request (idle expiry).
+session_idle_secs = 1800
+# ... and this many seconds after sign-in whatever happens (absolute expiry; 12 h).
+session_max_secs = 43200
+# Who may embed console pages in a frame (the CSP frame-ancestors sources), e.g.
+# "https://platform.example.com" for the team portal inside the platform's own pages. The
+# default 'none' forbids framing (and X-Frame-Options: DENY is sent too).
+frame_ancestors = "'none'"
+
 [server]
 # Seconds a client has to send a complete request head: from accepting a new connection, or from
 # the first byte of a later request on a kept-alive one. Slower clients are disconnected.
@@ -250,6 +262,16 @@ impl PluginsConfig {
     }
 }
 
+/// The web console (`console`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    pub enabled: bool,
+    pub session_idle_secs: u64,
+    pub session_max_secs: u64,
+    pub frame_ancestors: String,
+}
+
 /// API-key settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -302,6 +324,7 @@ pub struct Config {
     pub log: String,
     pub log_format: String,
     pub auth: AuthConfig,
+    pub console: ConsoleConfig,
     pub metrics_token: String,
     pub metrics_listen: String,
     pub server: ServerConfig,
@@ -390,6 +413,22 @@ impl Config {
         }
         if self.auth.key_cache_secs > 300 {
             return bad("auth.key_cache_secs", "must be at most 300 seconds");
+        }
+        if self.console.session_idle_secs == 0 {
+            return bad("console.session_idle_secs", "must be at least 1");
+        }
+        if self.console.session_max_secs < self.console.session_idle_secs {
+            return bad(
+                "console.session_max_secs",
+                "must be at least console.session_idle_secs",
+            );
+        }
+        let fa = self.console.frame_ancestors.trim();
+        if fa.is_empty() || fa.contains([';', ',', '\n', '\r']) {
+            return bad(
+                "console.frame_ancestors",
+                "must be CSP sources separated by spaces ('none', 'self', https://host), without ; or ,",
+            );
         }
         if self.delivery.workers == 0 {
             return bad("delivery.workers", "must be at least 1");

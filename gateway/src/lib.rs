@@ -9,6 +9,7 @@
 //! - [`model`]: domain types: events and their canonical types, webhooks, deliveries, keys.
 //! - [`store`]: the `Store` trait, its SQLite (default) and PostgreSQL implementations, the shared suite.
 //! - [`api`]: the HTTP API (axum routers per resource, problem+json errors, OpenAPI).
+//! - [`console`]: the web console: sessions, CSRF, security headers, server-rendered pages.
 //! - [`intake`]: accepting an event: match, one delivery per (webhook, url), store atomically.
 //! - [`subscriptions`]: the in-memory snapshot of webhooks (matcher + lookup), swapped on change.
 //! - [`matching`]: which webhooks an event fires (scopes, triggers, filters, templates).
@@ -28,6 +29,7 @@ pub mod banner;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod intake;
 pub mod listen;

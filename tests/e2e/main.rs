@@ -5,6 +5,8 @@
 pub mod support;
 
 mod bad_input;
+mod console_pages;
+mod console_portal;
 mod crash;
 mod delivery;
 mod events;

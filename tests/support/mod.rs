@@ -2,6 +2,7 @@
 //! Shared helpers for the end-to-end tests: a gateway on port 0 (in-process through `run()`, or
 //! the real binary as a child process), and a receiver on 127.0.0.1 that records what it got.
 
+pub mod browser;
 pub mod faults;
 
 use std::collections::VecDeque;

@@ -12,6 +12,11 @@
 //!
 //! What a caller may not read answers 404, as if it did not exist; what it may read but not change
 //! answers 403.
+//!
+//! The console uses the same path: [`Caller`]'s extractor accepts either an API key or the
+//! console's session cookie (`console::session`), and a session acts exactly as its key (or, for
+//! a team portal link, as a manager of that team limited to `only_webhook`). A session's unsafe
+//! requests (POST, PUT, PATCH, DELETE) must carry its CSRF token in `X-CSRF-Token`.
 
 pub mod cache;
 
@@ -110,12 +115,27 @@ pub async fn bootstrap_admin(store: &dyn Store, token: &str, now: i64) -> StoreR
     Ok(true)
 }
 
+/// How the caller came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerVia {
+    /// An API key in `Authorization`.
+    Key,
+    /// The console's session cookie, signed in with an API key.
+    Session,
+    /// The console's session cookie, opened through a team portal link (no API key).
+    Portal,
+}
+
 /// The authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// The API key's id; `portal:<link id>` for a portal session.
     pub key_id: String,
     pub role: Role,
     pub team_id: Option<String>,
+    /// A portal link for one webhook: every other webhook (and its deliveries) is not found.
+    pub only_webhook: Option<String>,
+    pub via: CallerVia,
 }
 
 /// The body field an event's team was read from (the order of `EventScope::from_body`), for
@@ -143,6 +163,31 @@ fn team_field(body: &Value) -> &'static str {
 }
 
 impl Caller {
+    /// The caller an API key authenticates.
+    pub fn of_key(key: &ApiKey) -> Caller {
+        Caller {
+            key_id: key.id.clone(),
+            role: key.role,
+            team_id: key.team_id.clone(),
+            only_webhook: None,
+            via: CallerVia::Key,
+        }
+    }
+
+    /// Whether webhook `id` exists for this caller at all (a portal session for one webhook sees
+    /// no other; everyone else: the scope rules decide).
+    pub fn sees_webhook(&self, id: &str) -> bool {
+        self.only_webhook.as_deref().is_none_or(|only| only == id)
+    }
+
+    /// [`Caller::may_manage`] for one webhook: one that the caller does not see is 404.
+    pub fn may_manage_webhook(&self, w: &crate::model::Webhook) -> Result<(), ApiError> {
+        if !self.sees_webhook(&w.id) {
+            return Err(ApiError::NotFound(format!("webhook {}", w.id)));
+        }
+        self.may_manage(&w.scope)
+    }
+
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
@@ -315,11 +360,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, ApiEr
     state
         .keys
         .touch_later(state.store.clone(), key.id.clone(), now);
-    Ok(Caller {
-        key_id: key.id,
-        role: key.role,
-        team_id: key.team_id,
-    })
+    Ok(Caller::of_key(&key))
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -329,8 +370,11 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = token_from(parts).ok_or(ApiError::Unauthorized)?;
-        authenticate(state, token).await
+        if let Some(token) = token_from(parts) {
+            return authenticate(state, token).await;
+        }
+        // No key: the console's session cookie, its CSRF token checked for unsafe methods.
+        crate::console::session::caller_from_cookie(parts, state).await
     }
 }
 

@@ -40,13 +40,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn webhook_for(st: &AppState, caller: &Caller, id: &str) -> ApiResult<Webhook> {
-    let w = st
-        .store
-        .get_webhook(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("webhook {id}")))?;
-    caller.may_manage(&w.scope)?;
-    Ok(w)
+    super::webhooks::load(st, caller, id).await
 }
 
 /// A delivery the caller may read, with its event and its webhook's scope; anything else is 404
@@ -64,7 +58,7 @@ async fn readable_delivery(
         .await?
         .ok_or_else(not_found)?;
     let scope = webhook_scope(st, &d.webhook_id).await?;
-    if !caller.may_read_delivery(&e, scope.as_ref()) {
+    if !caller.sees_webhook(&d.webhook_id) || !caller.may_read_delivery(&e, scope.as_ref()) {
         return Err(not_found());
     }
     Ok((d, scope, e))

@@ -58,7 +58,8 @@ impl ApiError {
         }
     }
 
-    fn status(&self) -> StatusCode {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -190,6 +191,12 @@ fn log_refusal(method: &axum::http::Method, path: &str, resp: &Response) {
         None => ("refused", None, ""),
     };
     let detail: String = detail.chars().take(LOGGED_DETAIL_CHARS).collect();
+    // A portal link's path is its token: never logged.
+    let path = if path.starts_with("/portal/") {
+        "/portal/****************"
+    } else {
+        path
+    };
     tracing::info!(
         target: "webhook_gateway::request",
         %method,
@@ -223,17 +230,18 @@ const REFUSAL_BYTES: usize = 16 * 1024;
 
 /// The last word on every answer: a 4xx the framework produced itself (an extractor rejection, a
 /// 405, the body limit's 413) leaves as an RFC 9457 problem body with the framework's text as
-/// its detail, other headers (`Allow`...) kept. Answers already in problem+json pass untouched.
+/// its detail, other headers (`Allow`...) kept. Answers already in problem+json, and the
+/// console's HTML pages, pass untouched.
 pub async fn problem_for_refusals(req: Request, next: Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let resp = next.run(req).await;
     let status = resp.status();
-    if !status.is_client_error()
-        || resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
-    {
+    // Problem bodies pass untouched, and so do the console's HTML pages (its own error pages).
+    let passes = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.starts_with(b"application/problem+json") || v.starts_with(b"text/html")
+    });
+    if !status.is_client_error() || passes {
         log_refusal(&method, &path, &resp);
         return resp;
     }

@@ -204,7 +204,7 @@ pub async fn get_event(
     let mut deliveries = Vec::new();
     for d in st.store.deliveries_for_event(&id).await? {
         let scope = webhook_scope(&st, &d.webhook_id).await?;
-        if caller.may_read_delivery(&e, scope.as_ref()) {
+        if caller.sees_webhook(&d.webhook_id) && caller.may_read_delivery(&e, scope.as_ref()) {
             deliveries.push(masked_delivery_view(&st, &d));
         }
     }
@@ -252,11 +252,12 @@ pub async fn dry_run(
     let snapshot = st.subs.get();
     // Managers see only their team's webhooks.
     let visible = |id: &str| {
-        caller.is_admin()
-            || snapshot
-                .by_id
-                .get(id)
-                .is_some_and(|w| caller.may_manage(&w.scope).is_ok())
+        caller.sees_webhook(id)
+            && (caller.is_admin()
+                || snapshot
+                    .by_id
+                    .get(id)
+                    .is_some_and(|w| caller.may_manage(&w.scope).is_ok()))
     };
     let decisions: Vec<Value> = snapshot
         .matcher

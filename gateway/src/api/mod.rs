@@ -10,8 +10,11 @@ pub mod events;
 pub mod keys;
 pub mod openapi;
 pub mod paging;
+pub mod plugin_try;
 pub mod plugins;
+pub mod portal;
 pub mod reference;
+pub mod stats;
 pub mod webhook_input;
 pub mod webhooks;
 
@@ -68,6 +71,9 @@ pub fn router(state: AppState) -> Router {
     if state.config.metrics_listen.is_empty() {
         r = r.route("/metrics", get(metrics));
     }
+    if state.config.console.enabled {
+        r = r.merge(crate::console::router(state.clone()));
+    }
     r.route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .merge(webhooks::router())
@@ -76,6 +82,9 @@ pub fn router(state: AppState) -> Router {
         .merge(keys::router())
         .merge(deliveries::router())
         .merge(plugins::router())
+        .merge(portal::router())
+        .merge(stats::router())
+        .merge(plugin_try::router())
         .merge(openapi::router())
         .merge(reference::router())
         .fallback(error::no_route)

@@ -166,12 +166,15 @@ fn openapi() {}
         super::deliveries::secret, super::deliveries::rotate_secret, super::deliveries::metrics,
         super::plugins::upload, super::plugins::list, super::plugins::get_one,
         super::plugins::delete,
+        super::portal::create, super::stats::deliveries, super::plugin_try::try_plugin,
         healthz, readyz, openapi,
     ),
     components(schemas(
         super::error::Problem, super::events::Accepted, super::keys::NewKey,
         super::deliveries::RecoverBody, super::deliveries::RotateBody,
         schemas::WebhookCreate, schemas::WebhookInput,
+        super::portal::NewPortalLink, super::portal::PortalLinkCreated,
+        super::stats::DeliveryStatsView,
     )),
     modifiers(&SecurityAddon, &ProblemBodies),
     tags(
@@ -181,6 +184,8 @@ fn openapi() {}
         (name = "deliveries", description = "Attempt logs, test sends, resends, signing secrets"),
         (name = "keys", description = "API keys (admins)"),
         (name = "plugins", description = "The WebAssembly plugin registry"),
+        (name = "portal", description = "Team portal links: single-use console sessions for one team or webhook"),
+        (name = "stats", description = "Delivery statistics (the console's overview)"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
 )]

@@ -138,13 +138,13 @@ pub(super) fn object(
     }
 }
 
-pub(super) async fn load(st: &AppState, caller: &Caller, id: &str) -> ApiResult<Webhook> {
+pub(crate) async fn load(st: &AppState, caller: &Caller, id: &str) -> ApiResult<Webhook> {
     let w = st
         .store
         .get_webhook(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("webhook {id}")))?;
-    caller.may_manage(&w.scope)?;
+    caller.may_manage_webhook(&w)?;
     Ok(w)
 }
 
@@ -179,7 +179,7 @@ fn name_taken(e: StoreError) -> ApiError {
 }
 
 /// A page of the webhooks the caller may see, optionally only the one named `?name=`.
-pub(super) async fn list_page(
+pub(crate) async fn list_page(
     st: &AppState,
     caller: &Caller,
     raw: Option<&str>,
@@ -199,6 +199,17 @@ pub(super) async fn list_page(
         Some(caller.team_id.clone().unwrap_or_default())
     };
     let store = &st.store;
+    // A portal session for one webhook lists that one alone.
+    let only = match &caller.only_webhook {
+        None => None,
+        Some(id) => Some(
+            store
+                .get_webhook(id)
+                .await?
+                .filter(|w| caller.may_manage(&w.scope).is_ok())
+                .filter(|w| name.as_ref().is_none_or(|n| *n == w.name)),
+        ),
+    };
     let (page, found) = paging
         .fetch(|offset, limit| {
             let q = WebhookQuery {
@@ -207,7 +218,16 @@ pub(super) async fn list_page(
                 offset,
                 limit,
             };
-            async move { store.list_webhooks(&q).await }
+            let only = only.clone();
+            async move {
+                match only {
+                    None => store.list_webhooks(&q).await,
+                    Some(one) => Ok(crate::store::Page {
+                        total: u64::from(one.is_some()),
+                        items: one.into_iter().filter(|_| q.offset == 0).collect(),
+                    }),
+                }
+            }
         })
         .await?;
     let results = found.items.iter().map(view).collect();
@@ -221,6 +241,11 @@ pub(super) async fn create_from(
     m: &Map<String, Value>,
 ) -> ApiResult<Webhook> {
     caller.may_use_webhooks()?;
+    if caller.only_webhook.is_some() {
+        return Err(ApiError::Forbidden(
+            "this portal link is for one webhook; it creates none".into(),
+        ));
+    }
     let w = webhook_input::create(m, &input_context(st, caller))?;
     caller.may_manage(&w.scope)?;
     check(st, &w, true).await?;

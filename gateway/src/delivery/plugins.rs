@@ -201,6 +201,15 @@ impl PluginStage {
             .map_err(|e| plugin_failure(&r.name, e))
     }
 
+    /// Loads (compiling on first use) the plugin `r` names and checks its kind; returns its
+    /// sha256 or why it cannot run. The plugins page's "try" runs exactly what deliveries run.
+    pub async fn loaded(&self, r: &PluginRef, want: PluginKind) -> Result<String, String> {
+        self.load(r, want).await.map_err(|e| match e {
+            AttemptResult::Plugin { message } | AttemptResult::Local { message } => message,
+            other => format!("{other:?}"),
+        })
+    }
+
     /// Loads (compiling on first use) every plugin a webhook names, in the background, so its
     /// first delivery does not wait for a compile. Errors surface later, on delivery.
     pub fn preload(&self, webhook: &Webhook) {

@@ -2,10 +2,14 @@
 
 pub mod delivery;
 pub mod event;
+pub mod portal;
+pub mod session;
 pub mod webhook;
 
 pub use delivery::*;
 pub use event::{Event, EventScope};
+pub use portal::{PortalLink, PortalRedeem};
+pub use session::ConsoleSession;
 pub use webhook::*;
 
 /// A new identifier: `prefix` + `_` + a ULID (sortable by creation time).

@@ -145,6 +145,42 @@ CREATE INDEX attempts_started ON attempts (started_at);
 CREATE INDEX idempotency_keys_event ON idempotency_keys (event_id);
 "#,
     ),
+    (
+        8,
+        "team portal links (single use, hashed tokens)",
+        r#"
+CREATE TABLE portal_links (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    team_id TEXT NOT NULL,
+    webhook_id TEXT,
+    created_by TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE INDEX portal_links_expiry ON portal_links (expires_at);
+"#,
+    ),
+    (
+        9,
+        "console sessions (cookie stored hashed, CSRF token, idle and absolute expiry)",
+        r#"
+CREATE TABLE console_sessions (
+    id_hash TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    team_id TEXT,
+    only_webhook TEXT,
+    portal BIGINT NOT NULL DEFAULT 0,
+    csrf TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    last_seen_at BIGINT NOT NULL
+);
+CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
+"#,
+    ),
 ];
 
 /// The SQL of one migration for a dialect.

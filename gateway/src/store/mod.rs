@@ -15,9 +15,10 @@ pub mod suite;
 use async_trait::async_trait;
 
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
-    PluginRecord, PreparedRequest, Webhook, WebhookHealth,
+    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome,
+    NewEvent, PluginRecord, PreparedRequest, Webhook, WebhookHealth,
 };
+use crate::model::{PortalLink, PortalRedeem};
 
 /// Errors from a store. `Unavailable` means "try again later" (the API answers 503).
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +118,31 @@ impl PruneReport {
     }
 }
 
+/// What the delivery statistics cover: attempts started in `[since, until)`, in buckets of
+/// `bucket_ms` counted from `since`, of the webhooks of `team_id` (all webhooks when `None`).
+#[derive(Debug, Clone)]
+pub struct StatsQuery {
+    pub team_id: Option<String>,
+    pub since: i64,
+    pub until: i64,
+    pub bucket_ms: i64,
+    /// At most this many (most recent) attempt durations are returned for the percentiles.
+    pub max_samples: u64,
+}
+
+/// Delivery statistics as stored (the API computes percentiles from `durations`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryStats {
+    /// (bucket index from `since`, attempt outcome, attempts).
+    pub counts: Vec<(i64, String, u64)>,
+    /// (bucket index, duration in ms) of the most recent attempts, at most `max_samples`.
+    pub durations: Vec<(i64, i64)>,
+    /// Deliveries waiting now (pending or in flight), by status.
+    pub queue: Vec<(DeliveryStatus, u64)>,
+    pub webhooks: u64,
+    pub disabled_webhooks: u64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Cheap liveness probe for `/readyz`.
@@ -137,6 +163,15 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_api_key(&self, id: &str, now: i64) -> StoreResult<Option<ApiKey>>;
     /// Records that a key was used at `at` (only moves `last_used_at` forward).
     async fn touch_api_key(&self, id: &str, at: i64) -> StoreResult<()>;
+
+    // --- console sessions (`console::session`)
+    /// Stores a new session; rows whose absolute expiry is past `session.created_at` go first.
+    async fn insert_console_session(&self, session: ConsoleSession) -> StoreResult<()>;
+    async fn console_session(&self, id_hash: &str) -> StoreResult<Option<ConsoleSession>>;
+    /// Records activity at `at` (only moves `last_seen_at` forward).
+    async fn touch_console_session(&self, id_hash: &str, at: i64) -> StoreResult<()>;
+    /// Sign-out (and the end of an expired or orphaned session).
+    async fn delete_console_session(&self, id_hash: &str) -> StoreResult<()>;
 
     // --- webhooks
     async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
@@ -235,4 +270,13 @@ pub trait Store: Send + Sync + 'static {
     async fn get_plugin(&self, name: &str, version: &str) -> StoreResult<Option<PluginRecord>>;
     async fn plugin_bytes(&self, sha256: &str) -> StoreResult<Option<Vec<u8>>>;
     async fn delete_plugin(&self, name: &str, version: &str) -> StoreResult<()>;
+
+    // --- team portal links
+    async fn insert_portal_link(&self, link: &PortalLink) -> StoreResult<()>;
+    /// Opens the link with this token hash at `now`: it is marked used in the same statement that
+    /// finds it unused and unexpired, so of two concurrent opens exactly one succeeds.
+    async fn redeem_portal_link(&self, token_hash: &str, now: i64) -> StoreResult<PortalRedeem>;
+
+    // --- statistics
+    async fn delivery_stats(&self, query: &StatsQuery) -> StoreResult<DeliveryStats>;
 }

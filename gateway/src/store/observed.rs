@@ -10,11 +10,13 @@ use async_trait::async_trait;
 use super::{
     AttemptRecord, Page, PruneCutoffs, PruneReport, Store, StoreError, StoreResult, WebhookQuery,
 };
+use super::{DeliveryStats, StatsQuery};
 use crate::metrics::Metrics;
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
-    PluginRecord, Scope, Webhook, WebhookHealth,
+    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome,
+    NewEvent, PluginRecord, Scope, Webhook, WebhookHealth,
 };
+use crate::model::{PortalLink, PortalRedeem};
 
 /// Wraps a store; see the module docs.
 pub struct ObservedStore {
@@ -66,6 +68,21 @@ impl Store for ObservedStore {
     }
     async fn touch_api_key(&self, id: &str, at: i64) -> StoreResult<()> {
         let out = self.inner.touch_api_key(id, at).await;
+        self.seen(out)
+    }
+    async fn insert_console_session(&self, session: ConsoleSession) -> StoreResult<()> {
+        let out = self.inner.insert_console_session(session).await;
+        self.seen(out)
+    }
+    async fn console_session(&self, id_hash: &str) -> StoreResult<Option<ConsoleSession>> {
+        self.inner.console_session(id_hash).await
+    }
+    async fn touch_console_session(&self, id_hash: &str, at: i64) -> StoreResult<()> {
+        let out = self.inner.touch_console_session(id_hash, at).await;
+        self.seen(out)
+    }
+    async fn delete_console_session(&self, id_hash: &str) -> StoreResult<()> {
+        let out = self.inner.delete_console_session(id_hash).await;
         self.seen(out)
     }
     async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
@@ -207,5 +224,17 @@ impl Store for ObservedStore {
     async fn delete_plugin(&self, name: &str, version: &str) -> StoreResult<()> {
         let out = self.inner.delete_plugin(name, version).await;
         self.seen(out)
+    }
+
+    async fn insert_portal_link(&self, link: &PortalLink) -> StoreResult<()> {
+        let out = self.inner.insert_portal_link(link).await;
+        self.seen(out)
+    }
+    async fn redeem_portal_link(&self, token_hash: &str, now: i64) -> StoreResult<PortalRedeem> {
+        let out = self.inner.redeem_portal_link(token_hash, now).await;
+        self.seen(out)
+    }
+    async fn delivery_stats(&self, query: &StatsQuery) -> StoreResult<DeliveryStats> {
+        self.inner.delivery_stats(query).await
     }
 }

@@ -10,10 +10,12 @@ use async_trait::async_trait;
 use super::{
     AttemptRecord, Page, PruneCutoffs, PruneReport, Store, StoreError, StoreResult, WebhookQuery,
 };
+use super::{DeliveryStats, StatsQuery};
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
-    PluginRecord, Scope, Webhook, WebhookHealth,
+    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome,
+    NewEvent, PluginRecord, Scope, Webhook, WebhookHealth,
 };
+use crate::model::{PortalLink, PortalRedeem};
 use crate::secrets::{Keyring, SecretsError, fields};
 
 /// A backend with secrets sealed at rest.
@@ -81,6 +83,18 @@ impl Store for SealedStore {
     }
     async fn touch_api_key(&self, id: &str, at: i64) -> StoreResult<()> {
         self.inner.touch_api_key(id, at).await
+    }
+    async fn insert_console_session(&self, session: ConsoleSession) -> StoreResult<()> {
+        self.inner.insert_console_session(session).await
+    }
+    async fn console_session(&self, id_hash: &str) -> StoreResult<Option<ConsoleSession>> {
+        self.inner.console_session(id_hash).await
+    }
+    async fn touch_console_session(&self, id_hash: &str, at: i64) -> StoreResult<()> {
+        self.inner.touch_console_session(id_hash, at).await
+    }
+    async fn delete_console_session(&self, id_hash: &str) -> StoreResult<()> {
+        self.inner.delete_console_session(id_hash).await
     }
 
     async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
@@ -234,5 +248,15 @@ impl Store for SealedStore {
     }
     async fn delete_plugin(&self, name: &str, version: &str) -> StoreResult<()> {
         self.inner.delete_plugin(name, version).await
+    }
+
+    async fn insert_portal_link(&self, link: &PortalLink) -> StoreResult<()> {
+        self.inner.insert_portal_link(link).await
+    }
+    async fn redeem_portal_link(&self, token_hash: &str, now: i64) -> StoreResult<PortalRedeem> {
+        self.inner.redeem_portal_link(token_hash, now).await
+    }
+    async fn delivery_stats(&self, query: &StatsQuery) -> StoreResult<DeliveryStats> {
+        self.inner.delivery_stats(query).await
     }
 }

@@ -9,6 +9,8 @@ fn caller(role: Role, team: Option<&str>) -> Caller {
         key_id: format!("key_{}", role.as_str()),
         role,
         team_id: team.map(str::to_string),
+        only_webhook: None,
+        via: CallerVia::Key,
     }
 }
 

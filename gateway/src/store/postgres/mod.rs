@@ -26,8 +26,11 @@ mod events;
 mod ingest;
 mod keys;
 mod plugins;
+mod portal;
 mod queue;
 mod retention;
+mod sessions;
+mod stats;
 mod webhooks;
 
 pub use connect::PostgresStoreBuilder;
@@ -44,10 +47,12 @@ use tokio_postgres::types::ToSql;
 use super::{
     AttemptRecord, Page, PruneCutoffs, PruneReport, Store, StoreError, StoreResult, WebhookQuery,
 };
+use super::{DeliveryStats, StatsQuery};
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
-    PluginRecord, Scope, Webhook, WebhookHealth,
+    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome,
+    NewEvent, PluginRecord, Scope, Webhook, WebhookHealth,
 };
+use crate::model::{PortalLink, PortalRedeem};
 use ingest::IngestJob;
 
 /// The PostgreSQL implementation of [`Store`].
@@ -220,6 +225,19 @@ impl Store for PostgresStore {
         keys::touch_api_key(self, id, at).await
     }
 
+    async fn insert_console_session(&self, session: ConsoleSession) -> StoreResult<()> {
+        sessions::insert(self, session).await
+    }
+    async fn console_session(&self, id_hash: &str) -> StoreResult<Option<ConsoleSession>> {
+        sessions::get(self, id_hash).await
+    }
+    async fn touch_console_session(&self, id_hash: &str, at: i64) -> StoreResult<()> {
+        sessions::touch(self, id_hash, at).await
+    }
+    async fn delete_console_session(&self, id_hash: &str) -> StoreResult<()> {
+        sessions::delete(self, id_hash).await
+    }
+
     async fn insert_webhook(&self, w: &Webhook) -> StoreResult<()> {
         webhooks::insert_webhook(self, w).await
     }
@@ -363,5 +381,15 @@ impl Store for PostgresStore {
 
     async fn delete_plugin(&self, name: &str, version: &str) -> StoreResult<()> {
         plugins::delete_plugin(self, name, version).await
+    }
+
+    async fn insert_portal_link(&self, link: &PortalLink) -> StoreResult<()> {
+        portal::insert_portal_link(self, link).await
+    }
+    async fn redeem_portal_link(&self, token_hash: &str, now: i64) -> StoreResult<PortalRedeem> {
+        portal::redeem_portal_link(self, token_hash, now).await
+    }
+    async fn delivery_stats(&self, query: &StatsQuery) -> StoreResult<DeliveryStats> {
+        stats::delivery_stats(self, query).await
     }
 }

@@ -9,16 +9,20 @@
 mod attempts;
 mod idempotency;
 mod ordering;
+mod portal;
 mod queue;
 mod retention;
+mod sessions;
 pub mod throwaway;
 mod webhooks;
 
 pub use attempts::*;
 pub use idempotency::*;
 pub use ordering::*;
+pub use portal::*;
 pub use queue::*;
 pub use retention::*;
+pub use sessions::*;
 pub use webhooks::*;
 
 use std::sync::Arc;
@@ -189,6 +193,9 @@ macro_rules! store_suite_fns {
             ordered_streams_are_per_webhook_and_url,
             ordered_requeue_goes_to_the_back,
             concurrent_claimers_keep_one_in_flight_per_stream,
+            console_sessions,
+            portal_links_open_once_and_expire,
+            delivery_stats_by_bucket_outcome_and_team,
         ];
     };
 }
