@@ -5,7 +5,9 @@
 pub mod support;
 
 mod bad_input;
+mod console;
 mod console_pages;
+mod console_webhooks;
 mod crash;
 mod delivery;
 mod events;

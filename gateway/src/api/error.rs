@@ -190,13 +190,10 @@ pub async fn problem_for_refusals(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();
     // Problem bodies pass untouched, and so do the console's HTML pages (its own error pages).
-    let passes = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| {
-            let v = v.as_bytes();
-            v.starts_with(b"application/problem+json") || v.starts_with(b"text/html")
-        });
+    let passes = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.starts_with(b"application/problem+json") || v.starts_with(b"text/html")
+    });
     if !status.is_client_error() || passes {
         return resp;
     }

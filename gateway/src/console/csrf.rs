@@ -56,7 +56,10 @@ mod tests {
         assert!(check_value(&t, &t).is_ok());
         assert!(check_value("", &t).is_err());
         assert!(check_value(&t[1..], &t).is_err());
-        assert!(check_value("", "").is_err(), "an empty stored token never matches");
+        assert!(
+            check_value("", "").is_err(),
+            "an empty stored token never matches"
+        );
         let mut h = HeaderMap::new();
         assert!(check_header(&h, &t).is_err());
         h.insert(HEADER, t.parse().unwrap());

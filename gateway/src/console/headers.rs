@@ -54,6 +54,8 @@ mod tests {
         assert!(!p.contains("unsafe-inline"));
         assert!(p.contains("script-src 'self'"));
         assert!(p.ends_with("frame-ancestors 'none'"));
-        assert!(csp(" https://platform.example ").ends_with("frame-ancestors https://platform.example"));
+        assert!(
+            csp(" https://platform.example ").ends_with("frame-ancestors https://platform.example")
+        );
     }
 }

@@ -3,11 +3,11 @@
 //! the plugins' log lines; resend one; recover every failure since a time. The page's
 //! JavaScript reads `/api/v1/webhooks/{id}/attempts` and renders every value as text.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
 use minijinja::context;
 
 use super::session::SignedIn;
@@ -18,7 +18,11 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/console/webhooks/{id}/logs", get(page))
 }
 
-async fn page(State(st): State<AppState>, SignedIn(s): SignedIn, Path(id): Path<String>) -> Response {
+async fn page(
+    State(st): State<AppState>,
+    SignedIn(s): SignedIn,
+    Path(id): Path<String>,
+) -> Response {
     match crate::api::webhooks::load(&st, &s.caller, &id).await {
         Ok(w) => render(
             StatusCode::OK,

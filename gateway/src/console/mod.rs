@@ -38,18 +38,41 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("error.html", include_str!("templates/error.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
     ("webhooks.html", include_str!("templates/webhooks.html")),
-    ("webhook_edit.html", include_str!("templates/webhook_edit.html")),
+    (
+        "webhook_edit.html",
+        include_str!("templates/webhook_edit.html"),
+    ),
     ("logs.html", include_str!("templates/logs.html")),
     // templates of B
 ];
 
 /// Static assets: (name, content type, bytes).
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("app.css", "text/css; charset=utf-8", include_str!("assets/app.css")),
-    ("console.js", "text/javascript; charset=utf-8", include_str!("assets/console.js")),
-    ("webhooks.js", "text/javascript; charset=utf-8", include_str!("assets/webhooks.js")),
-    ("editor.js", "text/javascript; charset=utf-8", include_str!("assets/editor.js")),
-    ("logs.js", "text/javascript; charset=utf-8", include_str!("assets/logs.js")),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/app.css"),
+    ),
+    (
+        "console.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/console.js"),
+    ),
+    (
+        "webhooks.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/webhooks.js"),
+    ),
+    (
+        "editor.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/editor.js"),
+    ),
+    (
+        "logs.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/logs.js"),
+    ),
     // assets of B
 ];
 
@@ -107,9 +130,7 @@ pub fn render(
     ctx: Value,
 ) -> Response {
     let page = context! { page => layout(session, nav), ..ctx };
-    let html = env()
-        .get_template(name)
-        .and_then(|t| t.render(page));
+    let html = env().get_template(name).and_then(|t| t.render(page));
     match html {
         Ok(html) => {
             let mut r = (status, html).into_response();

@@ -61,7 +61,11 @@ struct SignIn {
     csrf: String,
 }
 
-async fn sign_in(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<SignIn>) -> Response {
+async fn sign_in(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<SignIn>,
+) -> Response {
     let want = session::cookie(&headers, SIGNIN_COOKIE).unwrap_or("");
     if csrf::check_value(&f.csrf, want).is_err() {
         return page(

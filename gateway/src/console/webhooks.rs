@@ -25,7 +25,10 @@ const HEALTH_WINDOW: u64 = 50;
 
 /// The editor's trigger checkboxes: (canonical name, label with the products' names).
 const TRIGGERS: &[(&str, &str)] = &[
-    ("incident.triggered", "triggered (OnCall: alert group created)"),
+    (
+        "incident.triggered",
+        "triggered (OnCall: alert group created)",
+    ),
     ("incident.acknowledged", "acknowledged"),
     ("incident.unacknowledged", "unacknowledged"),
     ("incident.reassigned", "reassigned"),
@@ -61,7 +64,10 @@ fn scope_text(v: &Value) -> String {
     match s["kind"].as_str() {
         Some("team") => format!("team {}", s["team_id"].as_str().unwrap_or("")),
         Some("service") => match s["team_id"].as_str() {
-            Some(t) => format!("service {} (team {t})", s["service_id"].as_str().unwrap_or("")),
+            Some(t) => format!(
+                "service {} (team {t})",
+                s["service_id"].as_str().unwrap_or("")
+            ),
             None => format!("service {}", s["service_id"].as_str().unwrap_or("")),
         },
         _ => "global".into(),
@@ -240,7 +246,11 @@ async fn new(SignedIn(s): SignedIn) -> Response {
 
 /// The editor of a webhook the caller may manage (the API's lookup and check); the form is
 /// filled by its JavaScript from the masked API view.
-async fn edit(State(st): State<AppState>, SignedIn(s): SignedIn, Path(id): Path<String>) -> Response {
+async fn edit(
+    State(st): State<AppState>,
+    SignedIn(s): SignedIn,
+    Path(id): Path<String>,
+) -> Response {
     match crate::api::webhooks::load(&st, &s.caller, &id).await {
         Ok(w) => editor(&s, Some(w.id), &format!("Edit {}", w.name)),
         Err(e) => error_page_for(Some(&s), &e),
@@ -259,6 +269,5 @@ async fn reveal_secret(
             "this is the console's action; API clients use GET /api/v1/webhooks/{id}/secret".into(),
         ));
     }
-    crate::api::deliveries::secret(State(st), caller, Path(id))
-        .await
+    crate::api::deliveries::secret(State(st), caller, Path(id)).await
 }

@@ -15,8 +15,8 @@ pub mod suite;
 use async_trait::async_trait;
 
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
-    PluginRecord, PreparedRequest, Webhook, WebhookHealth,
+    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome,
+    NewEvent, PluginRecord, PreparedRequest, Webhook, WebhookHealth,
 };
 
 /// Errors from a store. `Unavailable` means "try again later" (the API answers 503).

@@ -45,9 +45,11 @@ pub(super) async fn get(store: &SqliteStore, id_hash: &str) -> StoreResult<Optio
     let h = id_hash.to_string();
     store
         .read(move |c| {
-            Ok(c.prepare_cached("SELECT * FROM console_sessions WHERE id_hash = ?1")?
-                .query_row([h], session_from_row)
-                .optional()?)
+            Ok(
+                c.prepare_cached("SELECT * FROM console_sessions WHERE id_hash = ?1")?
+                    .query_row([h], session_from_row)
+                    .optional()?,
+            )
         })
         .await
 }

@@ -26,7 +26,10 @@ fn session(id_hash: &str, created_at: i64, expires_at: i64) -> ConsoleSession {
 pub async fn console_sessions(store: Arc<dyn Store>) {
     let a = session("hash-a", 1_000, 50_000);
     store.insert_console_session(a.clone()).await.unwrap();
-    assert_eq!(store.console_session("hash-a").await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        store.console_session("hash-a").await.unwrap(),
+        Some(a.clone())
+    );
     assert_eq!(store.console_session("hash-x").await.unwrap(), None);
 
     store.touch_console_session("hash-a", 9_000).await.unwrap();
