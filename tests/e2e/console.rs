@@ -9,8 +9,7 @@ use axum::http::{Method, StatusCode};
 use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 
-use crate::support::browser::Browser;
-use crate::support::{ADMIN, Receiver, TestGateway};
+use crate::support::{ADMIN, TestGateway};
 
 const WAIT: Duration = Duration::from_secs(15);
 
