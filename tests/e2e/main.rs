@@ -5,8 +5,10 @@
 pub mod support;
 
 mod bad_input;
+mod console;
 mod console_pages;
 mod console_portal;
+mod console_webhooks;
 mod crash;
 mod delivery;
 mod events;

@@ -22,7 +22,8 @@ use crate::model::{ApiKey, ConsoleSession, Role};
 /// The session cookie's name.
 pub const COOKIE: &str = "gw_session";
 
-/// `last_seen_at` is written at most this often per session.
+/// `last_seen_at` is written at most this often per session (and at least four times per idle
+/// period, so activity always keeps a session alive).
 const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// Who a new session acts as.
@@ -174,7 +175,7 @@ pub async fn load(state: &AppState, headers: &HeaderMap) -> Result<Option<Sessio
         state.store.delete_console_session(&id_hash).await?;
         return Ok(None);
     }
-    if now - row.last_seen_at >= TOUCH_EVERY_MS {
+    if now - row.last_seen_at >= TOUCH_EVERY_MS.min(idle_ms / 4) {
         state.store.touch_console_session(&id_hash, now).await?;
     }
     Ok(Some(Session::of(&row)))

@@ -253,7 +253,8 @@ pub fn conclude(
     if final_attempt && matches!(decision, Decision::RetryAt(_)) {
         decision = Decision::GiveUp {
             disable_webhook: false,
-            reason: "test send: not retried".into(),
+            // The real cause first (the console's Test button shows it as it is).
+            reason: format!("{} (test send: not retried)", sent.result),
         };
     }
     let (status, next, outcome, health) = match &decision {

@@ -74,7 +74,7 @@ document.addEventListener("DOMContentLoaded", function () {
     head.appendChild(gw.el("span", "Group " + n + ": rules combined with", "label"));
     head.appendChild(m);
     var add = gw.el("button", "Add rule", "small"); add.type = "button";
-    add.setAttribute("aria-label", "Add a rule to group " + n);
+    add.setAttribute("aria-label", "Add rule to group " + n);
     add.addEventListener("click", function () { addRule(box); });
     head.appendChild(add);
     head.appendChild(removeButton(box, "group " + n));
