@@ -10,6 +10,7 @@
 //! [`ApiDoc`]'s `paths`. Routes also served with a trailing slash (or without one) appear once,
 //! in the form Grafana OnCall uses.
 
+mod records;
 pub mod schemas;
 
 use axum::routing::get;
