@@ -5,6 +5,7 @@
 pub mod support;
 
 mod bad_input;
+mod connectors;
 mod crash;
 mod delivery;
 mod events;

@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 use super::attempt::{self, Sent};
+use super::fill;
 use super::guard::{OutboundGuard, parse_allowed};
 use super::plugins::{PluginStage, TransformResult};
 use super::retry::{AttemptResult, Decision, RetryBounds};
@@ -302,10 +303,18 @@ impl Engine {
                 }
             }
         };
-        // Per attempt: the authenticator (fresh `now`), built-in auth, then the signature.
+        // Per attempt: the authenticator (fresh `now`), the secrets the transformer asked for
+        // (the stored request keeps the placeholders), built-in auth, then the signature.
         let mut req = prepared;
-        let secret_names = match e.plugins.authenticate(&webhook, &d, &mut req, now).await {
-            Ok(names) => names,
+        let stepped = match e.plugins.authenticate(&webhook, &d, &mut req, now).await {
+            Ok(names) => fill::for_attempt(&webhook, &mut req).map(|f| (names, f)),
+            Err(result) => Err(result),
+        };
+        let (secret_names, placeholder_body) = match stepped {
+            Ok((mut names, (filled_headers, placeholder_body))) => {
+                names.extend(filled_headers);
+                (names, placeholder_body)
+            }
             Err(result) => {
                 let sent = attempt::not_sent(&webhook, &d.url, result, now);
                 return self.conclude(
@@ -335,6 +344,10 @@ impl Engine {
             }
             Err(result) => attempt::not_sent(&webhook, &d.url, result, now),
         };
+        let mut sent = sent;
+        if let (Some(body), true) = (placeholder_body, sent.body.is_some()) {
+            sent.body = body;
+        }
         let done = e.clock.now_ms();
         self.conclude(
             &webhook,

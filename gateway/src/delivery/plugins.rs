@@ -387,8 +387,20 @@ fn write_request(out: &mut String, webhook: &Webhook, r: &PreparedRequest) {
     }
 }
 
-/// The secrets an authenticator may use (as handles, never values): the signing secret and the
-/// built-in auth's credentials, by name.
+/// The names of the secrets a webhook's signing and auth give plugins; its named `secrets` may
+/// not reuse them.
+pub const BUILTIN_SECRET_NAMES: &[&str] = &[
+    "signing_secret",
+    "password",
+    "token",
+    "api_key",
+    "grafana_password",
+    "authorization_header",
+];
+
+/// The secrets plugins may use (an authenticator as handles, a transformer through body and
+/// header placeholders; never as values), by name: the signing secret, the built-in auth's
+/// credentials ([`BUILTIN_SECRET_NAMES`]) and the webhook's named `secrets`.
 pub fn secrets_of(w: &Webhook) -> Vec<(String, String)> {
     let mut out = Vec::new();
     match &w.signing {
@@ -409,6 +421,7 @@ pub fn secrets_of(w: &Webhook) -> Vec<(String, String)> {
     if let Some(h) = &w.authorization_header {
         out.push(("authorization_header".into(), h.clone()));
     }
+    out.extend(w.secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
     out
 }
 
