@@ -214,10 +214,33 @@ async fn a_secret_the_host_places_reaches_the_receiver_only() {
     gw.create_webhook(json!({"name": "seen", "url": rx.url("/seen"), "trigger_events": ["incident.triggered"],
         "plugins": [{"name": "pagerduty"}, {"name": "echo", "config": {"mode": "input"}}], "secrets": secrets}))
         .await;
-    // A webhook lacking the secret: a permanent failure naming it, no request sent.
+    // A connector whose secret the webhook lacks is refused when saved, naming it.
+    let (status, problem) = gw
+        .admin(
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(
+                &json!({"name": "no key", "url": rx.url("/x"), "trigger_events": ["*"],
+                "plugins": [{"name": "pagerduty"}], "secrets": {"other": "x-value-1"}}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), problem["field"].as_str()),
+        (400, Some("secrets")),
+        "{problem}"
+    );
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("\"routing_key\"") && detail.contains("named secrets: other"),
+        "{problem}"
+    );
+    // A transformer asking at delivery for a secret the webhook lacks: a permanent failure
+    // naming it, with nothing sent.
     let lacking = gw
         .create_webhook(json!({"name": "lacking", "url": rx.url("/lacking"), "trigger_events": ["incident.triggered"],
-            "plugins": [{"name": "pagerduty"}], "secrets": {"other": "x-value-1"}}))
+            "plugins": [{"name": "template", "config": {"body": "{\"routing_key\": {\"$secret\": \"routing_key\"}}"}}],
+            "secrets": {"other": "x-value-1"}}))
         .await;
 
     let event = gw
