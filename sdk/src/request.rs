@@ -61,6 +61,29 @@ impl Request {
     }
 }
 
+/// A placeholder the host replaces with the webhook's secret `name` on every attempt, after the
+/// stored transform and before signing (see `types.wit`, "Secrets in requests"). In a JSON body
+/// put it where the value goes: `json!({"routing_key": gateway_sdk::request::secret("routing_key")})`
+/// sends `{"routing_key": "<the secret>"}`; the plugin, the stored delivery and the attempt log
+/// only ever hold the placeholder.
+pub fn secret(name: &str) -> serde_json::Value {
+    serde_json::json!({ "$secret": name })
+}
+
+/// Like [`secret`], sent as `<prefix><secret>` (e.g. `GenieKey <key>`).
+pub fn secret_with_prefix(name: &str, prefix: &str) -> serde_json::Value {
+    serde_json::json!({ "$secret": name, "prefix": prefix })
+}
+
+impl Request {
+    /// Adds the header `name: <prefix><secret>`, filled in by the host on every attempt; the
+    /// header's value in the plugin's output is the placeholder JSON text.
+    pub fn secret_header(self, name: impl Into<String>, secret_name: &str, prefix: &str) -> Self {
+        let placeholder = if prefix.is_empty() { secret(secret_name) } else { secret_with_prefix(secret_name, prefix) };
+        self.header(name, placeholder.to_string())
+    }
+}
+
 /// What a transformer decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -141,5 +164,12 @@ mod tests {
         assert_eq!(r.body.as_deref(), Some(r#"{"a":1}"#));
         assert_eq!(r.headers, vec![("content-type".to_string(), "application/json".to_string())]);
         assert_eq!(r.header_value("CONTENT-TYPE"), Some("application/json"));
+    }
+
+    #[test]
+    fn secret_placeholders() {
+        assert_eq!(secret("k").to_string(), r#"{"$secret":"k"}"#);
+        let r = Request::post("https://x.test").secret_header("Authorization", "genie", "GenieKey ");
+        assert_eq!(r.header_value("authorization"), Some(r#"{"$secret":"genie","prefix":"GenieKey "}"#));
     }
 }

@@ -5,6 +5,7 @@
 pub mod support;
 
 mod bad_input;
+mod connectors;
 mod console;
 mod console_pages;
 mod console_portal;

@@ -12,12 +12,17 @@ use crate::support::{ADMIN, Receiver, TestGateway, fixture};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn guest(name: &str) -> Vec<u8> {
+pub(crate) fn guest(name: &str) -> Vec<u8> {
     let p = PathBuf::from(gateway::testing::GUESTS_DIR).join(format!("{name}.wasm"));
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-async fn upload(gw: &TestGateway, name: &str, version: &str, bytes: Vec<u8>) -> (u16, Value) {
+pub(crate) async fn upload(
+    gw: &TestGateway,
+    name: &str,
+    version: &str,
+    bytes: Vec<u8>,
+) -> (u16, Value) {
     let r = gw
         .client
         .post(gw.url(&format!("/api/v1/plugins?name={name}&version={version}")))

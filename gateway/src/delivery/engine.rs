@@ -13,6 +13,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tracing::Instrument;
 
 use super::attempt::{self, Sent};
+use super::fill;
 use super::guard::{OutboundGuard, parse_allowed};
 use super::plugins::{PluginStage, TransformResult};
 use super::retry::{AttemptResult, Decision, RetryBounds};
@@ -329,12 +330,20 @@ impl Engine {
                 }
             }
         };
-        // Per attempt: the authenticator (fresh `now`), built-in auth, then the signature.
+        // Per attempt: the authenticator (fresh `now`), the secrets the transformer asked for
+        // (the stored request keeps the placeholders), built-in auth, then the signature.
         let mut req = prepared;
-        let secret_names = match e.plugins.authenticate(&webhook, &d, &mut req, now).await {
+        let stepped = match e.plugins.authenticate(&webhook, &d, &mut req, now).await {
             Ok(added) => {
                 logs.extend(added.logs);
-                added.secret_names
+                fill::for_attempt(&webhook, &mut req).map(|f| (added.secret_names, f))
+            }
+            Err(result) => Err(result),
+        };
+        let (secret_names, placeholder_body) = match stepped {
+            Ok((mut names, (filled_headers, placeholder_body))) => {
+                names.extend(filled_headers);
+                (names, placeholder_body)
             }
             Err(result) => {
                 let sent = attempt::not_sent(&webhook, &d.url, result, now);
@@ -367,6 +376,10 @@ impl Engine {
             }
             Err(result) => attempt::not_sent(&webhook, &d.url, result, now),
         };
+        let mut sent = sent;
+        if let (Some(body), true) = (placeholder_body, sent.body.is_some()) {
+            sent.body = body;
+        }
         let done = e.clock.now_ms();
         self.conclude(
             &webhook,

@@ -4,6 +4,7 @@ pub mod attempt;
 pub mod auth;
 pub mod cause;
 pub mod engine;
+pub mod fill;
 pub mod guard;
 pub mod outcome_log;
 pub mod plugins;

@@ -2,6 +2,8 @@
 //! rules that validate it. Input parsing and merging live in `api::webhooks`; this module holds the
 //! types every other part (matching, delivery, plugins, stores) shares.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -213,6 +215,11 @@ pub struct Webhook {
     /// answer and log; see `secrets::mask`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_headers: Vec<String>,
+    /// Named secrets for plugins: an authenticator opens them as handles, a transformer asks
+    /// for them with `{"$secret": "<name>"}` placeholders the delivery fills in per attempt.
+    /// Sealed at rest, never shown.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
     #[serde(default)]
     pub integration_filter: Option<Vec<String>>,
     /// Grafana OnCall's preset id (`simple_webhook`, `advanced_webhook`, ...): null for webhooks
@@ -283,6 +290,7 @@ impl Default for Webhook {
             trigger_template: None,
             headers: None,
             secret_headers: Vec::new(),
+            secrets: BTreeMap::new(),
             integration_filter: None,
             preset: None,
             filter: None,

@@ -47,6 +47,46 @@ pub fn builtin_plugins() -> Vec<BuiltinPlugin> {
             description: "Slack incoming-webhook message with blocks for incident events",
             bytes: embedded!("slack.wasm"),
         },
+        connector(
+            "teams",
+            embedded!("teams.wasm"),
+            "Microsoft Teams Workflows message with an Adaptive Card for incident events",
+        ),
+        connector(
+            "discord",
+            embedded!("discord.wasm"),
+            "Discord webhook message with an embed (colour by status) for incident events",
+        ),
+        connector(
+            "google-chat",
+            embedded!("google_chat.wasm"),
+            "Google Chat card (cardsV2), one thread per incident",
+        ),
+        connector(
+            "mattermost",
+            embedded!("mattermost.wasm"),
+            "Mattermost incoming-webhook post with a coloured attachment",
+        ),
+        connector(
+            "pagerduty",
+            embedded!("pagerduty.wasm"),
+            "PagerDuty Events API v2 trigger / acknowledge / resolve, dedup_key from the incident id; routing_key filled in by the host",
+        ),
+        connector(
+            "opsgenie",
+            embedded!("opsgenie.wasm"),
+            "Opsgenie alert create / acknowledge / close by alias; GenieKey filled in by the host",
+        ),
+        connector(
+            "jira",
+            embedded!("jira.wasm"),
+            "Jira issue on trigger; later events through a Jira Automation incoming webhook by label",
+        ),
+        connector(
+            "zendesk",
+            embedded!("zendesk.wasm"),
+            "Zendesk ticket with external_id on trigger; later events update it by external id",
+        ),
         BuiltinPlugin {
             name: "signed-header",
             version: VERSION,
@@ -57,6 +97,17 @@ pub fn builtin_plugins() -> Vec<BuiltinPlugin> {
     ]
 }
 
+/// A first-party connector (a transformer for a vendor's API), by name and component file.
+fn connector(name: &'static str, bytes: &'static [u8], description: &'static str) -> BuiltinPlugin {
+    BuiltinPlugin {
+        name,
+        version: VERSION,
+        kind: PluginKind::Transformer,
+        description,
+        bytes,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,14 +115,15 @@ mod tests {
     #[test]
     fn builtins_are_components_with_distinct_names() {
         let all = builtin_plugins();
-        assert_eq!(all.len(), 4);
+        assert_eq!(all.len(), 12);
         for p in &all {
             assert_eq!(&p.bytes[..4], b"\0asm", "{}", p.name);
             assert_eq!(p.bytes[6..8], [1, 0], "{} is not a component", p.name);
             assert!(!p.version.is_empty());
         }
         let mut names: Vec<_> = all.iter().map(|p| p.name).collect();
+        names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), 4);
+        assert_eq!(names.len(), 12);
     }
 }

@@ -4,7 +4,7 @@
 //! Webhooks: Grafana OnCall's `password`, `authorization_header` and `headers` (the whole JSON
 //! string: it often holds `Authorization: Bearer ...`), every url (userinfo and query strings can
 //! hold credentials), the built-in auth's password / token / API-key value, the signing secret and
-//! every retired one, and the string values of plugin and authenticator config keys whose names
+//! every retired one, the named plugin secrets (`secrets`), and the string values of plugin and authenticator config keys whose names
 //! look secret ([`super::mask::is_secret_name`]). Deliveries: the url and, in the stored request,
 //! the url, every query value, every header value and the body. Event bodies are customer data and
 //! stay as they are; attempt logs are masked before they are written.
@@ -41,6 +41,9 @@ pub fn webhook<E>(w: &mut Webhook, f: &mut impl FnMut(&str) -> Result<String, E>
                 p.secret = f(&p.secret)?;
             }
         }
+    }
+    for v in w.secrets.values_mut() {
+        *v = f(v)?;
     }
     for p in w.plugins.iter_mut().chain(w.authenticator.as_mut()) {
         config(&mut p.config, f)?;

@@ -104,6 +104,7 @@ impl<'a> SecretSet<'a> {
                 values.extend(previous.iter().map(|p| p.secret.clone()));
             }
         }
+        values.extend(webhook.secrets.values().cloned());
         for p in webhook.plugins.iter().chain(&webhook.authenticator) {
             let mut c = p.config.clone();
             let _ = super::fields::config::<()>(&mut c, &mut |s| {

@@ -8,9 +8,11 @@
 
 use std::borrow::Cow;
 
+pub use connector_kit::Incident;
+use connector_kit::truncate;
 use gateway_sdk::serde_json::Value;
-use gateway_sdk::{Context, Error, Event, Outcome, Request, Result, Transformer, event};
-use serde::{Deserialize, Serialize};
+use gateway_sdk::{Context, Error, Event, Outcome, Request, Result, Transformer};
+use serde::Serialize;
 
 pub struct Slack;
 
@@ -33,88 +35,6 @@ gateway_sdk::transformer!(Slack);
 
 /// Slack caps a section's text at 3000 characters.
 const MAX_SECTION: usize = 3000;
-
-/// The fields of a Squadcast-shaped incident the message shows. Strings borrow from the event
-/// where they can (typed read straight from the event's JSON text: no generic tree is built).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Incident<'a> {
-    #[serde(borrow)]
-    pub id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub status: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub message: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub title: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub description: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub time_of_creation: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub service: Option<Service<'a>>,
-    #[serde(borrow)]
-    pub alert_source: Option<AlertSource<'a>>,
-    #[serde(borrow)]
-    pub assigned_to: Option<Vec<Assignee<'a>>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Service<'a> {
-    #[serde(borrow)]
-    pub name: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct AlertSource<'a> {
-    #[serde(borrow, rename = "type")]
-    pub kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub short_name: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Assignee<'a> {
-    #[serde(borrow, rename = "type")]
-    pub kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub id: Option<Cow<'a, str>>,
-}
-
-impl<'a> Incident<'a> {
-    /// Reads the incident fields: typed from the JSON text, or, when a field has an unexpected
-    /// type (`"status": 3`, `"service": "x"`), by path from the generic tree, where such fields
-    /// simply count as absent.
-    pub fn read(event: &'a Event) -> Incident<'a> {
-        event.parse().unwrap_or_else(|_| Incident::from_value(event.value()))
-    }
-
-    fn from_value(v: &'a Value) -> Incident<'a> {
-        let s = |path: &str| event::lookup(v, path).and_then(Value::as_str).map(Cow::Borrowed);
-        Incident {
-            id: s("id"),
-            status: s("status"),
-            message: s("message"),
-            title: s("title"),
-            description: s("description"),
-            time_of_creation: s("time_of_creation"),
-            service: Some(Service { name: s("service.name") }),
-            alert_source: Some(AlertSource { kind: s("alert_source.type"), short_name: s("alert_source.short_name") }),
-            assigned_to: v.get("assigned_to").and_then(Value::as_array).map(|items| {
-                items
-                    .iter()
-                    .map(|x| Assignee {
-                        kind: x.get("type").and_then(Value::as_str).map(Cow::Borrowed),
-                        id: x.get("id").and_then(Value::as_str).map(Cow::Borrowed),
-                    })
-                    .collect()
-            }),
-        }
-    }
-}
 
 /// A Slack message (the fields of an incoming-webhook payload this plugin uses).
 #[derive(Debug, Serialize)]
@@ -254,15 +174,6 @@ fn escape(s: &str) -> Cow<'_, str> {
         return Cow::Borrowed(s);
     }
     Cow::Owned(s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;"))
-}
-
-fn truncate(s: Cow<'_, str>, max: usize) -> Cow<'_, str> {
-    if s.len() <= max || s.chars().count() <= max {
-        return s;
-    }
-    let mut out: String = s.chars().take(max - 1).collect();
-    out.push('…');
-    Cow::Owned(out)
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! Schemas of the API's bodies for the OpenAPI document. Handlers build most answers as JSON
 //! values (`json!`), so these structs are descriptions only: they are never serialised. The
 //! schema-fuzzing test (`tests/e2e/schema_fuzz.rs`) checks every answer against them, so a
-//! handler that drifts from its schema fails the suite.
+//! handler that drifts from its schema fails the suite. The records (deliveries, events, keys,
+//! plugins) are in `records`, re-exported here.
 
 #![allow(dead_code)]
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema};
@@ -110,6 +112,8 @@ pub struct WebhookView {
     pub preset: Option<String>,
     /// Header names whose values are masked in answers and logs.
     pub secret_headers: Vec<String>,
+    /// The named plugin secrets, values always masked.
+    pub secrets: BTreeMap<String, String>,
     #[schema(required)]
     pub failure_email: Option<String>,
     pub include_private_payloads: bool,
@@ -171,6 +175,11 @@ pub struct WebhookInput {
     /// The transformer chain (at most 8).
     pub plugins: Option<Vec<PluginRef>>,
     pub authenticator: Option<PluginRef>,
+    /// Named secrets for plugins (at most 32; names 1-64 of `A-Za-z0-9_.-`, not a built-in
+    /// name; values 1-8192 bytes): a transformer asks for one with a `{"$secret": "<name>"}`
+    /// placeholder the gateway fills in per attempt, an authenticator opens one as a handle.
+    /// Replaces the stored set; a masked value keeps the stored one; null removes them all.
+    pub secrets: Option<BTreeMap<String, String>>,
     #[schema(nullable = false)]
     pub auth: Option<Auth>,
     #[schema(nullable = false)]

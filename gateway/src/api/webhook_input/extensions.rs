@@ -239,6 +239,9 @@ pub(super) fn apply(w: &mut Webhook, m: &Input, cx: &InputContext<'_>) -> Result
             ));
         }
     }
+    if let Some(v) = m.get("secrets") {
+        w.secrets = named_secrets(v, &w.secrets)?;
+    }
     if let Some(mut auth) = typed::<Auth>(m, "auth")? {
         // A masked secret sent back means "unchanged".
         match (&mut auth, &w.auth) {
@@ -306,4 +309,61 @@ pub(super) fn apply(w: &mut Webhook, m: &Input, cx: &InputContext<'_>) -> Result
         w.include_private_payloads = b;
     }
     Ok(())
+}
+
+/// At most this many named secrets per webhook, each at most `MAX_SECRET_BYTES`.
+pub const MAX_SECRETS: usize = 32;
+const MAX_SECRET_BYTES: usize = 8192;
+
+/// `secrets`: `{"<name>": "<value>"}`, replacing the webhook's named secrets (a masked value
+/// keeps the stored one; `null` removes them all). Names are 1-64 of `A-Za-z0-9_.-` and may not
+/// be a built-in name (`crate::delivery::plugins::BUILTIN_SECRET_NAMES`).
+fn named_secrets(
+    v: &Value,
+    old: &std::collections::BTreeMap<String, String>,
+) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+    let items = match v {
+        Value::Null => return Ok(Default::default()),
+        Value::Object(items) if items.len() <= MAX_SECRETS => items,
+        _ => {
+            return Err(ApiError::field(
+                "secrets",
+                format!("must be an object of at most {MAX_SECRETS} name: value pairs, or null"),
+            ));
+        }
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for (name, value) in items {
+        let field = format!("secrets.{name}");
+        let valid_name = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if !valid_name {
+            return Err(ApiError::field(
+                field,
+                "a secret name is 1-64 letters, digits, `_`, `.` or `-`",
+            ));
+        }
+        if crate::delivery::plugins::BUILTIN_SECRET_NAMES.contains(&name.as_str()) {
+            return Err(ApiError::field(
+                field,
+                "is a built-in secret name (from the webhook's signing or auth); choose another",
+            ));
+        }
+        let value = match value.as_str() {
+            Some(MASK) => old.get(name).cloned().ok_or_else(|| {
+                ApiError::field(field.clone(), "is masked but no such secret is stored")
+            })?,
+            Some(s) if !s.is_empty() && s.len() <= MAX_SECRET_BYTES => s.to_string(),
+            _ => {
+                return Err(ApiError::field(
+                    field,
+                    format!("must be a non-empty string of at most {MAX_SECRET_BYTES} bytes"),
+                ));
+            }
+        };
+        out.insert(name.clone(), value);
+    }
+    Ok(out)
 }

@@ -98,6 +98,7 @@ pub fn view(w: &Webhook) -> Value {
         "authenticator": authenticator,
         "auth": auth,
         "secret_headers": w.secret_headers,
+        "secrets": w.secrets.keys().map(|k| (k.clone(), Value::from(MASK))).collect::<serde_json::Map<_, _>>(),
         "signing": signing,
         "send_as": w.send_as,
         "retry": w.retry,

@@ -3,7 +3,9 @@
 //! the stack), `huge-output` (a 64 MiB-ish body, built in steps under the memory cap),
 //! `big-output` (a 2 MiB body, over the default 1 MiB output cap), `bad-header` (an invalid
 //! header name), `garbage` (a body that is not UTF-8), `bad-url`, `log-flood` (thousands of long log lines), `error` (a plugin error),
-//! `skip`, and anything else echoes a valid request.
+//! `skip`, `input` (sends its whole input as the body: event, config and context, with the
+//! previous step's request, so tests can show what a plugin sees), and anything else echoes a
+//! valid request.
 
 use gateway_sdk::serde_json::Value;
 use gateway_sdk::{Context, Error, Event, Outcome, Request, Result, Transformer, log};
@@ -43,6 +45,19 @@ impl Transformer for Hostile {
             }
             "error" => Err(Error::invalid_config("hostile guest refuses")),
             "skip" => Ok(Outcome::skip("hostile guest skips")),
+            "input" => {
+                let previous = ctx.previous.as_ref().map(|p| {
+                    gateway_sdk::serde_json::json!({"method": p.method, "url": p.url, "query": p.query,
+                        "headers": p.headers, "body": p.body})
+                });
+                let input = gateway_sdk::serde_json::json!({
+                    "event": event.value(), "config": config,
+                    "context": {"webhook_id": ctx.webhook_id, "webhook_name": ctx.webhook_name,
+                        "event_type": ctx.event_type, "delivery_id": ctx.delivery_id, "url": ctx.url,
+                        "method": ctx.method, "attempt": ctx.attempt, "previous": previous},
+                });
+                Ok(Outcome::Send(ok.body(input.to_string())))
+            }
             _ => {
                 log::info("hostile guest behaving");
                 Ok(Outcome::Send(ok))
