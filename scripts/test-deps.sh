@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# Test-only tools the suite uses when they are there: schemathesis (the OpenAPI fuzzer that
-# tests/e2e/schema_fuzz.rs runs against a real gateway), in the repo's own .venv/.
-# Idempotent: a second run with the pinned version already installed does nothing.
+# Test-only tools the suite uses when they are there, in the repo's own .venv/:
+# - schemathesis, the OpenAPI fuzzer that tests/e2e/schema_fuzz.rs runs against a real gateway;
+# - aiosmtpd, the SMTP server tests/e2e/mail.rs sends failure emails to (tests/support/smtp.rs).
+# Idempotent: a tool already installed at its pinned version is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCHEMATHESIS_VERSION=4.32.5
+AIOSMTPD_VERSION=1.4.6
 
-if [ -x .venv/bin/schemathesis ] \
-  && [ "$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" = "$SCHEMATHESIS_VERSION" ]; then
-  exit 0
+installed() {
+  .venv/bin/python -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null || true
+}
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+if [ "$(installed schemathesis)" != "$SCHEMATHESIS_VERSION" ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "schemathesis==${SCHEMATHESIS_VERSION}"
 fi
-python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check "schemathesis==${SCHEMATHESIS_VERSION}"
+if [ "$(installed aiosmtpd)" != "$AIOSMTPD_VERSION" ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "aiosmtpd==${AIOSMTPD_VERSION}"
+fi
 .venv/bin/schemathesis --version
+.venv/bin/python -c "import aiosmtpd; print('aiosmtpd', aiosmtpd.__version__)"

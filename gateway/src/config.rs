@@ -142,6 +142,30 @@ max_log_line_bytes = 1024
 max_component_bytes = 20971520
 # Plugin instances that may run at once; more calls wait (back-pressure) and retry.
 max_concurrency = 64
+
+[smtp]
+# Failure emails (to each webhook's failure_email) go through this SMTP server; empty turns them
+# off (nothing is queued then). Forms: "smtp://host:25" (plain, for a local relay),
+# "smtp://host:587?tls=required" (STARTTLS required), "smtps://host:465" (TLS from the start).
+url = ""
+# SMTP AUTH credentials (both or neither). The password is a secret: never logged or shown; set
+# it as GATEWAY_SMTP__PASSWORD rather than in a file.
+username = ""
+password = ""
+# The sender, e.g. "Webhook Gateway <gateway@example.com>"; required when url is set.
+from = ""
+# Seconds one SMTP conversation (connect, TLS, AUTH, send) may take before it counts as failed.
+timeout_secs = 30
+
+[notifications]
+# Failure digests: the first delivery of a webhook that fails for good opens a window of this many
+# seconds; when it closes, one mail counts the failures of the window with the last error and
+# status. So at most one digest per webhook per window.
+digest_window_secs = 3600
+# A mail the SMTP server did not take is tried again after retry_min_secs, doubling up to
+# retry_max_secs, until it is accepted (a server that refuses it for good, 5xx, ends that).
+retry_min_secs = 10
+retry_max_secs = 600
 "#;
 
 /// Every dotted key of the embedded defaults (`listen`, `delivery.workers`, ...).
@@ -248,6 +272,46 @@ pub struct HealthConfig {
     pub write_failure_window_secs: u64,
 }
 
+/// The SMTP server failure emails go through (see [`crate::notify`]).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    pub from: String,
+    pub timeout_secs: u64,
+}
+
+impl SmtpConfig {
+    /// Whether failure emails are on.
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty()
+    }
+}
+
+/// Hand-written so the password never reaches a log line.
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("url", &crate::secrets::mask::mask_url_plain(&self.url))
+            .field("username", &self.username)
+            .field("password", &crate::model::MASK)
+            .field("from", &self.from)
+            .field("timeout_secs", &self.timeout_secs)
+            .finish()
+    }
+}
+
+/// Failure digest window and mail retry schedule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsConfig {
+    pub digest_window_secs: u64,
+    pub retry_min_secs: u64,
+    pub retry_max_secs: u64,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -273,6 +337,8 @@ pub struct Config {
     pub postgres: PostgresConfig,
     pub health: HealthConfig,
     pub plugins: PluginsConfig,
+    pub smtp: SmtpConfig,
+    pub notifications: NotificationsConfig,
 }
 
 /// A configuration problem, naming the key.
@@ -451,6 +517,9 @@ impl Config {
             if v == 0 {
                 return bad(key, "must be at least 1 second");
             }
+        }
+        if let Err((key, why)) = crate::notify::validate(&self.smtp, &self.notifications) {
+            return bad(key, &why);
         }
         if self.plugins.cpu_deadline_ms == 0 || self.plugins.memory_bytes < 1 << 20 {
             return bad(

@@ -70,3 +70,39 @@ fn bad_values_name_the_key() {
         Ok(())
     });
 }
+
+#[test]
+fn smtp_settings_are_checked_by_key_and_the_password_never_printed() {
+    let mut c = Config::defaults();
+    assert!(!c.smtp.enabled(), "mail is off by default");
+    c.validate().unwrap();
+    let err = |c: &Config| c.validate().unwrap_err().to_string();
+    c.smtp.url = "http://mail.example.com".into();
+    assert!(err(&c).contains("smtp.url"), "{}", err(&c));
+    c.smtp.url = "smtp://mail.example.com:587?tls=required".into();
+    assert!(err(&c).contains("smtp.from"), "{}", err(&c));
+    c.smtp.from = "not an address".into();
+    assert!(err(&c).contains("smtp.from"), "{}", err(&c));
+    c.smtp.from = "Webhook Gateway <gateway@example.com>".into();
+    c.smtp.username = "gateway".into();
+    assert!(err(&c).contains("smtp.username"), "{}", err(&c));
+    c.smtp.password = "smtp-pass-8841x".into();
+    c.validate().unwrap();
+    c.smtp.url = "smtps://mail.example.com".into();
+    c.validate().unwrap();
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("smtp-pass-8841x"), "{shown}");
+    c.notifications.retry_max_secs = 1;
+    assert!(
+        err(&c).contains("notifications.retry_max_secs"),
+        "{}",
+        err(&c)
+    );
+    c.notifications.retry_max_secs = 600;
+    c.notifications.digest_window_secs = 0;
+    assert!(
+        err(&c).contains("notifications.digest_window_secs"),
+        "{}",
+        err(&c)
+    );
+}

@@ -14,6 +14,7 @@
 //! - [`matching`]: which webhooks an event fires (scopes, triggers, filters, templates).
 //! - [`delivery`]: workers that turn deliveries into signed, authenticated HTTP requests.
 //! - [`metrics`]: Prometheus metrics served at `/metrics`.
+//! - [`notify`]: failure emails over SMTP: per-webhook failure digests and disable notices, from a durable outbox.
 //! - [`plugin`]: the sandboxed WebAssembly host for transformer and authenticator plugins.
 //! - [`cli`]: the command line (`serve`, `keys`, `migrate`, `config`, `plugin`).
 //! - [`clock`]: injected time, so schedules are tested without sleeping.
@@ -30,6 +31,7 @@ pub mod listen;
 pub mod matching;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod plugin;
 pub mod secrets;
 pub mod server;

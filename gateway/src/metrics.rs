@@ -33,6 +33,8 @@ pub struct Metrics {
     pub webhooks_disabled: Gauge,
     /// Store writes that failed (unavailable or rejected), by this node.
     pub store_write_failures: Counter,
+    /// Failure mails by outcome of the send (sent, retry, rejected).
+    pub mails: Family<OutcomeLabel, Counter>,
     /// Seconds the oldest due delivery has been waiting past its due time (0: none overdue).
     pub oldest_due_age: Gauge,
     pub write_health: WriteHealth,
@@ -134,6 +136,12 @@ impl Default for Metrics {
             "Store writes that failed (database unavailable, disk full, rejected)",
             store_write_failures.clone(),
         );
+        let mails = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "failure_mails",
+            "Failure mail sends by outcome (sent, retry: the SMTP server did not take it, rejected: refused for good)",
+            mails.clone(),
+        );
         let oldest_due_age = Gauge::default();
         registry.register(
             "oldest_due_delivery_age_seconds",
@@ -142,6 +150,7 @@ impl Default for Metrics {
         );
         Metrics {
             store_write_failures,
+            mails,
             oldest_due_age,
             write_health: WriteHealth::default(),
             registry,
@@ -161,6 +170,15 @@ impl Metrics {
 
     pub fn attempt(&self, outcome: &str) {
         self.attempts
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// A failure mail send ended with `outcome`.
+    pub fn mail(&self, outcome: &str) {
+        self.mails
             .get_or_create(&OutcomeLabel {
                 outcome: outcome.to_string(),
             })

@@ -136,6 +136,13 @@ pub async fn run(
         .delivery
         .enabled
         .then(|| engine.spawn(stop_rx.clone()));
+    // Failure mails: their own task, so a slow or dead SMTP server never holds up delivery.
+    let notifier =
+        match crate::notify::Notifier::new(store.clone(), clock.clone(), &config, metrics.clone())?
+        {
+            Some(n) if config.delivery.enabled => Some(n.spawn(stop_rx.clone())),
+            _ => None,
+        };
     if !config.database_url.is_empty() {
         // Other nodes change webhooks too; see their changes within a few seconds.
         tokio::spawn(refresh_webhooks(
@@ -207,6 +214,15 @@ pub async fn run(
             tracing::warn!(
                 ?bound,
                 "delivery workers did not stop in time; exiting anyway"
+            );
+        }
+    }
+    if let Some(n) = notifier {
+        let bound = Duration::from_secs(state.config.smtp.timeout_secs + 1);
+        if tokio::time::timeout(bound, n).await.is_err() {
+            tracing::warn!(
+                ?bound,
+                "the mail sender did not stop in time; exiting anyway"
             );
         }
     }

@@ -3,6 +3,7 @@
 //! the real binary as a child process), and a receiver on 127.0.0.1 that records what it got.
 
 pub mod faults;
+pub mod smtp;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};

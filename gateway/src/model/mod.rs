@@ -2,10 +2,12 @@
 
 pub mod delivery;
 pub mod event;
+pub mod mail;
 pub mod webhook;
 
 pub use delivery::*;
 pub use event::{Event, EventScope};
+pub use mail::{FailureNote, MailDigest, MailKind, MailOutcome, OutboxMail};
 pub use webhook::*;
 
 /// A new identifier: `prefix` + `_` + a ULID (sortable by creation time).

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use super::{AttemptRecord, Page, Store, StoreError, StoreResult, WebhookQuery};
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
-    PluginRecord, Scope, Webhook, WebhookHealth,
+    ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, MailDigest,
+    MailOutcome, NewEvent, OutboxMail, PluginRecord, Scope, Webhook, WebhookHealth,
 };
 use crate::secrets::{Keyring, SecretsError, fields};
 
@@ -222,5 +222,26 @@ impl Store for SealedStore {
     }
     async fn delete_plugin(&self, name: &str, version: &str) -> StoreResult<()> {
         self.inner.delete_plugin(name, version).await
+    }
+
+    async fn enqueue_mail(&self, mail: &OutboxMail) -> StoreResult<()> {
+        self.inner.enqueue_mail(mail).await
+    }
+    async fn due_mail_digests(&self, now: i64, limit: usize) -> StoreResult<Vec<MailDigest>> {
+        self.inner.due_mail_digests(now, limit).await
+    }
+    async fn close_mail_digest(&self, digest: &MailDigest, mail: &OutboxMail) -> StoreResult<bool> {
+        self.inner.close_mail_digest(digest, mail).await
+    }
+    async fn claim_mail(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMail>> {
+        self.inner.claim_mail(now, lease_until, limit).await
+    }
+    async fn finish_mail(&self, id: &str, outcome: &MailOutcome, now: i64) -> StoreResult<()> {
+        self.inner.finish_mail(id, outcome, now).await
     }
 }

@@ -25,6 +25,7 @@ mod connect;
 mod events;
 mod ingest;
 mod keys;
+mod mail;
 mod plugins;
 mod queue;
 mod webhooks;
@@ -42,8 +43,8 @@ use tokio_postgres::types::ToSql;
 
 use super::{AttemptRecord, Page, Store, StoreError, StoreResult, WebhookQuery};
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, NewEvent,
-    PluginRecord, Scope, Webhook, WebhookHealth,
+    ApiKey, Attempt, AttemptQuery, Delivery, DeliveryStatus, Event, IngestOutcome, MailDigest,
+    MailOutcome, NewEvent, OutboxMail, PluginRecord, Scope, Webhook, WebhookHealth,
 };
 use ingest::IngestJob;
 
@@ -347,5 +348,30 @@ impl Store for PostgresStore {
 
     async fn delete_plugin(&self, name: &str, version: &str) -> StoreResult<()> {
         plugins::delete_plugin(self, name, version).await
+    }
+
+    async fn enqueue_mail(&self, mail: &OutboxMail) -> StoreResult<()> {
+        mail::enqueue_mail(self, mail).await
+    }
+
+    async fn due_mail_digests(&self, now: i64, limit: usize) -> StoreResult<Vec<MailDigest>> {
+        mail::due_mail_digests(self, now, limit).await
+    }
+
+    async fn close_mail_digest(&self, digest: &MailDigest, mail: &OutboxMail) -> StoreResult<bool> {
+        mail::close_mail_digest(self, digest, mail).await
+    }
+
+    async fn claim_mail(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMail>> {
+        mail::claim_mail(self, now, lease_until, limit).await
+    }
+
+    async fn finish_mail(&self, id: &str, outcome: &MailOutcome, now: i64) -> StoreResult<()> {
+        mail::finish_mail(self, id, outcome, now).await
     }
 }

@@ -8,12 +8,14 @@
 
 mod attempts;
 mod idempotency;
+mod mail;
 mod queue;
 pub mod throwaway;
 mod webhooks;
 
 pub use attempts::*;
 pub use idempotency::*;
+pub use mail::*;
 pub use queue::*;
 pub use webhooks::*;
 
@@ -120,6 +122,7 @@ fn record(
         request,
         health,
         claimed_lease: None,
+        failure_note: None,
     }
 }
 
@@ -176,6 +179,10 @@ macro_rules! store_suite_fns {
             record_with_a_stale_lease_is_not_recorded,
             ingest_retried_after_commit_is_a_duplicate,
             write_probe_succeeds,
+            failure_digest_counts_a_window_once_and_closes_into_one_mail,
+            a_digest_that_grew_since_it_was_read_is_not_closed,
+            mail_outbox_claims_leases_retries_and_finishes,
+            concurrent_mail_claimers_never_share,
         ];
     };
 }
