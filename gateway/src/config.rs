@@ -181,6 +181,29 @@ endpoint = ""
 service_name = "webhook-gateway"
 # Per export request.
 timeout_secs = 10
+[smtp]
+# Failure emails (to each webhook's failure_email) go through this SMTP server; empty turns them
+# off (nothing is queued then). Forms: "smtp://host:25" (plain, for a local relay),
+# "smtp://host:587?tls=required" (STARTTLS required), "smtps://host:465" (TLS from the start).
+url = ""
+# SMTP AUTH credentials (both or neither). The password is a secret: never logged or shown; set
+# it as GATEWAY_SMTP__PASSWORD rather than in a file.
+username = ""
+password = ""
+# The sender, e.g. "Webhook Gateway <gateway@example.com>"; required when url is set.
+from = ""
+# Seconds one SMTP conversation (connect, TLS, AUTH, send) may take before it counts as failed.
+timeout_secs = 30
+
+[notifications]
+# Failure digests: the first delivery of a webhook that fails for good opens a window of this many
+# seconds; when it closes, one mail counts the failures of the window with the last error and
+# status. So at most one digest per webhook per window.
+digest_window_secs = 3600
+# A mail the SMTP server did not take is tried again after retry_min_secs, doubling up to
+# retry_max_secs, until it is accepted (a server that refuses it for good, 5xx, ends that).
+retry_min_secs = 10
+retry_max_secs = 600
 "#;
 
 /// Every dotted key of the embedded defaults (`listen`, `delivery.workers`, ...).
@@ -306,6 +329,46 @@ pub struct OtlpConfig {
     pub timeout_secs: u64,
 }
 
+/// The SMTP server failure emails go through (see [`crate::notify`]).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    pub from: String,
+    pub timeout_secs: u64,
+}
+
+impl SmtpConfig {
+    /// Whether failure emails are on.
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty()
+    }
+}
+
+/// Hand-written so the password never reaches a log line.
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("url", &crate::secrets::mask::mask_url_plain(&self.url))
+            .field("username", &self.username)
+            .field("password", &crate::model::MASK)
+            .field("from", &self.from)
+            .field("timeout_secs", &self.timeout_secs)
+            .finish()
+    }
+}
+
+/// Failure digest window and mail retry schedule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsConfig {
+    pub digest_window_secs: u64,
+    pub retry_min_secs: u64,
+    pub retry_max_secs: u64,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -334,6 +397,8 @@ pub struct Config {
     pub retention: crate::retention::RetentionConfig,
     pub plugins: PluginsConfig,
     pub otlp: OtlpConfig,
+    pub smtp: SmtpConfig,
+    pub notifications: NotificationsConfig,
 }
 
 /// A configuration problem, naming the key.
@@ -532,6 +597,9 @@ impl Config {
         if let Some((key, why)) = self.retention.problem() {
             return bad(key, why);
         }
+        if let Err((key, why)) = crate::notify::validate(&self.smtp, &self.notifications) {
+            return bad(key, &why);
+        }
         if self.plugins.cpu_deadline_ms == 0 || self.plugins.memory_bytes < 1 << 20 {
             return bad(
                 "plugins",
@@ -571,75 +639,5 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_parse_and_validate() {
-        let c = Config::defaults();
-        c.validate().unwrap();
-        assert_eq!(c.listen.port(), 8080);
-        assert_eq!(c.delivery.max_body_chars, 20000);
-    }
-
-    #[test]
-    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
-    fn bad_values_name_the_key() {
-        figment::Jail::expect_with(|jail| {
-            // cargo exports the build script's GATEWAY_TEST_GUESTS_DIR to test processes too.
-            jail.clear_env();
-            jail.set_env("GATEWAY_MAX_EVENT_BYTES", "lots");
-            let err = Config::load(None, &Overrides::default())
-                .unwrap_err()
-                .to_string();
-            assert!(err.to_lowercase().contains("max_event_bytes"), "{err}");
-            jail.set_env("GATEWAY_MAX_EVENT_BYTES", "10");
-            jail.set_env("GATEWAY_DELIVERY__WORKERS", "0");
-            let err = Config::load(None, &Overrides::default())
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("delivery.workers"), "{err}");
-            jail.set_env("GATEWAY_DELIVERY__WORKERS", "3");
-            // Unrelated variables with the prefix are ignored, and reported.
-            jail.set_env("GATEWAY_TEST_SOMETHING", "1");
-            assert!(Config::unknown_env().contains(&"GATEWAY_TEST_SOMETHING".to_string()));
-            jail.set_env("GATEWAY_POSTGRES__MAX_CONNECTIONS", "1");
-            let err = Config::load(None, &Overrides::default())
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("postgres.max_connections"), "{err}");
-            jail.set_env("GATEWAY_POSTGRES__MAX_CONNECTIONS", "32");
-            jail.create_file(
-                "gw.toml",
-                "listen = \"127.0.0.1:9\"\n[delivery]\nlease_secs = 30\n",
-            )?;
-            let c = Config::load(Some(Path::new("gw.toml")), &Overrides::default()).unwrap();
-            assert_eq!(c.listen.port(), 9);
-            assert_eq!(c.delivery.workers, 3);
-            assert_eq!(c.delivery.lease_secs, 30);
-            assert_eq!(c.postgres.max_connections, 32);
-            assert_eq!(c.postgres.connect_timeout_secs, 3);
-            jail.set_env("GATEWAY_SERVER__HEADER_READ_TIMEOUT_SECS", "0");
-            let err = Config::load(None, &Overrides::default())
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("server.header_read_timeout_secs"), "{err}");
-            jail.set_env("GATEWAY_SERVER__HEADER_READ_TIMEOUT_SECS", "2");
-            jail.set_env("GATEWAY_METRICS_LISTEN", "nowhere");
-            let err = Config::load(None, &Overrides::default())
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("metrics_listen"), "{err}");
-            jail.set_env("GATEWAY_METRICS_LISTEN", "127.0.0.1:9");
-            let c = Config::load(None, &Overrides::default()).unwrap();
-            assert_eq!(c.server.header_read_timeout_secs, 2);
-            assert_eq!(c.metrics_addr(), Some("127.0.0.1:9".parse().unwrap()));
-            jail.create_file("typo.toml", "lisen = \"x\"\n")?;
-            let err = Config::load(Some(Path::new("typo.toml")), &Overrides::default())
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("lisen"), "{err}");
-            Ok(())
-        });
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

@@ -15,6 +15,7 @@
 //! - [`matching`]: which webhooks an event fires (scopes, triggers, filters, templates).
 //! - [`delivery`]: workers that turn deliveries into signed, authenticated HTTP requests.
 //! - [`metrics`]: Prometheus metrics served at `/metrics`.
+//! - [`notify`]: failure emails over SMTP: per-webhook failure digests and disable notices, from a durable outbox.
 //! - [`plugin`]: the sandboxed WebAssembly host for transformer and authenticator plugins.
 //! - [`retention`]: pruning old events and attempt logs (background task, `store prune`).
 //! - [`cli`]: the command line (`serve`, `keys`, `migrate`, `store`, `config`, `plugin`).
@@ -36,6 +37,7 @@ pub mod listen;
 pub mod matching;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod plugin;
 pub mod retention;
 pub mod secrets;

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub webhooks_disabled: Gauge,
     /// Store writes that failed (unavailable or rejected), by this node.
     pub store_write_failures: Counter,
+    /// Failure mails by outcome of the send (sent, retry, rejected).
+    pub mails: Family<OutcomeLabel, Counter>,
     /// Seconds the oldest due delivery has been waiting past its due time (0: none overdue).
     pub oldest_due_age: Gauge,
     /// Rows retention removed, by kind (events, deliveries, attempts, idempotency_keys).
@@ -143,6 +145,12 @@ impl Default for Metrics {
             "Store writes that failed (database unavailable, disk full, rejected)",
             store_write_failures.clone(),
         );
+        let mails = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "failure_mails",
+            "Failure mail sends by outcome (sent, retry: the SMTP server did not take it, rejected: refused for good)",
+            mails.clone(),
+        );
         let oldest_due_age = Gauge::default();
         registry.register(
             "oldest_due_delivery_age_seconds",
@@ -165,6 +173,7 @@ impl Default for Metrics {
             pruned,
             prune_passes,
             store_write_failures,
+            mails,
             oldest_due_age,
             write_health: WriteHealth::default(),
             registry,
@@ -202,6 +211,15 @@ impl Metrics {
                 .get_or_create(&KindLabel { kind: kind.into() })
                 .inc_by(n);
         }
+    }
+
+    /// A failure mail send ended with `outcome`.
+    pub fn mail(&self, outcome: &str) {
+        self.mails
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     /// A store write failed.

@@ -144,6 +144,13 @@ pub async fn run(
         metrics.clone(),
         stop_rx.clone(),
     );
+    // Failure mails: their own task, so a slow or dead SMTP server never holds up delivery.
+    let notifier =
+        match crate::notify::Notifier::new(store.clone(), clock.clone(), &config, metrics.clone())?
+        {
+            Some(n) if config.delivery.enabled => Some(n.spawn(stop_rx.clone())),
+            _ => None,
+        };
     if !config.database_url.is_empty() {
         // Other nodes change webhooks too; see their changes within a few seconds.
         tokio::spawn(refresh_webhooks(
@@ -223,6 +230,15 @@ pub async fn run(
     if let Some(p) = pruner {
         // It stops at the signal, abandoning at most one (atomic) batch.
         let _ = tokio::time::timeout(Duration::from_secs(5), p).await;
+    }
+    if let Some(n) = notifier {
+        let bound = Duration::from_secs(state.config.smtp.timeout_secs + 1);
+        if tokio::time::timeout(bound, n).await.is_err() {
+            tracing::warn!(
+                ?bound,
+                "the mail sender did not stop in time; exiting anyway"
+            );
+        }
     }
     tracing::info!("webhook-gateway stopped");
     served

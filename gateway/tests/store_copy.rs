@@ -22,6 +22,7 @@ fn rec(a: gateway::model::Attempt, status: DeliveryStatus, health: HealthChange)
         request: None,
         health,
         claimed_lease: None,
+        failure_note: None,
     }
 }
 

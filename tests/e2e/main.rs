@@ -17,6 +17,7 @@ mod faults;
 mod guard;
 mod hardening;
 mod hardening_api;
+mod mail;
 mod matching;
 mod oncall;
 mod operations;

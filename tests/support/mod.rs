@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod faults;
+pub mod smtp;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};

@@ -320,6 +320,7 @@ pub fn conclude(
         request: newly_prepared,
         health,
         claimed_lease: delivery.lease_until,
+        failure_note: None,
     };
     (record, decision)
 }

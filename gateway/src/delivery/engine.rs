@@ -67,6 +67,8 @@ pub struct EngineInner {
     caps: SizeCaps,
     bounds: RetryBounds,
     plugins: PluginStage,
+    /// Failure mail, while `smtp.url` is set.
+    mail: Option<crate::notify::MailPolicy>,
 }
 
 /// A cheap handle to the engine.
@@ -117,6 +119,7 @@ impl Engine {
             retry_after_max_ms: d.retry_after_max_secs as i64 * 1000,
             ..RetryBounds::default()
         };
+        let mail = crate::notify::MailPolicy::from_config(&config);
         Ok(Engine(Arc::new(EngineInner {
             store,
             clock,
@@ -129,6 +132,7 @@ impl Engine {
             caps,
             bounds,
             plugins,
+            mail,
         })))
     }
 
@@ -423,6 +427,9 @@ impl Engine {
                 *value = crate::model::MASK.to_string();
             }
         }
+        if !test && let Some(policy) = &self.0.mail {
+            record.failure_note = policy.failure_note(webhook, &record);
+        }
         super::outcome_log::log_attempt(&record.attempt, error_kind);
         let disable = match decision {
             Decision::GiveUp {
@@ -545,6 +552,13 @@ impl Engine {
             .store
             .fail_pending_for_webhook(webhook_id, &format!("webhook disabled: {reason}"), now)
             .await;
+        // The notice goes to the outbox; sending it is the notifier's job, never this one's.
+        if let Some(mail) =
+            crate::notify::disabled_mail(e.mail.as_ref(), &w, reason, now, &e.config)
+            && let Err(err) = e.store.enqueue_mail(&mail).await
+        {
+            tracing::error!(error = %err, webhook = %webhook_id, "could not queue the disable notice mail");
+        }
         let _ = e.subs.reload(e.store.as_ref()).await;
         let body = json!({
             "event_type": WEBHOOK_DISABLED,

@@ -2,12 +2,14 @@
 
 pub mod delivery;
 pub mod event;
+pub mod mail;
 pub mod portal;
 pub mod session;
 pub mod webhook;
 
 pub use delivery::*;
 pub use event::{Event, EventScope};
+pub use mail::{FailureNote, MailDigest, MailKind, MailOutcome, OutboxMail};
 pub use portal::{PortalLink, PortalRedeem};
 pub use session::ConsoleSession;
 pub use webhook::*;

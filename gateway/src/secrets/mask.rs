@@ -144,6 +144,24 @@ impl<'a> SecretSet<'a> {
             || self.holds_secret(value)
     }
 
+    /// Free text (an error message, a reason) with every secret value of the webhook found in it
+    /// replaced by [`MASK`]; values shorter than a few characters only when they are the whole
+    /// text, as a short one would mask ordinary words.
+    pub fn text(&self, text: &str) -> String {
+        let mut values: Vec<&String> = self
+            .values
+            .iter()
+            .filter(|s| s.len() >= MIN_SUBSTRING_SECRET || text == s.as_str())
+            .collect();
+        // Longest first, so a secret containing another is masked whole.
+        values.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut out = text.to_string();
+        for s in values {
+            out = out.replace(s.as_str(), MASK);
+        }
+        out
+    }
+
     /// `headers` with every secret value replaced by [`MASK`].
     pub fn headers(&self, headers: &[(String, String)]) -> Vec<(String, String)> {
         headers

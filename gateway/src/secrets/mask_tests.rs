@@ -210,3 +210,31 @@ fn masked_values_sent_back_keep_the_stored_secret() {
     restore_config(&mut c, &json!({"api_token": "real", "channel": "#old"}));
     assert_eq!(c, json!({"api_token": "real", "channel": "#new"}));
 }
+
+#[test]
+fn free_text_loses_every_secret_it_quotes() {
+    let wh = Webhook {
+        auth: Auth::Bearer {
+            token: "tok_123456".into(),
+        },
+        signing: Signing::StandardWebhooks {
+            secret: "whsec_abcd".into(),
+            previous: vec![],
+        },
+        password: Some("pw".into()),
+        ..webhook()
+    };
+    let set = SecretSet::of(&wh);
+    let text = set.text("receiver said: bad token tok_123456 (secret whsec_abcd), pw ok");
+    assert!(
+        !text.contains("tok_123456") && !text.contains("whsec_abcd"),
+        "{text}"
+    );
+    assert!(
+        text.contains("receiver said") && text.contains(MASK),
+        "{text}"
+    );
+    // A short secret is masked only when it is the whole text, not inside words.
+    assert!(text.contains("pw ok"), "{text}");
+    assert_eq!(set.text("pw"), MASK);
+}

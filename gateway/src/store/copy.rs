@@ -5,7 +5,9 @@
 //! bytes); every event that still has a pending or in-flight delivery, with all of that event's
 //! deliveries (an in-flight one keeps its lease, so it becomes due when the lease ends, exactly
 //! as after a crash); idempotency keys and attempts from the last `attempts_days` days. Finished
-//! events, older logs and console sessions (people sign in again) stay behind.
+//! events, older logs and console sessions (people sign in again) stay behind. Failure mails
+//! still owed (open digests, mails the SMTP server has not accepted yet) travel too, so no
+//! notification is lost by scaling out.
 //!
 //! Why rows rather than the [`Store`](super::Store) trait: the trait has no way to write health
 //! counters, attempts or deliveries in a given state, and adding export/import methods to every
@@ -92,7 +94,7 @@ const QUEUED_EVENTS: &str =
     "SELECT event_id FROM deliveries WHERE status IN ('pending', 'in_flight')";
 
 /// Tables in dependency order, each with the rows to take (`{since}` is substituted).
-fn plan() -> [(&'static str, String); 11] {
+fn plan() -> [(&'static str, String); 13] {
     [
         // First: the key check travels with the sealed values it vouches for.
         ("settings", "1 = 1".into()),
@@ -108,6 +110,9 @@ fn plan() -> [(&'static str, String); 11] {
         ("console_sessions", "1 = 0".into()),
         // Used and expired links stay for the audit, like revoked keys.
         ("portal_links", "1 = 1".into()),
+        // Failure mails owed: open digests and mails not yet accepted by the SMTP server.
+        ("mail_digests", "1 = 1".into()),
+        ("mail_outbox", "status = 'pending'".into()),
     ]
 }
 

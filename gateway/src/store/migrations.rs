@@ -125,6 +125,38 @@ CREATE TABLE settings (
 "#,
     ),
     (
+        5,
+        "failure mails: per-webhook failure digests and a durable mail outbox",
+        r#"
+CREATE TABLE mail_digests (
+    webhook_id TEXT PRIMARY KEY,
+    recipient TEXT NOT NULL,
+    window_start BIGINT NOT NULL,
+    due_at BIGINT NOT NULL,
+    failures BIGINT NOT NULL,
+    last_error TEXT,
+    last_status BIGINT,
+    last_failed_at BIGINT NOT NULL
+);
+CREATE INDEX mail_digests_due ON mail_digests (due_at);
+CREATE TABLE mail_outbox (
+    id TEXT PRIMARY KEY,
+    webhook_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    sent_at BIGINT,
+    last_error TEXT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt_at) WHERE status = 'pending';
+"#,
+    ),
+    (
         6,
         "ordered delivery: a stream (the url's position in its webhook) and a sequence per delivery and the head-of-stream index; unordered claims keep their own index",
         r#"

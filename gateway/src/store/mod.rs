@@ -15,8 +15,9 @@ pub mod suite;
 use async_trait::async_trait;
 
 use crate::model::{
-    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome,
-    NewEvent, PluginRecord, PreparedRequest, Webhook, WebhookHealth,
+    ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, FailureNote,
+    IngestOutcome, MailDigest, MailOutcome, NewEvent, OutboxMail, PluginRecord, PreparedRequest,
+    Webhook, WebhookHealth,
 };
 use crate::model::{PortalLink, PortalRedeem};
 
@@ -58,6 +59,9 @@ pub struct AttemptRecord {
     /// (compare-and-set): a node that lost its claim (paused past its lease, another node took
     /// over) does not record over the new owner. `None` records unconditionally (test sends).
     pub claimed_lease: Option<i64>,
+    /// A delivery that failed for good, of a webhook with a failure email while mail is on: it
+    /// counts in the webhook's failure digest, written with the attempt (so once).
+    pub failure_note: Option<FailureNote>,
 }
 
 /// The effect of an attempt on its webhook's health counters.
@@ -279,4 +283,26 @@ pub trait Store: Send + Sync + 'static {
 
     // --- statistics
     async fn delivery_stats(&self, query: &StatsQuery) -> StoreResult<DeliveryStats>;
+
+    // --- failure mails (`notify`)
+    /// Puts a rendered mail in the outbox, pending and due at its `next_attempt_at`. Idempotent:
+    /// an id already stored is left as it is.
+    async fn enqueue_mail(&self, mail: &OutboxMail) -> StoreResult<()>;
+    /// Up to `limit` open failure digests whose window closed by `now`, oldest first.
+    async fn due_mail_digests(&self, now: i64, limit: usize) -> StoreResult<Vec<MailDigest>>;
+    /// Closes `digest` and enqueues `mail` for it in one transaction, only while the stored
+    /// digest is still exactly the one read (same window and count): returns false otherwise
+    /// (another node closed it, or a failure came in since; read it again).
+    async fn close_mail_digest(&self, digest: &MailDigest, mail: &OutboxMail) -> StoreResult<bool>;
+    /// Claims up to `limit` pending mails due at `now` until `lease_until` (their
+    /// `next_attempt_at` becomes the lease end, so a crashed sender's mails come back), oldest
+    /// first. Safe with several nodes: a mail is claimed by one.
+    async fn claim_mail(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMail>>;
+    /// Records how sending a claimed mail ended.
+    async fn finish_mail(&self, id: &str, outcome: &MailOutcome, now: i64) -> StoreResult<()>;
 }

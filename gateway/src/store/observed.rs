@@ -14,7 +14,7 @@ use super::{DeliveryStats, StatsQuery};
 use crate::metrics::Metrics;
 use crate::model::{
     ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome,
-    NewEvent, PluginRecord, Scope, Webhook, WebhookHealth,
+    MailDigest, MailOutcome, NewEvent, OutboxMail, PluginRecord, Scope, Webhook, WebhookHealth,
 };
 use crate::model::{PortalLink, PortalRedeem};
 
@@ -236,5 +236,29 @@ impl Store for ObservedStore {
     }
     async fn delivery_stats(&self, query: &StatsQuery) -> StoreResult<DeliveryStats> {
         self.inner.delivery_stats(query).await
+    }
+    async fn enqueue_mail(&self, mail: &OutboxMail) -> StoreResult<()> {
+        let out = self.inner.enqueue_mail(mail).await;
+        self.seen(out)
+    }
+    async fn due_mail_digests(&self, now: i64, limit: usize) -> StoreResult<Vec<MailDigest>> {
+        self.inner.due_mail_digests(now, limit).await
+    }
+    async fn close_mail_digest(&self, digest: &MailDigest, mail: &OutboxMail) -> StoreResult<bool> {
+        let out = self.inner.close_mail_digest(digest, mail).await;
+        self.seen(out)
+    }
+    async fn claim_mail(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMail>> {
+        let out = self.inner.claim_mail(now, lease_until, limit).await;
+        self.seen(out)
+    }
+    async fn finish_mail(&self, id: &str, outcome: &MailOutcome, now: i64) -> StoreResult<()> {
+        let out = self.inner.finish_mail(id, outcome, now).await;
+        self.seen(out)
     }
 }

@@ -15,7 +15,7 @@ use crate::model::{
     ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome,
     NewEvent, PluginRecord, Scope, Webhook, WebhookHealth,
 };
-use crate::model::{PortalLink, PortalRedeem};
+use crate::model::{MailDigest, MailOutcome, OutboxMail, PortalLink, PortalRedeem};
 use crate::secrets::{Keyring, SecretsError, fields};
 
 /// A backend with secrets sealed at rest.
@@ -258,5 +258,26 @@ impl Store for SealedStore {
     }
     async fn delivery_stats(&self, query: &StatsQuery) -> StoreResult<DeliveryStats> {
         self.inner.delivery_stats(query).await
+    }
+
+    async fn enqueue_mail(&self, mail: &OutboxMail) -> StoreResult<()> {
+        self.inner.enqueue_mail(mail).await
+    }
+    async fn due_mail_digests(&self, now: i64, limit: usize) -> StoreResult<Vec<MailDigest>> {
+        self.inner.due_mail_digests(now, limit).await
+    }
+    async fn close_mail_digest(&self, digest: &MailDigest, mail: &OutboxMail) -> StoreResult<bool> {
+        self.inner.close_mail_digest(digest, mail).await
+    }
+    async fn claim_mail(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMail>> {
+        self.inner.claim_mail(now, lease_until, limit).await
+    }
+    async fn finish_mail(&self, id: &str, outcome: &MailOutcome, now: i64) -> StoreResult<()> {
+        self.inner.finish_mail(id, outcome, now).await
     }
 }

@@ -25,6 +25,7 @@ mod connect;
 mod events;
 mod ingest;
 mod keys;
+mod mail;
 mod plugins;
 mod portal;
 mod queue;
@@ -52,7 +53,7 @@ use crate::model::{
     ApiKey, Attempt, AttemptQuery, ConsoleSession, Delivery, DeliveryStatus, Event, IngestOutcome,
     NewEvent, PluginRecord, Scope, Webhook, WebhookHealth,
 };
-use crate::model::{PortalLink, PortalRedeem};
+use crate::model::{MailDigest, MailOutcome, OutboxMail, PortalLink, PortalRedeem};
 use ingest::IngestJob;
 
 /// The PostgreSQL implementation of [`Store`].
@@ -391,5 +392,30 @@ impl Store for PostgresStore {
     }
     async fn delivery_stats(&self, query: &StatsQuery) -> StoreResult<DeliveryStats> {
         stats::delivery_stats(self, query).await
+    }
+
+    async fn enqueue_mail(&self, mail: &OutboxMail) -> StoreResult<()> {
+        mail::enqueue_mail(self, mail).await
+    }
+
+    async fn due_mail_digests(&self, now: i64, limit: usize) -> StoreResult<Vec<MailDigest>> {
+        mail::due_mail_digests(self, now, limit).await
+    }
+
+    async fn close_mail_digest(&self, digest: &MailDigest, mail: &OutboxMail) -> StoreResult<bool> {
+        mail::close_mail_digest(self, digest, mail).await
+    }
+
+    async fn claim_mail(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMail>> {
+        mail::claim_mail(self, now, lease_until, limit).await
+    }
+
+    async fn finish_mail(&self, id: &str, outcome: &MailOutcome, now: i64) -> StoreResult<()> {
+        mail::finish_mail(self, id, outcome, now).await
     }
 }

@@ -227,6 +227,9 @@ pub(super) async fn record_attempts(
         for rec in fresh.iter().filter(|r| applied.contains(&r.delivery_id)) {
             let a = &rec.attempt;
             let now = a.started_at;
+            if let Some(note) = &rec.failure_note {
+                super::mail::note_failure(t, a, note).await?;
+            }
             match rec.health {
                 HealthChange::None => continue,
                 HealthChange::Success => {

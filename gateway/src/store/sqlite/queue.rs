@@ -171,6 +171,9 @@ pub(super) async fn record_attempts(
                 a.outcome.as_str(),
                 serde_json::to_string(a)?
             ])?;
+            if let Some(note) = &rec.failure_note {
+                super::mail::note_failure(t, a, note)?;
+            }
             let now = a.started_at;
             let sql = match rec.health {
                 HealthChange::None => continue,

@@ -8,6 +8,7 @@
 
 mod attempts;
 mod idempotency;
+mod mail;
 mod ordering;
 mod portal;
 mod queue;
@@ -18,6 +19,7 @@ mod webhooks;
 
 pub use attempts::*;
 pub use idempotency::*;
+pub use mail::*;
 pub use ordering::*;
 pub use portal::*;
 pub use queue::*;
@@ -129,6 +131,7 @@ fn record(
         request,
         health,
         claimed_lease: None,
+        failure_note: None,
     }
 }
 
@@ -196,6 +199,10 @@ macro_rules! store_suite_fns {
             console_sessions,
             portal_links_open_once_and_expire,
             delivery_stats_by_bucket_outcome_and_team,
+            failure_digest_counts_a_window_once_and_closes_into_one_mail,
+            a_digest_that_grew_since_it_was_read_is_not_closed,
+            mail_outbox_claims_leases_retries_and_finishes,
+            concurrent_mail_claimers_never_share,
         ];
     };
 }
