@@ -49,7 +49,7 @@ impl OrderedReceiver {
         let mut n = 0usize;
         rx.set_fallback(move |r| {
             n += 1;
-            let ok = !*hold.lock() && (fail_every == 0 || n % fail_every != 0);
+            let ok = !*hold.lock() && (fail_every == 0 || !n.is_multiple_of(fail_every));
             let seq = r.json()["seq"].as_u64().unwrap_or(u64::MAX);
             sink.lock().push(Receipt { seq, ok });
             if ok {
@@ -245,7 +245,7 @@ async fn ordered_stream_survives_a_killed_node_on_postgres() {
         )
         .await;
         assert_eq!(s, 201, "{w}");
-        let mut nodes = vec![first, spawn_node(&dirs[1], &envs)];
+        let mut nodes = [first, spawn_node(&dirs[1], &envs)];
         let ingest: Vec<String> = nodes.iter().map(|n| n.url("/api/v1/events")).collect();
 
         // Posted one after another (so the order they were accepted in is defined), alternating
