@@ -9,6 +9,9 @@
 //! - `engine`: the pooled, epoch-interrupted engine, its ticker thread and the artifact cache.
 //! - `limits`: [`PluginLimits`] and the memory limiter.
 //! - `host_state`: per-call state and the `log`, `config` and `secrets` imports.
+//! - `types`: the public inputs and outputs of calls.
+//! - `calls`: [`PluginHost::transform`], [`PluginHost::transform_chain`] and
+//!   [`PluginHost::authenticate`], and turning their results into gateway types.
 //! - `output`: checks on what plugins return.
 //! - `error`: [`PluginError`].
 //! - `builtin`: the first-party plugins embedded at build time ([`builtin_plugins`]).
@@ -41,18 +44,19 @@
 
 mod bindings;
 mod builtin;
+mod calls;
 mod cli;
 mod engine;
 mod error;
 mod host_state;
 mod limits;
 mod output;
+mod types;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Semaphore;
@@ -64,128 +68,16 @@ pub use cli::{run_cli, run_file};
 pub use engine::sha256_hex;
 pub use error::{GuestError, PluginError};
 pub use limits::PluginLimits;
+pub use types::{
+    AuthInput, AuthOutput, ChainStep, PluginContext, PluginKind, PreparedPlugin, TransformInput,
+    TransformOutput, Transformed,
+};
 
-use crate::model::PreparedRequest;
 use bindings::authenticator::{Authenticator, AuthenticatorPre};
 use bindings::transformer::{Transformer, TransformerPre};
-use bindings::wit;
+use calls::classify;
 use engine::{ArtifactCache, Ticker};
 use host_state::HostState;
-
-/// The two plugin roles (the two WIT worlds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PluginKind {
-    Transformer,
-    Authenticator,
-}
-
-impl PluginKind {
-    /// `transformer` or `authenticator` (as stored in `PluginRecord::kind`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PluginKind::Transformer => "transformer",
-            PluginKind::Authenticator => "authenticator",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "transformer" => Some(PluginKind::Transformer),
-            "authenticator" => Some(PluginKind::Authenticator),
-            _ => None,
-        }
-    }
-}
-
-/// A validated, compiled plugin, ready to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PreparedPlugin {
-    pub kind: PluginKind,
-    /// Hex sha256 of the component bytes: the key for every later call.
-    pub sha256: String,
-}
-
-/// What the gateway tells a transformer about the delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PluginContext {
-    pub webhook_id: String,
-    pub webhook_name: String,
-    /// Canonical event type.
-    pub event_type: String,
-    pub delivery_id: String,
-    pub url: String,
-    pub method: String,
-    /// Unix ms.
-    pub now_ms: i64,
-    /// 1-based.
-    pub attempt: u32,
-    /// In a chain, the previous plugin's request (set by [`PluginHost::transform_chain`]).
-    pub previous: Option<PreparedRequest>,
-}
-
-/// Inputs of one transformer call.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct TransformInput {
-    /// The event JSON as stored.
-    pub event_json: String,
-    pub context: PluginContext,
-    /// The plugin's config from the webhook (`PluginRef::config`) as JSON; `null` for none.
-    pub config_json: String,
-}
-
-/// A transformer's decision.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transformed {
-    Request(PreparedRequest),
-    /// Send nothing; the reason belongs in the delivery log.
-    Skip(String),
-}
-
-/// Result of a transformer call (or chain).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransformOutput {
-    pub outcome: Transformed,
-    /// The plugin's log lines, capped (`[level] message`).
-    pub logs: Vec<String>,
-    /// Wall time of the call (and of instantiation, when no prepared instance was ready).
-    pub elapsed: Duration,
-    /// Largest linear memory the instance reached.
-    pub memory_peak_bytes: usize,
-}
-
-/// Inputs of one authenticator call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthInput {
-    /// The final request of this attempt (after transform); the plugin cannot change it.
-    pub request: PreparedRequest,
-    pub delivery_id: String,
-    /// 1-based.
-    pub attempt: u32,
-    pub now_ms: i64,
-    /// The webhook's secrets as (name, value); the plugin gets handles, never values.
-    pub secrets: Vec<(String, String)>,
-    /// The authenticator's config (`Webhook::authenticator.config`) as JSON; `null` for none.
-    pub config_json: String,
-}
-
-/// What an authenticator adds to the request.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AuthOutput {
-    /// Headers to add (the plugin's own, then those placed from secrets).
-    pub add_headers: Vec<(String, String)>,
-    pub add_query: Vec<(String, String)>,
-    /// Names of added headers and query parameters whose values hold a secret (mask them in logs).
-    pub secret_names: Vec<String>,
-    pub logs: Vec<String>,
-    pub elapsed: Duration,
-    pub memory_peak_bytes: usize,
-}
-
-/// One step of a transformer chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainStep {
-    pub sha256: String,
-    pub config_json: String,
-}
 
 #[derive(Clone)]
 enum Loaded {
@@ -597,165 +489,6 @@ impl PluginHost {
             }
         }
     }
-
-    /// Runs a transformer once. See the module doc for how the call is isolated and bounded.
-    pub async fn transform(
-        &self,
-        sha256: &str,
-        input: TransformInput,
-    ) -> Result<TransformOutput, PluginError> {
-        let loaded = self.get(sha256, PluginKind::Transformer)?;
-        let limits = &self.inner.limits;
-        check_input_size(
-            input.event_json.len() + input.config_json.len() + context_size(&input.context),
-            limits,
-        )?;
-        let config_json = null_if_blank(input.config_json);
-        let context = to_wit_context(input.context);
-        let started = Instant::now();
-        let mut fresh = self
-            .fresh(sha256, &loaded, config_json.clone(), Vec::new())
-            .await?;
-        let Instance::Transformer(instance) = &fresh.instance else {
-            unreachable!("a transformer's instance")
-        };
-        let result = instance
-            .call_transform(&mut fresh.store, &input.event_json, &context, &config_json)
-            .await;
-        let elapsed = started.elapsed();
-        let state = fresh.store.data_mut();
-        let outcome = match result {
-            Err(e) => Err(classify(e, state, limits)),
-            Ok(Err(guest)) => Err(PluginError::Guest(guest_error(guest))),
-            Ok(Ok(wit::TransformOutcome::Skip(reason))) => Ok(Transformed::Skip(reason)),
-            Ok(Ok(wit::TransformOutcome::Send(r))) => {
-                let request = from_wit_request(r);
-                output::check_request(&request, limits.max_output_bytes)
-                    .map(|()| Transformed::Request(request))
-            }
-        };
-        let output = outcome.map(|outcome| TransformOutput {
-            outcome,
-            logs: state.logs.finish(),
-            elapsed,
-            memory_peak_bytes: state.limiter.peak_bytes,
-        });
-        self.recycle(sha256, fresh);
-        output
-    }
-
-    /// Runs transformers in order. Each sees the event, its own config, and the previous step's
-    /// request as `context.previous`; the last request wins. A skip ends the chain. Logs are
-    /// concatenated (prefixed with the step number), times added, the memory peak is the largest.
-    pub async fn transform_chain(
-        &self,
-        steps: &[ChainStep],
-        event_json: &str,
-        context: PluginContext,
-    ) -> Result<TransformOutput, PluginError> {
-        let mut total = TransformOutput {
-            outcome: Transformed::Skip("no plugins in the chain".into()),
-            logs: Vec::new(),
-            elapsed: Duration::ZERO,
-            memory_peak_bytes: 0,
-        };
-        let mut previous = context.previous.clone();
-        for (i, step) in steps.iter().enumerate() {
-            let input = TransformInput {
-                event_json: event_json.to_string(),
-                context: PluginContext {
-                    previous: previous.take(),
-                    ..context.clone()
-                },
-                config_json: step.config_json.clone(),
-            };
-            let out = self.transform(&step.sha256, input).await?;
-            total
-                .logs
-                .extend(out.logs.into_iter().map(|l| format!("#{} {l}", i + 1)));
-            total.elapsed += out.elapsed;
-            total.memory_peak_bytes = total.memory_peak_bytes.max(out.memory_peak_bytes);
-            match out.outcome {
-                Transformed::Request(r) => {
-                    previous = Some(r.clone());
-                    total.outcome = Transformed::Request(r);
-                }
-                skip @ Transformed::Skip(_) => {
-                    total.outcome = skip;
-                    return Ok(total);
-                }
-            }
-        }
-        Ok(total)
-    }
-
-    /// Runs an authenticator for one attempt.
-    pub async fn authenticate(
-        &self,
-        sha256: &str,
-        input: AuthInput,
-    ) -> Result<AuthOutput, PluginError> {
-        let loaded = self.get(sha256, PluginKind::Authenticator)?;
-        let limits = &self.inner.limits;
-        check_input_size(
-            request_size(&input.request) + input.config_json.len(),
-            limits,
-        )?;
-        let config_json = null_if_blank(input.config_json);
-        let request = to_wit_request(input.request);
-        let attempt = wit::AttemptInfo {
-            delivery_id: input.delivery_id,
-            attempt: input.attempt,
-            now_ms: input.now_ms,
-        };
-        let started = Instant::now();
-        let mut fresh = self
-            .fresh(sha256, &loaded, config_json, input.secrets)
-            .await?;
-        let Instance::Authenticator(instance) = &fresh.instance else {
-            unreachable!("an authenticator's instance")
-        };
-        let result = instance
-            .call_authenticate(&mut fresh.store, &request, &attempt)
-            .await;
-        let elapsed = started.elapsed();
-        let output = auth_output(result, fresh.store.data_mut(), elapsed, limits);
-        self.recycle(sha256, fresh);
-        output
-    }
-}
-
-/// An authenticator's additions (its own, then the secrets it placed), checked.
-fn auth_output(
-    result: wasmtime::Result<Result<wit::AuthAdditions, wit::PluginError>>,
-    state: &mut HostState,
-    elapsed: Duration,
-    limits: &PluginLimits,
-) -> Result<AuthOutput, PluginError> {
-    let additions = match result {
-        Err(e) => return Err(classify(e, state, limits)),
-        Ok(Err(guest)) => return Err(PluginError::Guest(guest_error(guest))),
-        Ok(Ok(a)) => a,
-    };
-    let secret_names: Vec<String> = state
-        .placed_headers
-        .iter()
-        .chain(&state.placed_query)
-        .map(|(n, _)| n.clone())
-        .collect();
-    let mut add_headers = additions.headers;
-    add_headers.append(&mut state.placed_headers);
-    let mut add_query = additions.query;
-    add_query.append(&mut state.placed_query);
-    output::check_additions(&add_headers, &add_query, limits.max_output_bytes)?;
-    Ok(AuthOutput {
-        add_headers,
-        add_query,
-        secret_names,
-        logs: state.logs.finish(),
-        elapsed,
-        memory_peak_bytes: state.limiter.peak_bytes,
-    })
 }
 
 /// Compiles uploaded bytes, refusing anything but a component.
@@ -777,122 +510,4 @@ fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, PluginError> {
 /// A component starts with `\0asm`, then version 0x0d and layer 1; a core module has layer 0.
 fn is_component_binary(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[6..8] == [1, 0]
-}
-
-/// Turns a failed instantiation or call into the specific [`PluginError`].
-fn classify(e: wasmtime::Error, state: &mut HostState, limits: &PluginLimits) -> PluginError {
-    if state.timed_out {
-        return PluginError::Timeout {
-            limit_ms: limits.cpu_deadline_ms,
-        };
-    }
-    if state.limiter.exceeded {
-        return PluginError::MemoryLimit {
-            limit_bytes: limits.memory_bytes,
-        };
-    }
-    let text = format!("{e:#}");
-    if text.contains("maximum concurrent") {
-        return PluginError::Busy(limits.max_concurrency);
-    }
-    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-        let mut msg = trap.to_string();
-        if let Some(panic) = state.logs.panic_message() {
-            msg = format!("{msg} ({})", panic.trim_start_matches("[error] "));
-        }
-        return PluginError::Trap(msg);
-    }
-    if text.contains("utf-8")
-        || text.contains("UTF-8")
-        || text.contains("invalid")
-        || text.contains("out of bounds")
-    {
-        // Lifting the guest's return value failed: it handed back malformed data.
-        return PluginError::InvalidOutput(text);
-    }
-    PluginError::Trap(text)
-}
-
-fn guest_error(e: wit::PluginError) -> GuestError {
-    match e {
-        wit::PluginError::InvalidConfig(m) => GuestError::InvalidConfig(m),
-        wit::PluginError::InvalidEvent(m) => GuestError::InvalidEvent(m),
-        wit::PluginError::Unsupported(m) => GuestError::Unsupported(m),
-        wit::PluginError::Other(m) => GuestError::Other(m),
-    }
-}
-
-fn context_size(c: &PluginContext) -> usize {
-    c.webhook_id.len()
-        + c.webhook_name.len()
-        + c.event_type.len()
-        + c.delivery_id.len()
-        + c.url.len()
-        + c.method.len()
-        + c.previous.as_ref().map_or(0, request_size)
-}
-
-/// Bytes of a request's url, body, headers and query parameters.
-fn request_size(r: &PreparedRequest) -> usize {
-    r.url.len()
-        + r.body.as_ref().map_or(0, String::len)
-        + r.headers
-            .iter()
-            .chain(&r.query)
-            .map(|(a, b)| a.len() + b.len())
-            .sum::<usize>()
-}
-
-/// Refuses a call whose input is over `max_input_bytes`, before anything runs.
-fn check_input_size(size: usize, limits: &PluginLimits) -> Result<(), PluginError> {
-    if size > limits.max_input_bytes {
-        return Err(PluginError::InputTooLarge {
-            size,
-            limit: limits.max_input_bytes,
-        });
-    }
-    Ok(())
-}
-
-/// A plugin's config JSON; `null` when none was given.
-fn null_if_blank(config_json: String) -> String {
-    if config_json.trim().is_empty() {
-        "null".to_string()
-    } else {
-        config_json
-    }
-}
-
-fn to_wit_request(r: PreparedRequest) -> wit::Request {
-    wit::Request {
-        method: r.method,
-        url: r.url,
-        query: r.query,
-        headers: r.headers,
-        body: r.body,
-    }
-}
-
-fn from_wit_request(r: wit::Request) -> PreparedRequest {
-    PreparedRequest {
-        method: r.method,
-        url: r.url,
-        query: r.query,
-        headers: r.headers,
-        body: r.body,
-    }
-}
-
-fn to_wit_context(c: PluginContext) -> wit::WebhookContext {
-    wit::WebhookContext {
-        webhook_id: c.webhook_id,
-        webhook_name: c.webhook_name,
-        event_type: c.event_type,
-        delivery_id: c.delivery_id,
-        url: c.url,
-        method: c.method,
-        now_ms: c.now_ms,
-        attempt: c.attempt,
-        previous: c.previous.map(to_wit_request),
-    }
 }
