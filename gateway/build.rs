@@ -27,6 +27,8 @@ const COMPONENTS: &[&str] = &[
     "jira",
     "zendesk",
     "signed_header",
+    "aws_sigv4",
+    "oauth2",
     "hostile",
     "wrong_world",
 ];
@@ -75,6 +77,8 @@ fn main() {
         plugins.join("zendesk"),
         root.join("tests/fixtures/squadcast"),
         plugins.join("signed-header"),
+        plugins.join("aws-sigv4"),
+        plugins.join("oauth2"),
         plugins.join("testdata"),
         sdk.join("Cargo.toml"),
         sdk.join("build.rs"),

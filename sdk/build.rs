@@ -16,7 +16,8 @@ fn main() {
     let mut out = String::new();
     // `with` must name exactly the interfaces the world uses (unused keys are an error).
     let secrets = r#"
-                "webhook-gateway:plugin/secrets@0.1.0": ::gateway_sdk::__bindings::webhook_gateway::plugin::secrets,"#;
+                "webhook-gateway:plugin/secrets@0.1.0": ::gateway_sdk::__bindings::webhook_gateway::plugin::secrets,
+                "webhook-gateway:plugin/oauth2@0.1.0": ::gateway_sdk::__bindings::webhook_gateway::plugin::oauth2,"#;
     for (macro_name, world, extra) in [
         ("__transformer_bindings", "webhook-gateway:plugin/transformer@0.1.0", ""),
         ("__authenticator_bindings", "webhook-gateway:plugin/authenticator@0.1.0", secrets),

@@ -35,7 +35,7 @@
 //! - [`event`]: the incoming event with dotted-path and typed (serde) access.
 //! - [`request`]: [`Request`] builder, [`Outcome`], [`Context`], [`Attempt`], [`Additions`].
 //! - [`error`]: [`Error`] (the WIT `plugin-error`) and the [`Result`] alias.
-//! - [`log`], [`config`], [`secrets`]: the host imports.
+//! - [`log`], [`config`], [`secrets`], [`oauth2`]: the host imports.
 //! - [`encoding`]: hex and base64 for signatures.
 
 pub mod config;
@@ -43,6 +43,7 @@ pub mod encoding;
 pub mod error;
 pub mod event;
 pub mod log;
+pub mod oauth2;
 pub mod request;
 pub mod secrets;
 
@@ -82,6 +83,7 @@ pub mod __bindings {
                 import webhook-gateway:plugin/log@0.1.0;
                 import webhook-gateway:plugin/config@0.1.0;
                 import webhook-gateway:plugin/secrets@0.1.0;
+                import webhook-gateway:plugin/oauth2@0.1.0;
             }
         ",
         world: "webhook-gateway:sdk/guest-imports",

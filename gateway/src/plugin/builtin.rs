@@ -94,6 +94,16 @@ pub fn builtin_plugins() -> Vec<BuiltinPlugin> {
             description: "Adds a header with an HMAC (sha256/sha512) of the body made with a webhook secret",
             bytes: embedded!("signed_header.wasm"),
         },
+        authenticator(
+            "aws-sigv4",
+            embedded!("aws_sigv4.wasm"),
+            "Signs each attempt with AWS Signature Version 4; the signing key chain stays in the host",
+        ),
+        authenticator(
+            "oauth2",
+            embedded!("oauth2.wasm"),
+            "Bearer token from the OAuth 2.0 client credentials grant, fetched and cached by the host",
+        ),
     ]
 }
 
@@ -108,6 +118,18 @@ fn connector(name: &'static str, bytes: &'static [u8], description: &'static str
     }
 }
 
+/// A first-party authenticator, by name and component file.
+fn authenticator(
+    name: &'static str,
+    bytes: &'static [u8],
+    description: &'static str,
+) -> BuiltinPlugin {
+    BuiltinPlugin {
+        kind: PluginKind::Authenticator,
+        ..connector(name, bytes, description)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,7 +137,7 @@ mod tests {
     #[test]
     fn builtins_are_components_with_distinct_names() {
         let all = builtin_plugins();
-        assert_eq!(all.len(), 12);
+        assert_eq!(all.len(), 14);
         for p in &all {
             assert_eq!(&p.bytes[..4], b"\0asm", "{}", p.name);
             assert_eq!(p.bytes[6..8], [1, 0], "{} is not a component", p.name);
@@ -124,6 +146,6 @@ mod tests {
         let mut names: Vec<_> = all.iter().map(|p| p.name).collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), 12);
+        assert_eq!(names.len(), 14);
     }
 }
