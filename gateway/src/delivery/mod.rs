@@ -7,6 +7,7 @@ pub mod engine;
 pub mod fill;
 pub mod guard;
 pub mod outcome_log;
+pub mod plugin_refs;
 pub mod plugins;
 pub mod retry;
 pub mod shaping;

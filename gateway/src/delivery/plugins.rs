@@ -13,14 +13,15 @@ use serde_json::json;
 use super::retry::AttemptResult;
 use crate::matching::PayloadView;
 use crate::model::{
-    Auth, Delivery, Event, PluginLogLine, PluginRecord, PluginRef, PreparedRequest, Signing,
-    Webhook,
+    Delivery, Event, PluginLogLine, PluginRecord, PluginRef, PreparedRequest, Webhook,
 };
 use crate::plugin::{
     AuthInput, ChainStep, PluginContext, PluginError, PluginHost, PluginKind, TransformOutput,
     Transformed,
 };
 use crate::store::Store;
+
+pub use super::plugin_refs::{BUILTIN_SECRET_NAMES, secrets_needed, secrets_of, validate_refs};
 
 /// How a transform ended.
 #[derive(Debug)]
@@ -450,106 +451,6 @@ fn write_request(out: &mut String, webhook: &Webhook, r: &PreparedRequest) {
     if let Some(b) = &r.body {
         let _ = writeln!(out, "\n{b}");
     }
-}
-
-/// The names of the secrets a webhook's signing and auth give plugins; its named `secrets` may
-/// not reuse them.
-pub const BUILTIN_SECRET_NAMES: &[&str] = &[
-    "signing_secret",
-    "password",
-    "token",
-    "api_key",
-    "grafana_password",
-    "authorization_header",
-];
-
-/// The secrets plugins may use (an authenticator as handles, a transformer through body and
-/// header placeholders; never as values), by name: the signing secret, the built-in auth's
-/// credentials ([`BUILTIN_SECRET_NAMES`]) and the webhook's named `secrets`.
-pub fn secrets_of(w: &Webhook) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    match &w.signing {
-        Signing::StandardWebhooks { secret, .. } | Signing::HmacSha512 { secret, .. } => {
-            out.push(("signing_secret".to_string(), secret.clone()));
-        }
-        Signing::None => {}
-    }
-    match &w.auth {
-        Auth::Basic { password, .. } => out.push(("password".into(), password.clone())),
-        Auth::Bearer { token } => out.push(("token".into(), token.clone())),
-        Auth::ApiKey { value, .. } => out.push(("api_key".into(), value.clone())),
-        Auth::None => {}
-    }
-    if let Some(p) = &w.password {
-        out.push(("grafana_password".into(), p.clone()));
-    }
-    if let Some(h) = &w.authorization_header {
-        out.push(("authorization_header".into(), h.clone()));
-    }
-    out.extend(w.secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
-    out
-}
-
-/// The webhook secrets a first-party connector's placeholders name with this config (checked
-/// when a webhook is saved, so a missing one is refused then rather than failing deliveries).
-pub fn secrets_needed(name: &str, config: &serde_json::Value) -> &'static [&'static str] {
-    match name {
-        "pagerduty" => &["routing_key"],
-        "opsgenie" => &["genie_key"],
-        "jira" if config.get("automation_url").is_some_and(|u| u.is_string()) => {
-            &["automation_token"]
-        }
-        _ => &[],
-    }
-}
-
-/// Checks, when a webhook is saved, that its plugins are installed and of the right kind, and
-/// that it has the named secrets a first-party connector needs.
-pub async fn validate_refs(store: &dyn Store, webhook: &Webhook) -> Result<(), (String, String)> {
-    let check = |field: String, rec: Option<PluginRecord>, want: &str, name: &str| match rec {
-        None => Err((
-            format!("{field}.name"),
-            format!("plugin {name:?} is not installed"),
-        )),
-        Some(p) if p.kind != want => Err((
-            format!("{field}.name"),
-            format!("plugin {name:?} is a {}, not a {want}", p.kind),
-        )),
-        Some(_) => Ok(()),
-    };
-    for (i, r) in webhook.plugins.iter().enumerate() {
-        let rec = PluginStage::resolve(store, r)
-            .await
-            .map_err(|e| ("plugins".to_string(), e.to_string()))?;
-        let builtin = rec.as_ref().is_some_and(|p| p.builtin);
-        check(format!("plugins[{i}]"), rec, "transformer", &r.name)?;
-        let needed = secrets_needed(&r.name, &r.config);
-        if let Some(missing) = needed
-            .iter()
-            .find(|n| builtin && !webhook.secrets.contains_key(**n))
-        {
-            let has: Vec<&str> = webhook.secrets.keys().map(String::as_str).collect();
-            return Err((
-                "secrets".to_string(),
-                format!(
-                    "plugins[{i}] ({}) needs the secret {missing:?}; this webhook's named secrets: {}",
-                    r.name,
-                    if has.is_empty() {
-                        "none".to_string()
-                    } else {
-                        has.join(", ")
-                    }
-                ),
-            ));
-        }
-    }
-    if let Some(r) = &webhook.authenticator {
-        let rec = PluginStage::resolve(store, r)
-            .await
-            .map_err(|e| ("authenticator".to_string(), e.to_string()))?;
-        check("authenticator".to_string(), rec, "authenticator", &r.name)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
