@@ -75,6 +75,8 @@ pub struct PluginsConfig {
     pub max_log_line_bytes: usize,
     pub max_component_bytes: usize,
     pub max_concurrency: usize,
+    /// Token urls the `oauth2` import may fetch from: exact, or a prefix when ending with `*`.
+    pub oauth2_token_urls: Vec<String>,
 }
 
 impl PluginsConfig {
@@ -406,6 +408,15 @@ impl Config {
         }
         if let Err((key, why)) = crate::notify::validate(&self.smtp, &self.notifications) {
             return bad(key, &why);
+        }
+        if let Some(bad_url) = self.plugins.oauth2_token_urls.iter().find(|u| {
+            let base = u.strip_suffix('*').unwrap_or(u);
+            !(base.starts_with("https://") || base.starts_with("http://"))
+        }) {
+            return bad(
+                "plugins.oauth2_token_urls",
+                &format!("{bad_url:?} is not an http(s) url"),
+            );
         }
         if self.plugins.cpu_deadline_ms == 0 || self.plugins.memory_bytes < 1 << 20 {
             return bad(

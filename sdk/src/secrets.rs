@@ -108,8 +108,8 @@ mod imp {
     }
     pub fn derive(h: u32, data: &[u8], key_prefix: &str) -> Result<u32, String> {
         let (key, _) = value(h)?;
-        let mut m = Hmac::<sha2::Sha256>::new_from_slice(&[key_prefix.as_bytes(), &key].concat())
-            .map_err(|e| e.to_string())?;
+        let mut m =
+            Hmac::<sha2::Sha256>::new_from_slice(&[key_prefix.as_bytes(), &key].concat()).map_err(|e| e.to_string())?;
         m.update(data);
         let derived = m.finalize().into_bytes().to_vec();
         Ok(add(String::new(), derived, true))

@@ -13,7 +13,6 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tracing::Instrument;
 
 use super::attempt::{self, Sent};
-use super::fill;
 use super::guard::{OutboundGuard, parse_allowed};
 use super::plugins::{PluginStage, TransformResult};
 use super::retry::{AttemptResult, Decision, RetryBounds};
@@ -26,6 +25,7 @@ use crate::model::{Attempt, Delivery, DeliveryStatus, Event, NewEvent, Webhook, 
 use crate::store::{AttemptRecord, Store, StoreError};
 use crate::subscriptions::Subscriptions;
 
+mod authed;
 mod operations;
 mod recorder;
 
@@ -121,6 +121,12 @@ impl Engine {
             ..RetryBounds::default()
         };
         let mail = crate::notify::MailPolicy::from_config(&config);
+        let tokens = super::oauth2::TokenCache::new(
+            config.plugins.oauth2_token_urls.clone(),
+            guard.clone(),
+            clock.clone(),
+        )?;
+        let plugins = plugins.with_tokens(Arc::new(tokens));
         Ok(Engine(Arc::new(EngineInner {
             store,
             clock,
@@ -335,22 +341,11 @@ impl Engine {
                 }
             }
         };
-        // Per attempt: the authenticator (fresh `now`), the secrets the transformer asked for
-        // (the stored request keeps the placeholders), built-in auth, then the signature.
-        let mut req = prepared;
-        let stepped = match e.plugins.authenticate(&webhook, &d, &mut req, now).await {
-            Ok(added) => {
-                logs.extend(added.logs);
-                fill::for_attempt(&webhook, &mut req).map(|f| (added.secret_names, f))
-            }
-            Err(result) => Err(result),
-        };
-        let (secret_names, placeholder_body) = match stepped {
-            Ok((mut names, (filled_headers, placeholder_body))) => {
-                names.extend(filled_headers);
-                (names, placeholder_body)
-            }
-            Err(result) => {
+        // Per attempt: authenticate, fill, sign and send (engine/authed.rs).
+        let authed = match self.send_authed(&webhook, &d, &prepared, now).await {
+            Ok(a) => a,
+            Err((result, lines)) => {
+                logs.extend(lines);
                 let sent = attempt::not_sent(&webhook, &d.url, result, now);
                 return self
                     .conclude(
@@ -366,35 +361,17 @@ impl Engine {
                     .with_plugin_logs(logs);
             }
         };
-        let sent = match attempt::finalize(&webhook, &d.id, &req, now) {
-            Ok(req) => {
-                let timeout = Duration::from_secs(webhook.timeout_secs.max(1));
-                attempt::send(
-                    &e.client,
-                    &e.guard,
-                    &req,
-                    timeout,
-                    e.config.delivery.max_response_bytes,
-                    now,
-                )
-                .await
-            }
-            Err(result) => attempt::not_sent(&webhook, &d.url, result, now),
-        };
-        let mut sent = sent;
-        if let (Some(body), true) = (placeholder_body, sent.body.is_some()) {
-            sent.body = body;
-        }
+        logs.extend(authed.logs);
         let done = e.clock.now_ms();
         self.conclude(
             &webhook,
             &d,
-            sent,
+            authed.sent,
             newly_prepared,
             done,
             test,
             &mut jitter,
-            &secret_names,
+            &authed.secret_names,
         )
         .with_plugin_logs(logs)
     }

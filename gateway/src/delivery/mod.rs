@@ -6,6 +6,7 @@ pub mod cause;
 pub mod engine;
 pub mod fill;
 pub mod guard;
+pub mod oauth2;
 pub mod outcome_log;
 pub mod plugin_refs;
 pub mod plugins;

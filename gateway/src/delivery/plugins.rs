@@ -35,6 +35,8 @@ pub enum TransformResult {
 pub struct Authenticated {
     /// Names of added headers and query parameters whose values hold secrets (masked in the log).
     pub secret_names: Vec<String>,
+    /// Cache keys of the OAuth 2.0 tokens used (dropped if the receiver answers 401).
+    pub token_keys: Vec<String>,
     pub logs: Vec<PluginLogLine>,
 }
 
@@ -72,6 +74,8 @@ fn log_lines(lines: &[String], role: &str, plugins: &[String]) -> Vec<PluginLogL
 pub struct PluginStage {
     host: PluginHost,
     store: Arc<dyn Store>,
+    /// OAuth 2.0 tokens for authenticators (set by the delivery engine).
+    tokens: Option<Arc<super::oauth2::TokenCache>>,
     /// Single flight for loading: the first use of a plugin compiles it (up to a second of CPU);
     /// concurrent deliveries wait for that one compile instead of each starting their own.
     loading: Arc<tokio::sync::Mutex<()>>,
@@ -112,7 +116,21 @@ impl PluginStage {
         PluginStage {
             host,
             store,
+            tokens: None,
             loading: Arc::default(),
+        }
+    }
+
+    /// The same stage, fetching OAuth 2.0 tokens for authenticators through `tokens`.
+    pub fn with_tokens(mut self, tokens: Arc<super::oauth2::TokenCache>) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// Drops cached OAuth 2.0 tokens (the receiver answered 401).
+    pub fn forget_tokens(&self, keys: &[String]) {
+        if let Some(t) = &self.tokens {
+            t.forget(keys);
         }
     }
 
@@ -419,6 +437,10 @@ impl PluginStage {
             } else {
                 r.config.to_string()
             },
+            tokens: self
+                .tokens
+                .clone()
+                .map(|t| crate::plugin::Tokens(t as Arc<dyn crate::plugin::TokenSource>)),
         };
         let out = self
             .host
@@ -430,6 +452,7 @@ impl PluginStage {
         Ok(Authenticated {
             logs: log_lines(&out.logs, "authenticator", &[label(r)]),
             secret_names: out.secret_names,
+            token_keys: out.token_keys,
         })
     }
 }

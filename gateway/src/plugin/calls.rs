@@ -126,6 +126,7 @@ impl PluginHost {
         let mut fresh = self
             .fresh(sha256, &loaded, config_json, input.secrets)
             .await?;
+        fresh.store.data_mut().tokens = input.tokens;
         let Instance::Authenticator(instance) = &fresh.instance else {
             unreachable!("an authenticator's instance")
         };
@@ -166,6 +167,7 @@ fn auth_output(
         add_headers,
         add_query,
         secret_names,
+        token_keys: std::mem::take(&mut state.token_keys),
         logs: state.logs.finish(),
         elapsed,
         memory_peak_bytes: state.limiter.peak_bytes,

@@ -131,6 +131,7 @@ pub async fn run_file(
                 now_ms,
                 secrets,
                 config_json: config.to_string(),
+                tokens: None,
             };
             let result = host.authenticate(&prepared.sha256, input).await?;
             writeln!(out, "adds headers:")?;

@@ -65,6 +65,35 @@ impl LogSink {
     }
 }
 
+/// A secret the guest holds a handle to.
+struct Slot {
+    /// The webhook secret's name; `None` for a derived key or a token.
+    name: Option<String>,
+    value: Vec<u8>,
+    /// A derived key (from `derive-hmac-sha256`): HMAC only, never placed.
+    derived: bool,
+}
+
+impl Slot {
+    fn named(secrets: Vec<(String, String)>) -> Vec<Slot> {
+        secrets
+            .into_iter()
+            .map(|(name, value)| Slot {
+                name: Some(name),
+                value: value.into_bytes(),
+                derived: false,
+            })
+            .collect()
+    }
+}
+
+/// HMAC-SHA256 of `data` keyed with `key`.
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<Vec<u8>, String> {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).map_err(|e| e.to_string())?;
+    mac.update(data);
+    Ok(mac.finalize().into_bytes().to_vec())
+}
+
 /// Everything one store (one call) owns.
 pub(crate) struct HostState {
     wasi: WasiCtx,
@@ -73,8 +102,13 @@ pub(crate) struct HostState {
     pub logs: LogSink,
     config_json: String,
     config: Option<serde_json::Value>,
-    /// Secret values by handle (the index). Never handed to the guest.
-    secrets: Vec<(String, String)>,
+    /// Secret values by handle (the index): the webhook's, then derived keys and tokens as the
+    /// guest makes them. Never handed to the guest.
+    secrets: Vec<Slot>,
+    /// Where `oauth2` tokens come from (set per call).
+    pub tokens: Option<super::Tokens>,
+    /// Cache keys of the tokens this call used.
+    pub token_keys: Vec<String>,
     /// Headers and query parameters placed by `secrets.place-in-*`.
     pub placed_headers: Vec<(String, String)>,
     pub placed_query: Vec<(String, String)>,
@@ -96,7 +130,9 @@ impl HostState {
             logs: LogSink::new(limits),
             config_json,
             config: None,
-            secrets,
+            secrets: Slot::named(secrets),
+            tokens: None,
+            token_keys: Vec::new(),
             placed_headers: Vec::new(),
             placed_query: Vec::new(),
             ticks: 0,
@@ -110,16 +146,48 @@ impl HostState {
     pub fn arm(&mut self, config_json: String, secrets: Vec<(String, String)>) {
         self.config_json = config_json;
         self.config = None;
-        self.secrets = secrets;
+        self.secrets = Slot::named(secrets);
+        self.tokens = None;
+        self.token_keys.clear();
         self.ticks = 0;
         self.timed_out = false;
     }
 
-    fn secret(&self, handle: u32) -> Result<&str, String> {
+    fn slot(&self, handle: u32) -> Result<&Slot, String> {
         self.secrets
             .get(handle as usize)
-            .map(|(_, v)| v.as_str())
             .ok_or_else(|| format!("unknown secret handle {handle}"))
+    }
+
+    fn secret(&self, handle: u32) -> Result<&[u8], String> {
+        self.slot(handle).map(|s| s.value.as_slice())
+    }
+
+    /// A placeable secret's text (a derived key is refused).
+    fn text(&self, handle: u32) -> Result<String, String> {
+        let slot = self.slot(handle)?;
+        if slot.derived {
+            return Err(format!(
+                "secret handle {handle} is a derived key: it can only be used for HMAC"
+            ));
+        }
+        String::from_utf8(slot.value.clone()).map_err(|_| "the secret is not UTF-8".to_string())
+    }
+
+    /// Adds a value the guest may use by handle; returns the handle.
+    fn add(&mut self, value: Vec<u8>, derived: bool) -> Result<u32, String> {
+        const MAX_HANDLES: usize = 1024;
+        if self.secrets.len() >= MAX_HANDLES {
+            return Err(format!(
+                "more than {MAX_HANDLES} secret handles in one call"
+            ));
+        }
+        self.secrets.push(Slot {
+            name: None,
+            value,
+            derived,
+        });
+        Ok((self.secrets.len() - 1) as u32)
     }
 
     fn place(
@@ -129,7 +197,7 @@ impl HostState {
         prefix: String,
         query: bool,
     ) -> Result<(), String> {
-        let value = format!("{prefix}{}", self.secret(handle)?);
+        let value = format!("{prefix}{}", self.text(handle)?);
         if query {
             self.placed_query.push((name, value))
         } else {
@@ -184,19 +252,27 @@ impl authenticator::webhook_gateway::plugin::secrets::Host for HostState {
     fn open(&mut self, name: String) -> Option<u32> {
         self.secrets
             .iter()
-            .position(|(n, _)| *n == name)
+            .position(|s| s.name.as_deref() == Some(name.as_str()))
             .and_then(|i| u32::try_from(i).ok())
     }
 
     fn hmac_sha256(&mut self, secret: u32, data: Vec<u8>) -> Result<Vec<u8>, String> {
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(self.secret(secret)?.as_bytes())
-            .map_err(|e| e.to_string())?;
-        mac.update(&data);
-        Ok(mac.finalize().into_bytes().to_vec())
+        hmac_sha256(self.secret(secret)?, &data)
+    }
+
+    fn derive_hmac_sha256(
+        &mut self,
+        key: u32,
+        data: Vec<u8>,
+        key_prefix: String,
+    ) -> Result<u32, String> {
+        let key = [key_prefix.as_bytes(), self.secret(key)?].concat();
+        let derived = hmac_sha256(&key, &data)?;
+        self.add(derived, true)
     }
 
     fn hmac_sha512(&mut self, secret: u32, data: Vec<u8>) -> Result<Vec<u8>, String> {
-        let mut mac = Hmac::<sha2::Sha512>::new_from_slice(self.secret(secret)?.as_bytes())
+        let mut mac = Hmac::<sha2::Sha512>::new_from_slice(self.secret(secret)?)
             .map_err(|e| e.to_string())?;
         mac.update(&data);
         Ok(mac.finalize().into_bytes().to_vec())
@@ -208,6 +284,33 @@ impl authenticator::webhook_gateway::plugin::secrets::Host for HostState {
 
     fn place_in_query(&mut self, secret: u32, name: String, prefix: String) -> Result<(), String> {
         self.place(secret, name, prefix, true)
+    }
+}
+
+impl authenticator::webhook_gateway::plugin::oauth2::Host for HostState {
+    async fn client_credentials_token(
+        &mut self,
+        token_url: String,
+        client_id: u32,
+        client_secret: u32,
+        scope: Option<String>,
+        audience: Option<String>,
+    ) -> Result<u32, String> {
+        let tokens = self.tokens.clone().ok_or_else(|| {
+            "oauth2 tokens are fetched for deliveries only (not in this call)".to_string()
+        })?;
+        let req = super::TokenRequest {
+            token_url,
+            client_id: self.text(client_id)?,
+            client_secret: self.text(client_secret)?,
+            scope,
+            audience,
+        };
+        let (token, key) = tokens.0.client_credentials(req).await?;
+        if !self.token_keys.contains(&key) {
+            self.token_keys.push(key);
+        }
+        self.add(token.into_bytes(), false)
     }
 }
 
@@ -260,5 +363,59 @@ mod tests {
             s.placed_headers,
             vec![("Authorization".to_string(), "Bearer Jefe".to_string())]
         );
+    }
+
+    /// The SigV4 signing key of AWS's documentation example ("Derive a signing key",
+    /// secret `wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY`, 20120215 / us-east-1 / iam), derived
+    /// through handles only, and a derived key refused for placement.
+    #[test]
+    fn derived_keys_follow_the_sigv4_chain_and_are_never_placed() {
+        use authenticator::webhook_gateway::plugin::secrets::Host;
+        let mut s = HostState::new(
+            &PluginLimits::default(),
+            "null".into(),
+            vec![(
+                "aws".into(),
+                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+            )],
+        );
+        let secret = s.open("aws".into()).unwrap();
+        let k_date = s
+            .derive_hmac_sha256(secret, b"20120215".to_vec(), "AWS4".into())
+            .unwrap();
+        let k_region = s
+            .derive_hmac_sha256(k_date, b"us-east-1".to_vec(), String::new())
+            .unwrap();
+        let k_service = s
+            .derive_hmac_sha256(k_region, b"iam".to_vec(), String::new())
+            .unwrap();
+        let k_signing = s
+            .derive_hmac_sha256(k_service, b"aws4_request".to_vec(), String::new())
+            .unwrap();
+        assert_eq!(
+            hex::encode(s.secret(k_signing).unwrap()),
+            "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d"
+        );
+        // HMAC with the derived key is HMAC with those bytes.
+        let sig = s.hmac_sha256(k_signing, b"x".to_vec()).unwrap();
+        let expected = hmac_sha256(
+            &hex::decode("f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d")
+                .unwrap(),
+            b"x",
+        )
+        .unwrap();
+        assert_eq!(sig, expected);
+        // A derived handle is not a name, and cannot be placed anywhere.
+        assert_eq!(s.open(String::new()), None);
+        let err = s
+            .place_in_header(k_date, "Authorization".into(), String::new())
+            .unwrap_err();
+        assert!(err.contains("derived key"), "{err}");
+        assert!(
+            s.place_in_query(k_signing, "sig".into(), String::new())
+                .is_err()
+        );
+        assert!(s.placed_headers.is_empty() && s.placed_query.is_empty());
+        assert!(s.derive_hmac_sha256(99, vec![], String::new()).is_err());
     }
 }

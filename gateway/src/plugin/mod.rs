@@ -69,8 +69,8 @@ pub use engine::sha256_hex;
 pub use error::{GuestError, PluginError};
 pub use limits::PluginLimits;
 pub use types::{
-    AuthInput, AuthOutput, ChainStep, PluginContext, PluginKind, PreparedPlugin, TransformInput,
-    TransformOutput, Transformed,
+    AuthInput, AuthOutput, ChainStep, PluginContext, PluginKind, PreparedPlugin, TokenRequest,
+    TokenSource, Tokens, TransformInput, TransformOutput, Transformed,
 };
 
 use bindings::authenticator::{Authenticator, AuthenticatorPre};

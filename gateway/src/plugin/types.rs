@@ -97,7 +97,55 @@ pub struct AuthInput {
     pub secrets: Vec<(String, String)>,
     /// The authenticator's config (`Webhook::authenticator.config`) as JSON; `null` for none.
     pub config_json: String,
+    /// Where `oauth2.client-credentials-token` gets tokens; `None`: the import answers an error.
+    pub tokens: Option<Tokens>,
 }
+
+/// What `oauth2.client-credentials-token` asks for, with the secrets' values.
+#[derive(Clone)]
+pub struct TokenRequest {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scope: Option<String>,
+    pub audience: Option<String>,
+}
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRequest")
+            .field("token_url", &self.token_url)
+            .field("scope", &self.scope)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Fetches (and caches) OAuth 2.0 tokens for authenticators; the delivery stage implements it.
+#[async_trait::async_trait]
+pub trait TokenSource: Send + Sync {
+    /// The access token, and the key of its cache entry (to drop it after a 401). The error
+    /// text is shown to users: it never holds a secret.
+    async fn client_credentials(&self, req: TokenRequest) -> Result<(String, String), String>;
+}
+
+/// A shared [`TokenSource`] (compared by identity).
+#[derive(Clone)]
+pub struct Tokens(pub std::sync::Arc<dyn TokenSource>);
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokens")
+    }
+}
+
+impl PartialEq for Tokens {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Tokens {}
 
 /// What an authenticator adds to the request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -107,6 +155,8 @@ pub struct AuthOutput {
     pub add_query: Vec<(String, String)>,
     /// Names of added headers and query parameters whose values hold a secret (mask them in logs).
     pub secret_names: Vec<String>,
+    /// Cache keys of the OAuth 2.0 tokens the call used (dropped when the receiver answers 401).
+    pub token_keys: Vec<String>,
     pub logs: Vec<String>,
     pub elapsed: Duration,
     pub memory_peak_bytes: usize,

@@ -57,8 +57,7 @@ pub fn sign(request: &Request, attempt: &Attempt, config: &Value) -> Result<Addi
         host = url.host,
     );
     let scope = format!("{date}/{region}/{service}/aws4_request");
-    let string_to_sign =
-        format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex_sha256(canonical_request.as_bytes()));
+    let string_to_sign = format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex_sha256(canonical_request.as_bytes()));
 
     let k_date = secret.derive_hmac_sha256(date.as_bytes(), "AWS4")?;
     let k_region = k_date.derive_hmac_sha256(region.as_bytes(), "")?;
@@ -69,15 +68,12 @@ pub fn sign(request: &Request, attempt: &Attempt, config: &Value) -> Result<Addi
     if let Some(token) = secrets::open("aws_session_token") {
         token.place_in_header("X-Amz-Security-Token", "")?;
     }
-    Ok(Additions::new()
-        .header("X-Amz-Date", amz_date.clone())
-        .header("X-Amz-Content-Sha256", body_hash)
-        .header(
-            "Authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential={access_key_id}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
-            ),
-        ))
+    Ok(Additions::new().header("X-Amz-Date", amz_date.clone()).header("X-Amz-Content-Sha256", body_hash).header(
+        "Authorization",
+        format!(
+            "AWS4-HMAC-SHA256 Credential={access_key_id}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
+        ),
+    ))
 }
 
 fn hex_sha256(data: &[u8]) -> String {

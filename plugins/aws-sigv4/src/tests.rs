@@ -25,7 +25,10 @@ fn url_parts_as_signed() {
 
 #[test]
 fn signs_with_the_derived_key_and_places_the_session_token() {
-    secrets::testing::set(&[("aws_secret_access_key", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"), ("aws_session_token", "tok")]);
+    secrets::testing::set(&[
+        ("aws_secret_access_key", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+        ("aws_session_token", "tok"),
+    ]);
     let req = Request::post("https://example.com/path?x=1").body("{}");
     let attempt = Attempt { now_ms: 1_440_938_160_000, ..Default::default() };
     let out = sign(&req, &attempt, &config()).unwrap();

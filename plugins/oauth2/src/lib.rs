@@ -56,8 +56,14 @@ mod tests {
         oauth2::testing::set_token(Ok("t0k"));
         let out = authorize(&json!({"token_url": "https://auth.test/token", "scope": "a b"})).unwrap();
         assert!(out.headers.is_empty());
-        assert_eq!(secrets::testing::take_placed(), vec![(false, "Authorization".to_string(), "Bearer t0k".to_string())]);
-        assert_eq!(oauth2::testing::calls(), vec![("https://auth.test/token".to_string(), Some("a b".to_string()), None)]);
+        assert_eq!(
+            secrets::testing::take_placed(),
+            vec![(false, "Authorization".to_string(), "Bearer t0k".to_string())]
+        );
+        assert_eq!(
+            oauth2::testing::calls(),
+            vec![("https://auth.test/token".to_string(), Some("a b".to_string()), None)]
+        );
     }
 
     #[test]
