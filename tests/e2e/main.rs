@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 pub mod support;
 
+mod auth_plugins;
 mod bad_input;
 mod connectors;
 mod console;
