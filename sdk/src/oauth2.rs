@@ -17,6 +17,14 @@ pub struct TokenRequest<'a> {
     pub audience: Option<&'a str>,
 }
 
+impl TokenRequest<'_> {
+    /// The form fields sent besides `grant_type`.
+    pub fn params(&self) -> Vec<(String, String)> {
+        let fields = [("scope", self.scope), ("audience", self.audience)];
+        fields.into_iter().filter_map(|(k, v)| Some((k.to_string(), v?.to_string()))).collect()
+    }
+}
+
 /// An access token from the client credentials grant, cached by the host until it expires and
 /// fetched again after the receiver answers 401.
 pub fn client_credentials_token(req: &TokenRequest<'_>) -> Result<Secret> {
@@ -27,7 +35,7 @@ pub fn client_credentials_token(req: &TokenRequest<'_>) -> Result<Secret> {
 mod imp {
     use crate::__bindings::webhook_gateway::plugin::oauth2 as wit;
     pub fn token(r: &super::TokenRequest<'_>) -> Result<u32, String> {
-        wit::client_credentials_token(r.token_url, r.client_id.handle(), r.client_secret.handle(), r.scope, r.audience)
+        wit::client_credentials_token(r.token_url, r.client_id.handle(), r.client_secret.handle(), &r.params())
     }
 }
 

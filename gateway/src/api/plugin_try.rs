@@ -203,7 +203,6 @@ pub async fn try_plugin(
                 now_ms,
                 secrets: Vec::new(),
                 config_json,
-                tokens: None,
             };
             match host.authenticate(&sha, input).await {
                 Ok(o) => {

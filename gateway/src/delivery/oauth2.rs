@@ -3,10 +3,10 @@
 //! guard as deliveries, cached until they expire, dropped when a receiver answers 401.
 //!
 //! The request is RFC 6749's default (section 2.3.1 and 4.4): `POST` with
-//! `grant_type=client_credentials` (plus `scope`, `audience`) as a form, the client id and
+//! `grant_type=client_credentials` (plus the plugin's params: `scope`, `audience`, ...) as a form, the client id and
 //! secret form-urlencoded in HTTP Basic auth. One fetch runs at a time per cache key, so many
 //! deliveries starting together make one call. The token and the secrets never appear in errors
-//! or logs: the cache key is a SHA-256 over url, client id, secret, scope and audience.
+//! or logs: the cache key is a SHA-256 over url, client id, secret and params.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -99,12 +99,7 @@ impl TokenCache {
             .map_err(|e| format!("token url refused: {e}"))?;
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let mut form = vec![("grant_type", "client_credentials")];
-        if let Some(s) = &req.scope {
-            form.push(("scope", s));
-        }
-        if let Some(a) = &req.audience {
-            form.push(("audience", a));
-        }
+        form.extend(req.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -170,13 +165,12 @@ impl TokenCache {
 /// The cache key: no secret can be read back from it.
 fn cache_key(req: &TokenRequest) -> String {
     let mut h = Sha256::new();
-    for part in [
-        req.token_url.as_str(),
-        &req.client_id,
-        &req.client_secret,
-        req.scope.as_deref().unwrap_or("\u{0}none"),
-        req.audience.as_deref().unwrap_or("\u{0}none"),
-    ] {
+    let params = req
+        .params
+        .iter()
+        .flat_map(|(k, v)| [k.as_str(), v.as_str()]);
+    let parts = [req.token_url.as_str(), &req.client_id, &req.client_secret];
+    for part in parts.into_iter().chain(params) {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
@@ -191,6 +185,9 @@ impl TokenSource for TokenCache {
                 "token url {} is not allowed: add it to [plugins] oauth2_token_urls (GATEWAY_PLUGINS__OAUTH2_TOKEN_URLS)",
                 req.token_url
             ));
+        }
+        if req.params.iter().any(|(k, _)| k == "grant_type") {
+            return Err("grant_type is the host's: leave it out of the params".into());
         }
         let key = cache_key(&req);
         if let Some(token) = self.fresh(&key) {
@@ -231,8 +228,7 @@ mod tests {
             token_url: url.into(),
             client_id: "id".into(),
             client_secret: secret.into(),
-            scope: None,
-            audience: None,
+            params: vec![],
         }
     }
 

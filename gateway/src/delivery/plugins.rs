@@ -437,14 +437,14 @@ impl PluginStage {
             } else {
                 r.config.to_string()
             },
-            tokens: self
-                .tokens
-                .clone()
-                .map(|t| crate::plugin::Tokens(t as Arc<dyn crate::plugin::TokenSource>)),
         };
+        let tokens = self
+            .tokens
+            .clone()
+            .map(|t| crate::plugin::Tokens(t as Arc<dyn crate::plugin::TokenSource>));
         let out = self
             .host
-            .authenticate(&sha256, input)
+            .authenticate_with_tokens(&sha256, input, tokens)
             .await
             .map_err(|e| plugin_failure(&r.name, e))?;
         req.headers.extend(out.add_headers);

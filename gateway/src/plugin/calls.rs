@@ -7,7 +7,7 @@ use super::bindings::wit;
 use super::host_state::HostState;
 use super::{
     AuthInput, AuthOutput, ChainStep, GuestError, Instance, PluginContext, PluginError, PluginHost,
-    PluginKind, PluginLimits, TransformInput, TransformOutput, Transformed, output,
+    PluginKind, PluginLimits, Tokens, TransformInput, TransformOutput, Transformed, output,
 };
 use crate::model::PreparedRequest;
 
@@ -103,11 +103,21 @@ impl PluginHost {
         Ok(total)
     }
 
-    /// Runs an authenticator for one attempt.
+    /// Runs an authenticator for one attempt (its `oauth2` import answers an error).
     pub async fn authenticate(
         &self,
         sha256: &str,
         input: AuthInput,
+    ) -> Result<AuthOutput, PluginError> {
+        self.authenticate_with_tokens(sha256, input, None).await
+    }
+
+    /// Runs an authenticator for one attempt; its `oauth2` import gets tokens from `tokens`.
+    pub async fn authenticate_with_tokens(
+        &self,
+        sha256: &str,
+        input: AuthInput,
+        tokens: Option<Tokens>,
     ) -> Result<AuthOutput, PluginError> {
         let loaded = self.get(sha256, PluginKind::Authenticator)?;
         let limits = &self.inner.limits;
@@ -126,7 +136,7 @@ impl PluginHost {
         let mut fresh = self
             .fresh(sha256, &loaded, config_json, input.secrets)
             .await?;
-        fresh.store.data_mut().tokens = input.tokens;
+        fresh.store.data_mut().tokens = tokens;
         let Instance::Authenticator(instance) = &fresh.instance else {
             unreachable!("an authenticator's instance")
         };

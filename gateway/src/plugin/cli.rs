@@ -131,7 +131,6 @@ pub async fn run_file(
                 now_ms,
                 secrets,
                 config_json: config.to_string(),
-                tokens: None,
             };
             let result = host.authenticate(&prepared.sha256, input).await?;
             writeln!(out, "adds headers:")?;

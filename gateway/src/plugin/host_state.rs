@@ -293,8 +293,7 @@ impl authenticator::webhook_gateway::plugin::oauth2::Host for HostState {
         token_url: String,
         client_id: u32,
         client_secret: u32,
-        scope: Option<String>,
-        audience: Option<String>,
+        params: Vec<(String, String)>,
     ) -> Result<u32, String> {
         let tokens = self.tokens.clone().ok_or_else(|| {
             "oauth2 tokens are fetched for deliveries only (not in this call)".to_string()
@@ -303,8 +302,7 @@ impl authenticator::webhook_gateway::plugin::oauth2::Host for HostState {
             token_url,
             client_id: self.text(client_id)?,
             client_secret: self.text(client_secret)?,
-            scope,
-            audience,
+            params,
         };
         let (token, key) = tokens.0.client_credentials(req).await?;
         if !self.token_keys.contains(&key) {

@@ -97,8 +97,6 @@ pub struct AuthInput {
     pub secrets: Vec<(String, String)>,
     /// The authenticator's config (`Webhook::authenticator.config`) as JSON; `null` for none.
     pub config_json: String,
-    /// Where `oauth2.client-credentials-token` gets tokens; `None`: the import answers an error.
-    pub tokens: Option<Tokens>,
 }
 
 /// What `oauth2.client-credentials-token` asks for, with the secrets' values.
@@ -107,16 +105,15 @@ pub struct TokenRequest {
     pub token_url: String,
     pub client_id: String,
     pub client_secret: String,
-    pub scope: Option<String>,
-    pub audience: Option<String>,
+    /// Form fields sent besides `grant_type` (`scope`, `audience`, ...).
+    pub params: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for TokenRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenRequest")
             .field("token_url", &self.token_url)
-            .field("scope", &self.scope)
-            .field("audience", &self.audience)
+            .field("params", &self.params)
             .finish_non_exhaustive()
     }
 }
@@ -129,7 +126,7 @@ pub trait TokenSource: Send + Sync {
     async fn client_credentials(&self, req: TokenRequest) -> Result<(String, String), String>;
 }
 
-/// A shared [`TokenSource`] (compared by identity).
+/// A shared [`TokenSource`].
 #[derive(Clone)]
 pub struct Tokens(pub std::sync::Arc<dyn TokenSource>);
 
@@ -138,14 +135,6 @@ impl std::fmt::Debug for Tokens {
         f.write_str("Tokens")
     }
 }
-
-impl PartialEq for Tokens {
-    fn eq(&self, other: &Self) -> bool {
-        std::sync::Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for Tokens {}
 
 /// What an authenticator adds to the request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
