@@ -37,6 +37,7 @@
 //! - [`error`]: [`Error`] (the WIT `plugin-error`) and the [`Result`] alias.
 //! - [`log`], [`config`], [`secrets`], [`oauth2`]: the host imports.
 //! - [`encoding`]: hex and base64 for signatures.
+//! - [`time`]: the UTC date and time of the `now_ms` the host passes.
 
 pub mod config;
 pub mod encoding;
@@ -46,6 +47,7 @@ pub mod log;
 pub mod oauth2;
 pub mod request;
 pub mod secrets;
+pub mod time;
 
 mod entry;
 

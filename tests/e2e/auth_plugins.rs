@@ -73,6 +73,14 @@ impl TokenEndpoint {
     }
 }
 
+/// A gateway whose `[plugins] oauth2_token_urls` is `[allowed]`.
+async fn gateway_allowing(
+    allowed: String,
+    clock: Option<gateway::clock::SharedClock>,
+) -> TestGateway {
+    TestGateway::start_with(move |c| c.plugins.oauth2_token_urls = vec![allowed], clock).await
+}
+
 async fn oauth2_webhook(gw: &TestGateway, rx: &Receiver, token_url: &str, secret: &str) -> String {
     let w = gw
         .create_webhook(json!({"name": "oauth", "url": rx.url("/in"), "trigger_events": ["*"],
@@ -105,12 +113,7 @@ async fn oauth2_token_is_fetched_once_for_many_deliveries_and_again_after_expiry
     let rx = Receiver::start().await;
     let clock = gateway::clock::ManualClock::new(chrono::Utc::now().timestamp_millis());
     let token_url = auth.url();
-    let allowed = token_url.clone();
-    let gw = TestGateway::start_with(
-        move |c| c.plugins.oauth2_token_urls = vec![allowed],
-        Some(Arc::new(clock.clone())),
-    )
-    .await;
+    let gw = gateway_allowing(token_url.clone(), Some(Arc::new(clock.clone()))).await;
     oauth2_webhook(&gw, &rx, &token_url, CLIENT_SECRET).await;
     for i in 0..5 {
         gw.post_event(&json!({"event_type": "incident.triggered", "n": i}))
@@ -163,9 +166,7 @@ async fn oauth2_a_401_for_an_old_token_fetches_a_new_one_and_the_delivery_succee
         }
     });
     let token_url = auth.url();
-    let allowed = token_url.clone();
-    let gw =
-        TestGateway::start_with(move |c| c.plugins.oauth2_token_urls = vec![allowed], None).await;
+    let gw = gateway_allowing(token_url.clone(), None).await;
     oauth2_webhook(&gw, &rx, &token_url, CLIENT_SECRET).await;
     let first = gw
         .post_event(&json!({"event_type": "incident.triggered"}))
@@ -225,9 +226,7 @@ async fn oauth2_wrong_client_secret_fails_with_the_endpoint_answer_not_the_secre
     let auth = TokenEndpoint::start(3600).await;
     let rx = Receiver::start().await;
     let token_url = auth.url();
-    let allowed = format!("{}*", auth.rx.url("/oauth/"));
-    let gw =
-        TestGateway::start_with(move |c| c.plugins.oauth2_token_urls = vec![allowed], None).await;
+    let gw = gateway_allowing(format!("{}*", auth.rx.url("/oauth/")), None).await;
     oauth2_webhook(&gw, &rx, &token_url, "wrong-secret-value").await;
     let ev = gw
         .post_event(&json!({"event_type": "incident.triggered"}))
