@@ -19,6 +19,7 @@ mod hardening;
 mod hardening_api;
 mod mail;
 mod matching;
+mod mtls;
 mod oncall;
 mod operations;
 mod ordering;
