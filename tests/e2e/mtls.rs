@@ -159,17 +159,23 @@ async fn gateway_trusting(ca: &Ca) -> TestGateway {
     TestGateway::start_in(dir, config, None).await
 }
 
+/// The attempts page of webhook `id`.
+async fn attempts_of(gw: &TestGateway, id: &str) -> Value {
+    let (_, page) = gw
+        .admin(
+            Method::GET,
+            &format!("/api/v1/webhooks/{id}/attempts"),
+            None,
+        )
+        .await;
+    page
+}
+
 /// Waits for the first attempt of webhook `id` and returns it.
 async fn first_attempt(gw: &TestGateway, id: &str) -> Value {
     let deadline = Instant::now() + WAIT;
     loop {
-        let (_, page) = gw
-            .admin(
-                Method::GET,
-                &format!("/api/v1/webhooks/{id}/attempts"),
-                None,
-            )
-            .await;
+        let page = attempts_of(gw, id).await;
         if let Some(a) = page["results"].as_array().and_then(|r| r.last()) {
             return a.clone();
         }
@@ -287,13 +293,7 @@ async fn a_webhook_presents_its_client_certificate_and_the_key_never_shows() {
         let (_, got) = gw
             .admin(Method::GET, &format!("/api/v1/webhooks/{id}"), None)
             .await;
-        let (_, attempts) = gw
-            .admin(
-                Method::GET,
-                &format!("/api/v1/webhooks/{id}/attempts"),
-                None,
-            )
-            .await;
+        let attempts = attempts_of(&gw, id).await;
         for text in [got.to_string(), attempts.to_string()] {
             assert!(
                 !text.contains(needle) && !text.contains("PRIVATE KEY"),

@@ -154,3 +154,115 @@ impl ClientSet {
         self.per_webhook.lock().1.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ClientCertificate;
+
+    fn cert(cn: &str) -> ClientCertificate {
+        let mut p = rcgen::CertificateParams::new(vec!["client.test".to_string()]).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let c = p.self_signed(&key).unwrap();
+        ClientCertificate {
+            certificate: c.pem(),
+            private_key: key.serialize_pem(),
+        }
+    }
+
+    fn set() -> ClientSet {
+        ClientSet::new(OutboundGuard::new(Vec::new()), Vec::new(), 2).unwrap()
+    }
+
+    fn fingerprint_of(s: &ClientSet, id: &str) -> Option<String> {
+        s.per_webhook
+            .lock()
+            .1
+            .get(id)
+            .map(|c| c.fingerprint.clone())
+    }
+
+    #[test]
+    fn a_webhook_without_a_certificate_uses_the_shared_clients() {
+        let s = set();
+        let w = Webhook {
+            id: "wh_plain".into(),
+            ..Webhook::default()
+        };
+        s.for_webhook(&w).unwrap();
+        assert_eq!(s.cached(), 0);
+    }
+
+    #[test]
+    fn the_client_is_reused_until_the_certificate_changes() {
+        let s = set();
+        let first = cert("one");
+        let mut w = Webhook {
+            id: "wh_a".into(),
+            client_certificate: Some(first.clone()),
+            ..Webhook::default()
+        };
+        s.for_webhook(&w).unwrap();
+        s.for_webhook(&w).unwrap();
+        assert_eq!(s.cached(), 1);
+        assert_eq!(fingerprint_of(&s, "wh_a"), Some(first.fingerprint()));
+        let second = cert("two");
+        w.client_certificate = Some(second.clone());
+        s.for_webhook(&w).unwrap();
+        assert_eq!(s.cached(), 1, "the old client is replaced, not kept beside");
+        assert_eq!(fingerprint_of(&s, "wh_a"), Some(second.fingerprint()));
+        assert_ne!(first.fingerprint(), second.fingerprint());
+    }
+
+    #[test]
+    fn the_cache_is_bounded_and_drops_the_least_recently_used() {
+        let s = set();
+        let c = cert("many");
+        let hook = |i: usize| Webhook {
+            id: format!("wh_{i}"),
+            client_certificate: Some(c.clone()),
+            ..Webhook::default()
+        };
+        for i in 0..MAX_CACHED {
+            s.for_webhook(&hook(i)).unwrap();
+        }
+        // Webhook 0 is used again, so webhook 1 is now the least recently used.
+        s.for_webhook(&hook(0)).unwrap();
+        s.for_webhook(&hook(MAX_CACHED)).unwrap();
+        assert_eq!(s.cached(), MAX_CACHED);
+        assert!(fingerprint_of(&s, "wh_0").is_some());
+        assert!(fingerprint_of(&s, "wh_1").is_none());
+        assert!(fingerprint_of(&s, &format!("wh_{MAX_CACHED}")).is_some());
+    }
+
+    #[test]
+    fn an_unusable_key_is_an_error_naming_the_field_without_the_key() {
+        let s = set();
+        let mut c = cert("bad");
+        c.private_key = "-----BEGIN PRIVATE KEY-----\nQUJD\n-----END PRIVATE KEY-----\n".into();
+        let w = Webhook {
+            id: "wh_bad".into(),
+            client_certificate: Some(c),
+            ..Webhook::default()
+        };
+        let e = s.for_webhook(&w).unwrap_err();
+        assert!(e.starts_with("client_certificate:"), "{e}");
+        assert!(!e.contains("QUJD"), "{e}");
+    }
+
+    #[test]
+    fn extra_roots_are_read_and_a_missing_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, cert("ca").certificate).unwrap();
+        let p = path.display().to_string();
+        assert_eq!(load_roots(&format!(" {p} ,{p}")).unwrap().len(), 2);
+        assert!(load_roots("").unwrap().is_empty());
+        let e = load_roots("/nonexistent/ca.pem").unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not pem").unwrap();
+        assert!(load_roots(&junk.display().to_string()).is_err());
+    }
+}

@@ -1,5 +1,5 @@
 //! `client_certificate`: `{"certificate": "<PEM chain>", "private_key": "<PEM key>"}` or `null`
-//! (removes it). The key sent back as the mask (or left out) keeps the stored one. Refusals name
+//! (removes it). The key sent back as the mask (or empty, or left out) keeps the stored one. Refusals name
 //! `client_certificate.certificate` or `client_certificate.private_key`.
 
 use serde_json::Value;
@@ -48,7 +48,7 @@ pub(super) fn apply(w: &mut Webhook, m: &Input) -> Result<(), ApiError> {
     };
     let stored = w.client_certificate.as_ref().map(|c| c.private_key.clone());
     let private_key = match obj.get("private_key") {
-        Some(Value::String(s)) if s == MASK => stored,
+        Some(Value::String(s)) if s == MASK || s.trim().is_empty() => stored,
         None | Some(Value::Null) => stored,
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
         Some(_) => {
