@@ -51,6 +51,8 @@ pub struct DeliveryConfig {
     pub max_response_bytes: usize,
     pub disable_after_failures: u32,
     pub disable_after_days: u32,
+    /// PEM files (comma-separated paths) of root certificates trusted besides the built-in ones.
+    pub extra_root_certificates: String,
 }
 
 /// Limits of the HTTP server (see [`crate::listen`]).

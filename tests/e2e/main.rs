@@ -20,6 +20,7 @@ mod hardening;
 mod hardening_api;
 mod mail;
 mod matching;
+mod mtls;
 mod oncall;
 mod operations;
 mod ordering;

@@ -61,7 +61,7 @@ pub struct EngineInner {
     clock: SharedClock,
     config: Arc<Config>,
     subs: Subscriptions,
-    client: attempt::Clients,
+    client: super::clients::ClientSet,
     guard: OutboundGuard,
     ready: Arc<Notify>,
     metrics: Arc<Metrics>,
@@ -96,20 +96,8 @@ impl Engine {
         let allowed = parse_allowed(&config.allowed_networks)
             .map_err(|e| anyhow::anyhow!("allowed_networks: {e}"))?;
         let guard = OutboundGuard::new(allowed);
-        let builder = || {
-            reqwest::Client::builder()
-                .dns_resolver(Arc::new(guard.clone()))
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(Duration::from_secs(10))
-                .user_agent(concat!("webhook-gateway/", env!("CARGO_PKG_VERSION")))
-        };
-        let client = attempt::Clients {
-            pooled: builder()
-                .pool_idle_timeout(Duration::from_secs(90))
-                .pool_max_idle_per_host(config.delivery.workers)
-                .build()?,
-            fresh: builder().pool_max_idle_per_host(0).build()?,
-        };
+        let roots = super::clients::load_roots(&config.delivery.extra_root_certificates)?;
+        let client = super::clients::ClientSet::new(guard.clone(), roots, config.delivery.workers)?;
         let d = &config.delivery;
         let caps = SizeCaps {
             body_chars: d.max_body_chars,

@@ -3,6 +3,7 @@
 pub mod attempt;
 pub mod auth;
 pub mod cause;
+pub mod clients;
 pub mod engine;
 pub mod fill;
 pub mod guard;

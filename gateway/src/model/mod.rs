@@ -1,5 +1,6 @@
 //! Domain types shared by every part: events, webhooks, deliveries and API keys.
 
+pub mod client_cert;
 pub mod delivery;
 pub mod event;
 pub mod mail;
@@ -7,6 +8,7 @@ pub mod portal;
 pub mod session;
 pub mod webhook;
 
+pub use client_cert::ClientCertificate;
 pub use delivery::*;
 pub use event::{Event, EventScope};
 pub use mail::{FailureNote, MailDigest, MailKind, MailOutcome, OutboxMail};

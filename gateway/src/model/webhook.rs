@@ -220,6 +220,9 @@ pub struct Webhook {
     /// Sealed at rest, never shown.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, String>,
+    /// TLS client certificate the deliveries present (mTLS); its private key is a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<super::ClientCertificate>,
     #[serde(default)]
     pub integration_filter: Option<Vec<String>>,
     /// Grafana OnCall's preset id (`simple_webhook`, `advanced_webhook`, ...): null for webhooks
@@ -291,6 +294,7 @@ impl Default for Webhook {
             headers: None,
             secret_headers: Vec::new(),
             secrets: BTreeMap::new(),
+            client_certificate: None,
             integration_filter: None,
             preset: None,
             filter: None,

@@ -4,7 +4,8 @@
 //! Webhooks: Grafana OnCall's `password`, `authorization_header` and `headers` (the whole JSON
 //! string: it often holds `Authorization: Bearer ...`), every url (userinfo and query strings can
 //! hold credentials), the built-in auth's password / token / API-key value, the signing secret and
-//! every retired one, the named plugin secrets (`secrets`), and the string values of plugin and authenticator config keys whose names
+//! every retired one, the named plugin secrets (`secrets`), the TLS client certificate's private key,
+//! and the string values of plugin and authenticator config keys whose names
 //! look secret ([`super::mask::is_secret_name`]). Deliveries: the url and, in the stored request,
 //! the url, every query value, every header value and the body. Event bodies are customer data and
 //! stay as they are; attempt logs are masked before they are written.
@@ -44,6 +45,9 @@ pub fn webhook<E>(w: &mut Webhook, f: &mut impl FnMut(&str) -> Result<String, E>
     }
     for v in w.secrets.values_mut() {
         *v = f(v)?;
+    }
+    if let Some(c) = &mut w.client_certificate {
+        c.private_key = f(&c.private_key)?;
     }
     for p in w.plugins.iter_mut().chain(w.authenticator.as_mut()) {
         config(&mut p.config, f)?;
@@ -127,6 +131,10 @@ mod tests {
                 version: None,
                 config: json!({"api_token": "plugin-token", "channel": "#ops", "nested": {"secret": "deep-secret"}}),
             }],
+            client_certificate: Some(crate::model::ClientCertificate {
+                certificate: "-----BEGIN CERTIFICATE-----".into(),
+                private_key: "client-private-key".into(),
+            }),
             ..Webhook::default()
         };
         let secrets = vec![
@@ -139,6 +147,7 @@ mod tests {
             "whsec_retired",
             "plugin-token",
             "deep-secret",
+            "client-private-key",
         ];
         (w, secrets)
     }

@@ -105,6 +105,12 @@ impl<'a> SecretSet<'a> {
             }
         }
         values.extend(webhook.secrets.values().cloned());
+        values.extend(
+            webhook
+                .client_certificate
+                .iter()
+                .map(|c| c.private_key.clone()),
+        );
         for p in webhook.plugins.iter().chain(&webhook.authenticator) {
             let mut c = p.config.clone();
             let _ = super::fields::config::<()>(&mut c, &mut |s| {

@@ -19,6 +19,33 @@ use crate::model::{Auth, AutoDisable, OrderingMode, PluginRef, RetryPolicy, Scop
 mod records;
 pub use records::*;
 
+/// A webhook's TLS client certificate (mTLS), as shown: the private key is always masked.
+#[derive(ToSchema)]
+pub struct ClientCertificateView {
+    /// The PEM certificate chain, client certificate first.
+    pub certificate: String,
+    /// Always the mask; send it back unchanged to keep the stored key.
+    pub private_key: String,
+    /// The client certificate's subject (`CN=...`).
+    #[schema(required)]
+    pub subject: Option<String>,
+    /// When the client certificate expires.
+    #[schema(required, format = DateTime)]
+    pub not_after: Option<String>,
+}
+
+/// `client_certificate` in a create or update body: the chain and its private key, both PEM.
+/// The key must belong to the first certificate. A masked or absent `private_key` keeps the
+/// stored one; `null` instead of the object removes the certificate.
+#[derive(ToSchema)]
+pub struct ClientCertificateInput {
+    /// PEM `CERTIFICATE` blocks: the client certificate, then any intermediates (at most 64 KiB).
+    pub certificate: String,
+    /// PEM private key: PKCS#8 `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`. Secret.
+    #[schema(nullable = false)]
+    pub private_key: Option<String>,
+}
+
 /// A webhook's signing, as shown: the secret is always masked.
 #[derive(ToSchema)]
 pub struct SigningView {
@@ -102,6 +129,9 @@ pub struct WebhookView {
     pub authenticator: Option<PluginRef>,
     pub auth: Auth,
     pub signing: SigningView,
+    /// The TLS client certificate deliveries present (mTLS); null when none.
+    #[schema(required)]
+    pub client_certificate: Option<ClientCertificateView>,
     pub send_as: SendAs,
     pub retry: RetryPolicy,
     pub ordering: OrderingMode,
@@ -184,6 +214,8 @@ pub struct WebhookInput {
     pub auth: Option<Auth>,
     #[schema(nullable = false)]
     pub signing: Option<SigningInput>,
+    /// A TLS client certificate for the deliveries (mTLS); null removes it.
+    pub client_certificate: Option<ClientCertificateInput>,
     #[schema(nullable = false)]
     pub send_as: Option<SendAs>,
     #[schema(nullable = false)]

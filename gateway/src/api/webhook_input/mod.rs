@@ -3,8 +3,9 @@
 //! Also the OnCall-shaped view of a webhook, with secrets masked.
 //!
 //! Field readers are in `fields`, URL and trigger checks in `validate`, Grafana OnCall's fields in
-//! `oncall`, the gateway's own fields in `extensions`, and the API view in `view`.
+//! `oncall`, the gateway's own fields in `extensions` (and `client_cert`), and the API view in `view`.
 
+mod client_cert;
 mod extensions;
 mod fields;
 mod oncall;
@@ -59,6 +60,7 @@ const EXTENSION_FIELDS: &[&str] = &[
     "failure_email",
     "include_private_payloads",
     "description",
+    "client_certificate",
 ];
 
 /// Whether the body uses any of the gateway's own fields.
@@ -117,6 +119,7 @@ pub fn update(w: &mut Webhook, m: &Input, cx: &InputContext<'_>) -> Result<(), A
     oncall::apply_targets(w, m)?;
     oncall::apply_payload(w, m)?;
     extensions::apply(w, m, cx)?;
+    client_cert::apply(w, m)?;
     if w.signing != Signing::None
         && w.send_as == SendAs::Query
         && matches!(w.signing, Signing::HmacSha512 { .. })

@@ -100,6 +100,7 @@ pub fn view(w: &Webhook) -> Value {
         "secret_headers": w.secret_headers,
         "secrets": w.secrets.keys().map(|k| (k.clone(), Value::from(MASK))).collect::<serde_json::Map<_, _>>(),
         "signing": signing,
+        "client_certificate": w.client_certificate.as_ref().map(super::client_cert::view),
         "send_as": w.send_as,
         "retry": w.retry,
         "ordering": w.ordering,

@@ -201,6 +201,10 @@ document.addEventListener("DOMContentLoaded", function () {
     $("f-signing-type").value = sg.type || "standard_webhooks";
     $("f-signing-header").value = sg.header || "X-Signature";
     $("f-signing-secret").value = "";
+    var cc = w.client_certificate;
+    $("f-cc-cert").value = cc ? cc.certificate : "";
+    $("f-cc-key").value = cc ? cc.private_key : "";
+    $("f-cc-info").textContent = cc ? (cc.subject || "") + (cc.not_after ? " — expires " + cc.not_after : "") : "";
     $("f-forward-all").checked = w.forward_all !== false;
     $("f-data").value = w.data || "";
     $("f-trigger-template").value = w.trigger_template || "";
@@ -261,6 +265,8 @@ document.addEventListener("DOMContentLoaded", function () {
     if (st === "hmac_sha512") body.signing.header = $("f-signing-header").value.trim();
     var sec = $("f-signing-secret").value;
     if (sec && st !== "none") body.signing.secret = sec;
+    var ccCert = $("f-cc-cert").value.trim();
+    body.client_certificate = ccCert ? { certificate: ccCert, private_key: $("f-cc-key").value } : null;
     body.forward_all = $("f-forward-all").checked;
     body.data = orNull($("f-data").value);
     body.trigger_template = orNull($("f-trigger-template").value);

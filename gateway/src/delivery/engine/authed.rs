@@ -82,18 +82,26 @@ impl Engine {
         let mut secret_names = added.secret_names;
         secret_names.extend(filled_headers);
         let mut sent = match attempt::finalize(webhook, &d.id, &req, now) {
-            Ok(req) => {
-                let timeout = Duration::from_secs(webhook.timeout_secs.max(1));
-                attempt::send(
-                    &e.client,
-                    &e.guard,
-                    &req,
-                    timeout,
-                    e.config.delivery.max_response_bytes,
+            Ok(req) => match e.client.for_webhook(webhook) {
+                Ok(clients) => {
+                    let timeout = Duration::from_secs(webhook.timeout_secs.max(1));
+                    attempt::send(
+                        &clients,
+                        &e.guard,
+                        &req,
+                        timeout,
+                        e.config.delivery.max_response_bytes,
+                        now,
+                    )
+                    .await
+                }
+                Err(message) => attempt::not_sent(
+                    webhook,
+                    &d.url,
+                    crate::delivery::retry::AttemptResult::Invalid { message },
                     now,
-                )
-                .await
-            }
+                ),
+            },
             Err(result) => attempt::not_sent(webhook, &d.url, result, now),
         };
         if let (Some(body), true) = (placeholder_body, sent.body.is_some()) {
