@@ -73,7 +73,7 @@ enum PluginCommand {
         /// Call it N times and print p50 / p99 per call.
         #[arg(long, value_name = "N")]
         repeat: Option<u32>,
-        /// Memory limit of the instance (default: the server's default, 16).
+        /// Memory limit of the instance (default 32).
         #[arg(long)]
         memory_mib: Option<usize>,
         /// CPU deadline per call (default 100).

@@ -22,6 +22,7 @@ mod matching;
 mod oncall;
 mod operations;
 mod ordering;
+mod plugin_langs;
 mod plugins;
 mod retention;
 mod retries;
