@@ -270,3 +270,79 @@ async fn javascript_plugin_new_builds_tests_runs_and_delivers() {
 async fn python_plugin_new_builds_tests_runs_and_delivers() {
     language_end_to_end("python").await;
 }
+
+/// `plugin run` through the binary: paths from the current folder, context flags reach the
+/// plugin, `--repeat` reports per-call percentiles, and a limit flag is enforced.
+#[test]
+fn plugin_run_takes_paths_from_the_current_folder_context_flags_and_limits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let guest = Path::new(gateway::testing::GUESTS_DIR).join("template.wasm");
+    std::fs::create_dir_all(tmp.path().join("p")).unwrap();
+    std::fs::copy(&guest, tmp.path().join("p/template.wasm")).unwrap();
+    std::fs::write(
+        tmp.path().join("event.json"),
+        r#"{"event_type": "incident_triggered", "message": "m"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("config.json"),
+        r#"{"body": "{{webhook.name}}|{{webhook.event_type}}|{{webhook.attempt}}|{{webhook.now_ms}}|{{webhook.url}}"}"#,
+    )
+    .unwrap();
+    let args = |extra: &[&str]| {
+        let mut cmd = gateway();
+        cmd.current_dir(tmp.path()).args([
+            "plugin",
+            "run",
+            "--plugin",
+            "p/template.wasm",
+            "--event",
+            "event.json",
+            "--config",
+            "config.json",
+        ]);
+        cmd.args(extra);
+        cmd
+    };
+    let said = run(
+        args(&[
+            "--webhook-name",
+            "ops",
+            "--event-type",
+            "incident.resolved",
+            "--attempt",
+            "3",
+            "--now-ms",
+            "1700000000000",
+            "--url",
+            "https://hooks.example/x",
+            "--repeat",
+            "7",
+        ]),
+        Duration::from_secs(300),
+        "plugin run",
+    );
+    assert!(
+        said.contains("ops|incident.resolved|3|1700000000000|https://hooks.example/x"),
+        "{said}"
+    );
+    assert!(said.contains("POST https://hooks.example/x"), "{said}");
+    assert!(said.contains("calls: 7, per call p50 "), "{said}");
+    assert!(said.contains(" ms, p99 "), "{said}");
+
+    // One call unless --repeat says otherwise.
+    let once = run(args(&[]), Duration::from_secs(300), "plugin run");
+    assert!(!once.contains("calls:"), "{once}");
+    assert!(once.contains("plugin run|incident.triggered|1|"), "{once}");
+
+    // A memory limit below what the plugin needs fails the run, naming the limit.
+    let mut tight = args(&["--memory-mib", "1"]);
+    let out = tight.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("memory"), "{text}");
+}
