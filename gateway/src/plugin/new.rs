@@ -276,7 +276,7 @@ mod tests {
             (Lang::Python, "app.py"),
         ] {
             for role in [Role::Transformer, Role::Authenticator] {
-                let name = format!("p-{}-{}", entry.len(), role.as_str());
+                let name = format!("p-{}-{}", entry.replace(['/', '.'], "-"), role.as_str());
                 let dir = new_project(&name, lang, role, tmp.path()).unwrap();
                 assert!(dir.join(entry).is_file(), "{lang:?} {role:?}");
                 assert!(dir.join("fixtures/incident_triggered.json").is_file());
