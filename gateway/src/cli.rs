@@ -60,8 +60,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PluginCommand {
-    /// Run a plugin file once on an event file: prints the request it produces, the time and
-    /// memory used, and its log lines.
+    /// Run a plugin file on an event file: prints the request it produces, the time and
+    /// memory used, and its log lines. Paths are relative to the current folder.
     Run {
         #[arg(long)]
         plugin: PathBuf,
@@ -70,6 +70,45 @@ enum PluginCommand {
         /// The plugin's config (JSON file).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Call it N times and print p50 / p99 per call.
+        #[arg(long, value_name = "N")]
+        repeat: Option<u32>,
+        /// Memory limit of the instance (default 32).
+        #[arg(long)]
+        memory_mib: Option<usize>,
+        /// CPU deadline per call (default 100).
+        #[arg(long)]
+        cpu_ms: Option<u64>,
+        /// Context: the event type (default: the event's `event_type`, made canonical).
+        #[arg(long)]
+        event_type: Option<String>,
+        /// Context: the webhook's name (default `plugin run`).
+        #[arg(long)]
+        webhook_name: Option<String>,
+        /// Context: the webhook's url (default https://receiver.example/webhook).
+        #[arg(long)]
+        url: Option<String>,
+        /// Context: the webhook's method (default POST).
+        #[arg(long)]
+        method: Option<String>,
+        /// Context: the attempt number (default 1).
+        #[arg(long)]
+        attempt: Option<u32>,
+        /// Context: the host's time, Unix milliseconds (default now).
+        #[arg(long)]
+        now_ms: Option<i64>,
+    },
+    /// Write a new plugin project (source, WIT, sample test, fixtures, README) into DIR/NAME.
+    New {
+        /// The plugin's name: lower-case letters, digits and `-`.
+        name: String,
+        #[arg(long, value_enum)]
+        lang: crate::plugin::new::Lang,
+        #[arg(long, value_enum)]
+        role: crate::plugin::new::Role,
+        /// The folder to create the project in (default: the current folder).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
     },
     /// Re-run a stored delivery's transform with its exact input (secrets masked).
     Replay {
@@ -230,12 +269,52 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 plugin,
                 event,
                 config,
+                repeat,
+                memory_mib,
+                cpu_ms,
+                event_type,
+                webhook_name,
+                url,
+                method,
+                attempt,
+                now_ms,
             },
     } = &cli.command
     {
-        print!(
-            "{}",
-            crate::plugin::run_file(plugin, event, config.as_deref()).await?
+        let options = crate::plugin::RunOptions {
+            repeat: *repeat,
+            memory_mib: *memory_mib,
+            cpu_ms: *cpu_ms,
+            event_type: event_type.clone(),
+            webhook_name: webhook_name.clone(),
+            url: url.clone(),
+            method: method.clone(),
+            attempt: *attempt,
+            now_ms: *now_ms,
+        };
+        let report = crate::plugin::run_with(plugin, event, config.as_deref(), &options).await?;
+        print!("{report}");
+        return Ok(());
+    }
+    if let Command::Plugin {
+        command:
+            PluginCommand::New {
+                name,
+                lang,
+                role,
+                dir,
+            },
+    } = &cli.command
+    {
+        let made = crate::plugin::new::new_project(name, *lang, *role, dir)?;
+        let (build, test, wasm) = crate::plugin::new::commands(*lang, *role, name);
+        println!("created {}", made.display());
+        println!("test:  (cd {} && {test})", made.display());
+        println!("build: (cd {} && {build})", made.display());
+        println!(
+            "then:  webhook-gateway plugin run --plugin {}/{wasm} --event {}/fixtures/incident_triggered.json",
+            made.display(),
+            made.display()
         );
         return Ok(());
     }
@@ -420,7 +499,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: SecretsCommand::GenerateKey,
         }
         | Command::Plugin {
-            command: PluginCommand::Run { .. },
+            command: PluginCommand::Run { .. } | PluginCommand::New { .. },
         } => unreachable!("handled above"),
     }
 }

@@ -256,7 +256,7 @@ async fn memory_bomb_hits_the_memory_limit() {
     let f = host();
     let err = hostile(&f, "memory").await.unwrap_err();
     assert!(
-        matches!(err, PluginError::MemoryLimit { limit_bytes } if limit_bytes == 16 << 20),
+        matches!(err, PluginError::MemoryLimit { limit_bytes } if limit_bytes == 32 << 20),
         "{err}"
     );
 }

@@ -203,3 +203,76 @@ async fn refusals_made_before_the_body_is_read_reach_a_client_still_sending() {
     assert_eq!(counts(&gw), before, "nothing refused was stored");
     gw.stop().await;
 }
+
+/// A plugin or authenticator config that names a secret the webhook lacks (`secret`, `*_secret`,
+/// `secrets`) is refused when saved, naming the field and listing the names it could use; with
+/// the secret added the same webhook is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_config_naming_a_missing_secret_is_refused_at_save() {
+    let gw = TestGateway::start().await;
+    let hook = |auth_config: Value, secrets: Value| {
+        json!({"name": "signed", "url": "https://example.com/hook", "trigger_events": ["*"],
+            "secrets": secrets,
+            "authenticator": {"name": "signed-header", "config": auth_config}})
+    };
+    let cases = [
+        (
+            json!({"secret": "signing_key"}),
+            json!({"partner": "p4ss"}),
+            "authenticator.config.secret",
+            "signing_key",
+        ),
+        (
+            json!({"secret": "partner", "bearer_secret": "token"}),
+            json!({"partner": "p4ss"}),
+            "authenticator.config.bearer_secret",
+            "token",
+        ),
+    ];
+    for (config, secrets, field, missing) in cases {
+        let body = hook(config, secrets).to_string();
+        let (s, problem) = raw(
+            &gw,
+            Method::POST,
+            "/api/v1/webhooks/",
+            &body,
+            &[("Content-Type", "application/json")],
+        )
+        .await;
+        assert_eq!(s, 400, "{problem}");
+        assert_eq!(problem["field"], field, "{problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains(missing), "{detail}");
+        assert!(
+            detail.contains("partner") && detail.contains("signing_secret"),
+            "lists the names it could use: {detail}"
+        );
+        assert!(!detail.contains("p4ss"), "never a secret's value: {detail}");
+    }
+    // A transformer's config follows the same convention.
+    let body = json!({"name": "t", "url": "https://example.com/hook", "trigger_events": ["*"],
+        "plugins": [{"name": "template", "config": {"body": "{}", "api_secret": "nope"}}]})
+    .to_string();
+    let (s, problem) = raw(
+        &gw,
+        Method::POST,
+        "/api/v1/webhooks/",
+        &body,
+        &[("Content-Type", "application/json")],
+    )
+    .await;
+    assert_eq!(
+        (s, problem["field"].as_str()),
+        (400, Some("plugins[0].config.api_secret")),
+        "{problem}"
+    );
+    // Named secrets and the signing secret are accepted.
+    let ok = gw
+        .create_webhook(hook(
+            json!({"secret": "signing_secret", "bearer_secret": "partner"}),
+            json!({"partner": "p4ss"}),
+        ))
+        .await;
+    assert_eq!(ok["authenticator"]["name"], "signed-header", "{ok}");
+    gw.stop().await;
+}

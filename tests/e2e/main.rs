@@ -24,6 +24,7 @@ mod mtls;
 mod oncall;
 mod operations;
 mod ordering;
+mod plugin_langs;
 mod plugins;
 mod retention;
 mod retries;

@@ -29,11 +29,38 @@ pub fn run_cli(
     runtime.block_on(run_file(plugin_path, event_path, config_path))
 }
 
+/// What `plugin run` may change: limits, the context the plugin sees, and how many calls to time.
+/// Every field is optional; `None` keeps the default.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Calls to make; with more than one the report gives p50 / p99 per call.
+    pub repeat: Option<u32>,
+    pub memory_mib: Option<usize>,
+    pub cpu_ms: Option<u64>,
+    pub event_type: Option<String>,
+    pub webhook_name: Option<String>,
+    pub url: Option<String>,
+    pub method: Option<String>,
+    pub attempt: Option<u32>,
+    pub now_ms: Option<i64>,
+}
+
 /// The async body of [`run_cli`].
 pub async fn run_file(
     plugin_path: &Path,
     event_path: &Path,
     config_path: Option<&Path>,
+) -> anyhow::Result<String> {
+    run_with(plugin_path, event_path, config_path, &RunOptions::default()).await
+}
+
+/// [`run_file`] with limits, context fields and a repeat count from `options`. Relative paths are
+/// taken from the current folder.
+pub async fn run_with(
+    plugin_path: &Path,
+    event_path: &Path,
+    config_path: Option<&Path>,
+    options: &RunOptions,
 ) -> anyhow::Result<String> {
     let bytes = std::fs::read(plugin_path)
         .with_context(|| format!("reading plugin {}", plugin_path.display()))?;
@@ -68,20 +95,43 @@ pub async fn run_file(
         .unwrap_or_default();
 
     let cache = std::env::temp_dir().join("webhook-gateway-plugin-cache");
-    let host = PluginHost::new(PluginLimits::default(), &cache)?;
+    let mut limits = PluginLimits::default();
+    if let Some(m) = options.memory_mib {
+        anyhow::ensure!(m > 0, "--memory-mib must be at least 1");
+        limits.memory_bytes = m << 20;
+    }
+    if let Some(ms) = options.cpu_ms {
+        anyhow::ensure!(ms > 0, "--cpu-ms must be at least 1");
+        limits.cpu_deadline_ms = ms;
+    }
+    let repeat = options.repeat.unwrap_or(1);
+    anyhow::ensure!(repeat > 0, "--repeat must be at least 1");
+    let host = PluginHost::new(limits, &cache)?;
     let started = std::time::Instant::now();
     let prepared = host.prepare(&bytes)?;
     let load_time = started.elapsed();
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now_ms = options.now_ms.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    });
+    let attempt = options.attempt.unwrap_or(1);
+    let url = options
+        .url
+        .clone()
+        .unwrap_or_else(|| "https://receiver.example/webhook".into());
+    let method = options.method.clone().unwrap_or_else(|| "POST".into());
     let raw_type = event
         .get("event_type")
         .and_then(|v| v.as_str())
         .unwrap_or("custom");
-    let event_type =
-        crate::model::event::canonical_type(raw_type).unwrap_or_else(|_| raw_type.to_string());
+    let event_type = match &options.event_type {
+        Some(t) => t.clone(),
+        None => {
+            crate::model::event::canonical_type(raw_type).unwrap_or_else(|_| raw_type.to_string())
+        }
+    };
 
     let mut out = String::new();
     writeln!(
@@ -91,17 +141,21 @@ pub async fn run_file(
         prepared.kind.as_str(),
         prepared.sha256
     )?;
+    let mut times = Vec::with_capacity(repeat as usize);
     let (logs, elapsed, memory) = match prepared.kind {
         PluginKind::Transformer => {
             let context = PluginContext {
                 webhook_id: "wh_cli".into(),
-                webhook_name: "plugin run".into(),
+                webhook_name: options
+                    .webhook_name
+                    .clone()
+                    .unwrap_or_else(|| "plugin run".into()),
                 event_type,
                 delivery_id: "msg_cli".into(),
-                url: "https://receiver.example/webhook".into(),
-                method: "POST".into(),
+                url,
+                method,
                 now_ms,
-                attempt: 1,
+                attempt,
                 previous: None,
             };
             let input = TransformInput {
@@ -109,7 +163,12 @@ pub async fn run_file(
                 context,
                 config_json: config.to_string(),
             };
-            let result = host.transform(&prepared.sha256, input).await?;
+            let mut result = host.transform(&prepared.sha256, input.clone()).await?;
+            times.push(result.elapsed);
+            for _ in 1..repeat {
+                result = host.transform(&prepared.sha256, input.clone()).await?;
+                times.push(result.elapsed);
+            }
             match &result.outcome {
                 Transformed::Request(r) => write_request(&mut out, r)?,
                 Transformed::Skip(reason) => writeln!(out, "skip: {reason}")?,
@@ -118,8 +177,8 @@ pub async fn run_file(
         }
         PluginKind::Authenticator => {
             let request = PreparedRequest {
-                method: "POST".into(),
-                url: "https://receiver.example/webhook".into(),
+                method,
+                url,
                 query: vec![],
                 headers: vec![("content-type".into(), "application/json".into())],
                 body: Some(event_json),
@@ -127,12 +186,17 @@ pub async fn run_file(
             let input = AuthInput {
                 request,
                 delivery_id: "msg_cli".into(),
-                attempt: 1,
+                attempt,
                 now_ms,
                 secrets,
                 config_json: config.to_string(),
             };
-            let result = host.authenticate(&prepared.sha256, input).await?;
+            let mut result = host.authenticate(&prepared.sha256, input.clone()).await?;
+            times.push(result.elapsed);
+            for _ in 1..repeat {
+                result = host.authenticate(&prepared.sha256, input.clone()).await?;
+                times.push(result.elapsed);
+            }
             writeln!(out, "adds headers:")?;
             for (k, v) in &result.add_headers {
                 writeln!(out, "  {k}: {v}")?;
@@ -152,6 +216,19 @@ pub async fn run_file(
         load_time.as_secs_f64() * 1000.0,
         memory as f64 / (1 << 20) as f64
     )?;
+    if repeat > 1 {
+        times.sort();
+        let ms = |q: f64| {
+            let i = ((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1;
+            times[i].as_secs_f64() * 1000.0
+        };
+        writeln!(
+            out,
+            "calls: {repeat}, per call p50 {:.3} ms, p99 {:.3} ms",
+            ms(0.50),
+            ms(0.99)
+        )?;
+    }
     writeln!(out, "logs ({}):", logs.len())?;
     for line in logs {
         writeln!(out, "  {line}")?;

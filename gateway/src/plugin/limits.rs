@@ -27,7 +27,7 @@ impl Default for PluginLimits {
     fn default() -> Self {
         PluginLimits {
             cpu_deadline_ms: 100,
-            memory_bytes: 16 << 20,
+            memory_bytes: 32 << 20,
             max_input_bytes: 1 << 20,
             max_output_bytes: 1 << 20,
             max_log_lines: 100,

@@ -16,6 +16,7 @@
 //! - `error`: [`PluginError`].
 //! - `builtin`: the first-party plugins embedded at build time ([`builtin_plugins`]).
 //! - `cli`: [`run_cli`], behind `webhook-gateway plugin run`.
+//! - `new`: the project templates behind `webhook-gateway plugin new`.
 //!
 //! # How a call runs, and why this way
 //! Every call gets a fresh `Store` and instance from a cached `InstancePre` (pooling allocator),
@@ -50,6 +51,7 @@ mod engine;
 mod error;
 mod host_state;
 mod limits;
+pub mod new;
 mod output;
 mod types;
 
@@ -64,7 +66,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 pub use builtin::{BuiltinPlugin, builtin_plugins};
-pub use cli::{run_cli, run_file};
+pub use cli::{RunOptions, run_cli, run_file, run_with};
 pub use engine::sha256_hex;
 pub use error::{GuestError, PluginError};
 pub use limits::PluginLimits;

@@ -9,6 +9,7 @@ mod client_cert;
 mod extensions;
 mod fields;
 mod oncall;
+mod plugin_secrets;
 mod validate;
 mod view;
 
@@ -129,6 +130,7 @@ pub fn update(w: &mut Webhook, m: &Input, cx: &InputContext<'_>) -> Result<(), A
             "HMAC-SHA512 signing needs send_as \"body\" (Callgoose signs the body)",
         ));
     }
+    plugin_secrets::check(w)?;
     w.updated_at = cx.now;
     Ok(())
 }
