@@ -65,6 +65,9 @@ start_store() {
       SCHEMA="bench_$$_$RANDOM"
       psql -q "$DB" -c "CREATE SCHEMA $SCHEMA" >/dev/null
       local url="$DB?options=-csearch_path%3D$SCHEMA"
+      # Nodes on one database share its secrets master key (each has its own data dir).
+      export GATEWAY_SECRETS_KEY_FILE="$OUT/secrets-$SCHEMA.key"
+      rm -f "$GATEWAY_SECRETS_KEY_FILE"
       start_node "$url"
       if [ "$1" = pg2 ]; then start_node "$url"; fi ;;
     *) echo "unknown store $1 (sqlite, pg1, pg2)" >&2; exit 2 ;;

@@ -24,9 +24,11 @@ impl Metrics {
 fn fmt(name: &str, v: f64) -> String {
     if v.is_nan() {
         "-".into()
-    } else if name.ends_with("/s") || name.ends_with("MB") || name == "backlog" {
-        format!("{v:.0}")
-    } else if v.fract() == 0.0 && v.abs() < 1e9 {
+    } else if name.ends_with("/s")
+        || name.ends_with("MB")
+        || name == "backlog"
+        || (v.fract() == 0.0 && v.abs() < 1e9)
+    {
         format!("{v:.0}")
     } else {
         format!("{v:.2}")
