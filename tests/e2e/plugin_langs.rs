@@ -329,11 +329,28 @@ fn plugin_run_takes_paths_from_the_current_folder_context_flags_and_limits() {
     assert!(said.contains("POST https://hooks.example/x"), "{said}");
     assert!(said.contains("calls: 7, per call p50 "), "{said}");
     assert!(said.contains(" ms, p99 "), "{said}");
+    // Fuel is the repeatable cost: the same input costs the same fuel on every call and run.
+    let fuel = |text: &str| -> (u64, u64, u64) {
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("fuel per call: "))
+            .unwrap_or_else(|| panic!("no fuel line in {text}"));
+        let n: Vec<u64> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .take(3)
+            .map(|w| w.parse().unwrap())
+            .collect();
+        (n[0], n[1], n[2])
+    };
+    let (p50, min, max) = fuel(&said);
+    assert!(p50 > 0 && min == max && p50 == min, "{said}");
 
     // One call unless --repeat says otherwise.
     let once = run(args(&[]), Duration::from_secs(300), "plugin run");
     assert!(!once.contains("calls:"), "{once}");
     assert!(once.contains("plugin run|incident.triggered|1|"), "{once}");
+    assert!(fuel(&once).0 > 0, "{once}");
 
     // A memory limit below what the plugin needs fails the run, naming the limit.
     let mut tight = args(&["--memory-mib", "1"]);

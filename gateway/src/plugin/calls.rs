@@ -12,6 +12,21 @@ use super::{
 use crate::model::PreparedRequest;
 
 impl PluginHost {
+    /// Gives a call an unlimited fuel supply when fuel is counted (the CPU deadline still bounds it).
+    fn arm_fuel(&self, store: &mut wasmtime::Store<HostState>) {
+        if self.inner.count_fuel {
+            let _ = store.set_fuel(u64::MAX);
+        }
+    }
+
+    /// Fuel the call used, when fuel is counted.
+    fn fuel_used(&self, store: &wasmtime::Store<HostState>) -> Option<u64> {
+        if !self.inner.count_fuel {
+            return None;
+        }
+        store.get_fuel().ok().map(|left| u64::MAX - left)
+    }
+
     /// Runs a transformer once. See the module doc for how the call is isolated and bounded.
     pub async fn transform(
         &self,
@@ -33,10 +48,12 @@ impl PluginHost {
         let Instance::Transformer(instance) = &fresh.instance else {
             unreachable!("a transformer's instance")
         };
+        self.arm_fuel(&mut fresh.store);
         let result = instance
             .call_transform(&mut fresh.store, &input.event_json, &context, &config_json)
             .await;
         let elapsed = started.elapsed();
+        let fuel = self.fuel_used(&fresh.store);
         let state = fresh.store.data_mut();
         let outcome = match result {
             Err(e) => Err(classify(e, state, limits)),
@@ -53,6 +70,7 @@ impl PluginHost {
             logs: state.logs.finish(),
             elapsed,
             memory_peak_bytes: state.limiter.peak_bytes,
+            fuel,
         });
         self.recycle(sha256, fresh);
         output
@@ -72,6 +90,7 @@ impl PluginHost {
             logs: Vec::new(),
             elapsed: Duration::ZERO,
             memory_peak_bytes: 0,
+            fuel: None,
         };
         let mut previous = context.previous.clone();
         for (i, step) in steps.iter().enumerate() {
@@ -89,6 +108,10 @@ impl PluginHost {
                 .extend(out.logs.into_iter().map(|l| format!("#{} {l}", i + 1)));
             total.elapsed += out.elapsed;
             total.memory_peak_bytes = total.memory_peak_bytes.max(out.memory_peak_bytes);
+            total.fuel = match (total.fuel, out.fuel) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
             match out.outcome {
                 Transformed::Request(r) => {
                     previous = Some(r.clone());
@@ -140,11 +163,14 @@ impl PluginHost {
         let Instance::Authenticator(instance) = &fresh.instance else {
             unreachable!("an authenticator's instance")
         };
+        self.arm_fuel(&mut fresh.store);
         let result = instance
             .call_authenticate(&mut fresh.store, &request, &attempt)
             .await;
         let elapsed = started.elapsed();
-        let output = auth_output(result, fresh.store.data_mut(), elapsed, limits);
+        let fuel = self.fuel_used(&fresh.store);
+        let output = auth_output(result, fresh.store.data_mut(), elapsed, limits)
+            .map(|out| AuthOutput { fuel, ..out });
         self.recycle(sha256, fresh);
         output
     }
@@ -181,6 +207,7 @@ fn auth_output(
         logs: state.logs.finish(),
         elapsed,
         memory_peak_bytes: state.limiter.peak_bytes,
+        fuel: None,
     })
 }
 

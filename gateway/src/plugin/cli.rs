@@ -106,7 +106,8 @@ pub async fn run_with(
     }
     let repeat = options.repeat.unwrap_or(1);
     anyhow::ensure!(repeat > 0, "--repeat must be at least 1");
-    let host = PluginHost::new(limits, &cache)?;
+    // Counting fuel gives a cost that does not move with the machine's load.
+    let host = PluginHost::counting_fuel(limits, &cache)?;
     let started = std::time::Instant::now();
     let prepared = host.prepare(&bytes)?;
     let load_time = started.elapsed();
@@ -142,6 +143,7 @@ pub async fn run_with(
         prepared.sha256
     )?;
     let mut times = Vec::with_capacity(repeat as usize);
+    let mut fuels = Vec::with_capacity(repeat as usize);
     let (logs, elapsed, memory) = match prepared.kind {
         PluginKind::Transformer => {
             let context = PluginContext {
@@ -165,9 +167,11 @@ pub async fn run_with(
             };
             let mut result = host.transform(&prepared.sha256, input.clone()).await?;
             times.push(result.elapsed);
+            fuels.extend(result.fuel);
             for _ in 1..repeat {
                 result = host.transform(&prepared.sha256, input.clone()).await?;
                 times.push(result.elapsed);
+                fuels.extend(result.fuel);
             }
             match &result.outcome {
                 Transformed::Request(r) => write_request(&mut out, r)?,
@@ -193,9 +197,11 @@ pub async fn run_with(
             };
             let mut result = host.authenticate(&prepared.sha256, input.clone()).await?;
             times.push(result.elapsed);
+            fuels.extend(result.fuel);
             for _ in 1..repeat {
                 result = host.authenticate(&prepared.sha256, input.clone()).await?;
                 times.push(result.elapsed);
+                fuels.extend(result.fuel);
             }
             writeln!(out, "adds headers:")?;
             for (k, v) in &result.add_headers {
@@ -227,6 +233,16 @@ pub async fn run_with(
             "calls: {repeat}, per call p50 {:.3} ms, p99 {:.3} ms",
             ms(0.50),
             ms(0.99)
+        )?;
+    }
+    if !fuels.is_empty() {
+        fuels.sort_unstable();
+        writeln!(
+            out,
+            "fuel per call: {} (min {}, max {}; about one unit per guest instruction, repeatable)",
+            fuels[fuels.len() / 2],
+            fuels[0],
+            fuels[fuels.len() - 1]
         )?;
     }
     writeln!(out, "logs ({}):", logs.len())?;

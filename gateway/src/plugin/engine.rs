@@ -24,7 +24,9 @@ const TABLES_PER_COMPONENT: u32 = 8;
 
 /// Builds the engine: cranelift, async calls, epoch interruption, and a pooling allocator with
 /// `max_concurrency` slots whose memories stay resident (1 MiB) and are reset with pagemap_scan.
-pub(crate) fn build_engine(limits: &PluginLimits) -> anyhow::Result<Engine> {
+/// `count_fuel` makes the engine meter guest work in fuel (about one unit per instruction); only
+/// `plugin run` asks for it, as metering slows every call.
+pub(crate) fn build_engine(limits: &PluginLimits, count_fuel: bool) -> anyhow::Result<Engine> {
     let slots = u32::try_from(limits.max_concurrency.max(1)).unwrap_or(u32::MAX);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(slots)
@@ -43,6 +45,7 @@ pub(crate) fn build_engine(limits: &PluginLimits) -> anyhow::Result<Engine> {
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
+        .consume_fuel(count_fuel)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Ok(Engine::new(&config)?)
 }

@@ -142,6 +142,8 @@ struct Inner {
     /// Notified when `recycling` drops to zero.
     settled: tokio::sync::Notify,
     _ticker: Ticker,
+    /// The engine meters fuel (see [`PluginHost::counting_fuel`]).
+    count_fuel: bool,
 }
 
 /// The plugin host. Cheap to clone (an `Arc` inside); share one per process.
@@ -162,7 +164,22 @@ impl PluginHost {
     /// Builds the engine, the linkers and the epoch ticker; precompiled artifacts are cached in
     /// `cache_dir` (created if missing).
     pub fn new(limits: PluginLimits, cache_dir: &Path) -> anyhow::Result<PluginHost> {
-        let engine = engine::build_engine(&limits)?;
+        Self::build(limits, cache_dir, false)
+    }
+
+    /// Like [`PluginHost::new`], with every call's guest work counted in fuel
+    /// ([`TransformOutput::fuel`], [`AuthOutput::fuel`]): a repeatable cost for `plugin run`.
+    /// Metering slows calls, so the server never uses it.
+    pub fn counting_fuel(limits: PluginLimits, cache_dir: &Path) -> anyhow::Result<PluginHost> {
+        Self::build(limits, cache_dir, true)
+    }
+
+    fn build(
+        limits: PluginLimits,
+        cache_dir: &Path,
+        count_fuel: bool,
+    ) -> anyhow::Result<PluginHost> {
+        let engine = engine::build_engine(&limits, count_fuel)?;
         let cache = ArtifactCache::new(cache_dir, &engine)?;
 
         let mut transformer_linker = Linker::<HostState>::new(&engine);
@@ -192,6 +209,7 @@ impl PluginHost {
             recycling: AtomicUsize::new(0),
             settled: tokio::sync::Notify::new(),
             _ticker: ticker,
+            count_fuel,
         });
         Ok(PluginHost { inner })
     }
@@ -362,6 +380,10 @@ impl PluginHost {
             HostState::new(&self.inner.limits, String::new(), Vec::new()),
         );
         store.limiter(|s| &mut s.limiter);
+        if self.inner.count_fuel {
+            // Instantiation runs guest code too; each call is re-armed before it runs.
+            let _ = store.set_fuel(u64::MAX);
+        }
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();

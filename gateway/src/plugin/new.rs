@@ -31,16 +31,17 @@ impl Role {
     }
 }
 
-const WIT: [(&str, &str); 5] = [
+const WIT: [(&str, &str); 6] = [
     ("config.wit", include_str!("../../../sdk/wit/config.wit")),
     ("log.wit", include_str!("../../../sdk/wit/log.wit")),
+    ("oauth2.wit", include_str!("../../../sdk/wit/oauth2.wit")),
     ("secrets.wit", include_str!("../../../sdk/wit/secrets.wit")),
     ("types.wit", include_str!("../../../sdk/wit/types.wit")),
     ("worlds.wit", include_str!("../../../sdk/wit/worlds.wit")),
 ];
 
 /// The Rust SDK, written into a Rust project's `sdk/` so it needs no git dependency.
-const SDK: [(&str, &str); 11] = [
+const SDK: [(&str, &str); 13] = [
     ("Cargo.toml", include_str!("../../../sdk/Cargo.toml")),
     ("build.rs", include_str!("../../../sdk/build.rs")),
     ("src/config.rs", include_str!("../../../sdk/src/config.rs")),
@@ -53,6 +54,7 @@ const SDK: [(&str, &str); 11] = [
     ("src/event.rs", include_str!("../../../sdk/src/event.rs")),
     ("src/lib.rs", include_str!("../../../sdk/src/lib.rs")),
     ("src/log.rs", include_str!("../../../sdk/src/log.rs")),
+    ("src/oauth2.rs", include_str!("../../../sdk/src/oauth2.rs")),
     (
         "src/request.rs",
         include_str!("../../../sdk/src/request.rs"),
@@ -61,6 +63,7 @@ const SDK: [(&str, &str); 11] = [
         "src/secrets.rs",
         include_str!("../../../sdk/src/secrets.rs"),
     ),
+    ("src/time.rs", include_str!("../../../sdk/src/time.rs")),
 ];
 
 const SAMPLE_EVENT: &str =
@@ -266,6 +269,31 @@ pub fn new_project(name: &str, lang: Lang, role: Role, parent: &Path) -> anyhow:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_embedded_sdk_and_wit_are_every_file_of_the_sdk() {
+        // A file added to the SDK or its WIT must be added to `SDK` / `WIT` too, or generated
+        // projects stop building.
+        let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
+        let names = |dir: &str| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(sdk.join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let mut wit: Vec<String> = WIT.iter().map(|(n, _)| n.to_string()).collect();
+        wit.sort();
+        assert_eq!(wit, names("wit"));
+        let mut src: Vec<String> = SDK
+            .iter()
+            .filter_map(|(n, _)| n.strip_prefix("src/"))
+            .map(str::to_string)
+            .collect();
+        src.sort();
+        assert_eq!(src, names("src"));
+    }
 
     #[test]
     fn every_project_has_its_sources_wit_fixture_and_readme() {

@@ -82,6 +82,9 @@ pub struct TransformOutput {
     pub elapsed: Duration,
     /// Largest linear memory the instance reached.
     pub memory_peak_bytes: usize,
+    /// Fuel the guest used (about one unit per instruction; summed in a chain), when the host
+    /// counts it (`PluginHost::counting_fuel`).
+    pub fuel: Option<u64>,
 }
 
 /// Inputs of one authenticator call.
@@ -149,6 +152,8 @@ pub struct AuthOutput {
     pub logs: Vec<String>,
     pub elapsed: Duration,
     pub memory_peak_bytes: usize,
+    /// Fuel the guest used, when the host counts it (see [`TransformOutput::fuel`]).
+    pub fuel: Option<u64>,
 }
 
 /// One step of a transformer chain.
