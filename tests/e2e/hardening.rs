@@ -368,40 +368,57 @@ async fn exhausted_descriptors_never_disable_a_healthy_webhook() {
     assert_eq!(s, 201, "{w}");
     let wid = w["id"].as_str().unwrap().to_string();
 
-    // Flood: idle connections until the gateway has no descriptor left.
+    // Flood: idle connections until the gateway has no descriptor left. The gateway may free a
+    // descriptor of its own at any moment (a pooled reader, a background task), letting an
+    // attempt through before the flood takes it back; such a round proves nothing and is
+    // repeated with the flood topped up (at most three rounds).
     let mut flood = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gw.open_fds() < nofile as usize && Instant::now() < deadline {
-        for _ in 0..32 {
-            if let Ok(s) = TcpStream::connect(gw.addr).await {
-                flood.push(s);
+    let mut delivered_early = 0usize;
+    let mut round = 0;
+    let (eid, d) = loop {
+        round += 1;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while gw.open_fds() < nofile as usize && Instant::now() < deadline {
+            for _ in 0..32 {
+                if let Ok(s) = TcpStream::connect(gw.addr).await {
+                    flood.push(s);
+                }
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        gw.open_fds() >= nofile as usize,
-        "could not exhaust the gateway's descriptors ({} of {nofile})",
-        gw.open_fds()
-    );
-    let (s, e) = call(
-        Method::POST,
-        "/api/v1/events",
-        Some(json!({"event_type": "incident.triggered"})),
-    )
-    .await;
-    assert_eq!(s, 202, "{e}");
-    let eid = e["id"].as_str().unwrap().to_string();
-    // Attempts fail for want of a descriptor, are logged as the gateway's own, and retried soon.
-    let deadline = Instant::now() + WAIT;
-    let d = loop {
-        let (_, e) = call(Method::GET, &format!("/api/v1/events/{eid}"), None).await;
-        let d = e["deliveries"][0].clone();
-        if d["attempts"].as_u64().unwrap_or(0) >= 2 {
-            break d;
+        assert!(
+            gw.open_fds() >= nofile as usize,
+            "could not exhaust the gateway's descriptors ({} of {nofile})",
+            gw.open_fds()
+        );
+        let (s, e) = call(
+            Method::POST,
+            "/api/v1/events",
+            Some(json!({"event_type": "incident.triggered"})),
+        )
+        .await;
+        assert_eq!(s, 202, "{e}");
+        let eid = e["id"].as_str().unwrap().to_string();
+        // Attempts fail for want of a descriptor, are logged as the gateway's own, and retried
+        // soon.
+        let deadline = Instant::now() + WAIT;
+        let d = loop {
+            let (_, e) = call(Method::GET, &format!("/api/v1/events/{eid}"), None).await;
+            let d = e["deliveries"][0].clone();
+            if d["attempts"].as_u64().unwrap_or(0) >= 2
+                || (d["status"] == "succeeded" && d["attempts"] == 1)
+            {
+                break d;
+            }
+            assert!(Instant::now() < deadline, "no retried attempt: {d}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        if d["status"] == "succeeded" && d["attempts"] == 1 && round < 3 {
+            // A descriptor was free when the attempt ran: not the case under test.
+            delivered_early += 1;
+            continue;
         }
-        assert!(Instant::now() < deadline, "no retried attempt: {d}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        break (eid, d);
     };
     assert_eq!(d["status"], "pending", "{d}");
     let err = d["last_error"].as_str().unwrap_or_default();
@@ -411,11 +428,11 @@ async fn exhausted_descriptors_never_disable_a_healthy_webhook() {
     );
     let (_, w) = call(Method::GET, &format!("/api/v1/webhooks/{wid}/"), None).await;
     assert_eq!(w["is_webhook_enabled"], true, "{w}");
-    assert_eq!(rx.count(), 0);
+    assert_eq!(rx.count(), delivered_early);
 
     // Descriptors free up: the delivery arrives, the webhook was never disabled.
     drop(flood);
-    rx.wait_for(1, Duration::from_secs(20)).await;
+    rx.wait_for(delivered_early + 1, Duration::from_secs(20)).await;
     let deadline = Instant::now() + WAIT;
     loop {
         let (_, e) = call(Method::GET, &format!("/api/v1/events/{eid}"), None).await;
