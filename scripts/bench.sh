@@ -6,7 +6,8 @@
 #
 #   scripts/bench.sh [sqlite|pg1|pg2 ...]       (default: all three)
 #   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test  BENCH_REPEAT=3  OUT=bench-out
-#   BENCH_MODES="closed rate500 rate2000 drain"  BENCH_TEMPLATES="off on"
+#   BENCH_MODES="closed rate500 rate2000 drain"  BENCH_TEMPLATES="off on"  BENCH_IDLE_SECS=30 (0: skip)
+#   GW=path/to/webhook-gateway BENCH=path/to/bench  (measure those binaries; nothing is built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,9 +21,13 @@ read -r -a STORES <<<"${STORES[*]}"
 export BENCH_TOKEN="bench-admin-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 mkdir -p "$OUT"
 
-cargo build --release -p webhook-gateway -p gateway-e2e --bin webhook-gateway --bin bench
-GW=target/release/webhook-gateway
-BENCH=target/release/bench
+# GW / BENCH name other binaries (e.g. a build of an earlier commit, for a before/after pair);
+# unset, the current tree is built.
+if [ -z "${GW:-}" ] || [ -z "${BENCH:-}" ]; then
+  cargo build --release -p webhook-gateway -p gateway-e2e --bin webhook-gateway --bin bench
+fi
+GW="${GW:-target/release/webhook-gateway}"
+BENCH="${BENCH:-target/release/bench}"
 
 PIDS=() DIRS=() URLS=() SCHEMA=""
 stop_all() {
@@ -100,6 +105,7 @@ for store in "${STORES[@]}"; do
 done
 
 # Idle cost of one SQLite gateway.
+[ "${BENCH_IDLE_SECS:-30}" = 0 ] && exit 0
 start_store sqlite
 sleep 5
 timeout 120 "$BENCH" idle --pid "${PIDS[0]}" --seconds "${BENCH_IDLE_SECS:-30}" | tee "$OUT/idle.txt"

@@ -6,7 +6,9 @@
 //! `data` template runs the built-in `template` plugin with `{"body": data}` (plus `url` and
 //! `headers` when those are templates too).
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -79,7 +81,15 @@ pub struct PluginStage {
     /// Single flight for loading: the first use of a plugin compiles it (up to a second of CPU);
     /// concurrent deliveries wait for that one compile instead of each starting their own.
     loading: Arc<tokio::sync::Mutex<()>>,
+    /// Which installed plugin a reference names, remembered for [`RESOLVED_TTL`] so a delivery
+    /// does not read the plugin table (all of it, for "the newest version") every time.
+    resolved: Arc<parking_lot::Mutex<HashMap<(String, Option<String>), (Instant, PluginRecord)>>>,
 }
+
+/// How long a resolved plugin reference is reused. This node forgets at once when a plugin is
+/// uploaded or deleted through it; another node sharing the database sees a new "newest"
+/// version within this bound.
+pub const RESOLVED_TTL: Duration = Duration::from_secs(2);
 
 fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%")
@@ -118,7 +128,37 @@ impl PluginStage {
             store,
             tokens: None,
             loading: Arc::default(),
+            resolved: Arc::default(),
         }
+    }
+
+    /// Forgets every resolved reference (a plugin was uploaded or deleted here).
+    pub fn forget_resolved(&self) {
+        self.resolved.lock().clear();
+    }
+
+    /// [`PluginStage::resolve`] through the short-lived cache; "not installed" is not cached,
+    /// so an upload is seen by the next delivery.
+    async fn resolve_cached(
+        &self,
+        r: &PluginRef,
+    ) -> Result<Option<PluginRecord>, crate::store::StoreError> {
+        let key = (r.name.clone(), r.version.clone());
+        if let Some((at, rec)) = self.resolved.lock().get(&key)
+            && at.elapsed() < RESOLVED_TTL
+        {
+            return Ok(Some(rec.clone()));
+        }
+        let found = Self::resolve(self.store.as_ref(), r).await?;
+        if let Some(rec) = &found {
+            let mut cache = self.resolved.lock();
+            // Bounded: references come from webhooks, but never let it grow without end.
+            if cache.len() >= 4096 {
+                cache.clear();
+            }
+            cache.insert(key, (Instant::now(), rec.clone()));
+        }
+        Ok(found)
     }
 
     /// The same stage, fetching OAuth 2.0 tokens for authenticators through `tokens`.
@@ -177,13 +217,14 @@ impl PluginStage {
     }
 
     async fn load(&self, r: &PluginRef, want: PluginKind) -> Result<String, AttemptResult> {
-        let record = Self::resolve(self.store.as_ref(), r)
+        let record = self
+            .resolve_cached(r)
             .await
             .map_err(|e| AttemptResult::Local {
                 message: format!("loading plugin {}: {e}", r.name),
             })?
             .ok_or_else(|| AttemptResult::Plugin {
-                message: format!("plugin {} is not installed", r.name),
+                message: format!("{} is not installed", r.name),
             })?;
         let kind = match self.host.loaded_kind(&record.sha256) {
             Some(kind) => kind,

@@ -34,6 +34,8 @@ impl PluginHost {
         input: TransformInput,
     ) -> Result<TransformOutput, PluginError> {
         let loaded = self.get(sha256, PluginKind::Transformer)?;
+        // The epoch ticker runs while this call may run guest code (instantiation included).
+        let _running = self.inner.ticker.running();
         let limits = &self.inner.limits;
         check_input_size(
             input.event_json.len() + input.config_json.len() + context_size(&input.context),
@@ -143,6 +145,7 @@ impl PluginHost {
         tokens: Option<Tokens>,
     ) -> Result<AuthOutput, PluginError> {
         let loaded = self.get(sha256, PluginKind::Authenticator)?;
+        let _running = self.inner.ticker.running();
         let limits = &self.inner.limits;
         check_input_size(
             request_size(&input.request) + input.config_json.len(),

@@ -4,7 +4,7 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -50,20 +50,47 @@ pub(crate) fn build_engine(limits: &PluginLimits, count_fuel: bool) -> anyhow::R
     Ok(Engine::new(&config)?)
 }
 
-/// Increments the engine's epoch every [`TICK`] until dropped.
+/// Increments the engine's epoch every [`TICK`] while guest code may run, until dropped.
+///
+/// The thread parks while no call or instantiation is running ([`Ticker::running`] counts
+/// them), so an idle gateway does not wake a thread a thousand times a second. Epoch deadlines
+/// count ticks of guest execution only, so a parked ticker changes no call's budget.
 pub(crate) struct Ticker {
-    stop: Arc<AtomicBool>,
+    shared: Arc<TickerShared>,
+    thread: std::thread::Thread,
+}
+
+struct TickerShared {
+    stop: AtomicBool,
+    running: AtomicUsize,
+}
+
+/// Keeps the ticker going while held (guest code may be running).
+pub(crate) struct Running<'a>(&'a Ticker);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.shared.running.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Ticker {
     pub fn start(engine: &Engine) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(TickerShared {
+            stop: AtomicBool::new(false),
+            running: AtomicUsize::new(0),
+        });
         let weak = engine.weak();
-        let flag = stop.clone();
-        std::thread::Builder::new()
+        let state = shared.clone();
+        let handle = std::thread::Builder::new()
             .name("plugin-epoch".into())
             .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
+                while !state.stop.load(Ordering::Acquire) {
+                    if state.running.load(Ordering::Acquire) == 0 {
+                        // `unpark` before `park` is not lost: the token makes this return.
+                        std::thread::park();
+                        continue;
+                    }
                     std::thread::sleep(TICK);
                     match weak.upgrade() {
                         Some(engine) => engine.increment_epoch(),
@@ -71,13 +98,25 @@ impl Ticker {
                     }
                 }
             })?;
-        Ok(Ticker { stop })
+        Ok(Ticker {
+            shared,
+            thread: handle.thread().clone(),
+        })
+    }
+
+    /// Marks guest code as (possibly) running until the guard drops.
+    pub fn running(&self) -> Running<'_> {
+        if self.shared.running.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.thread.unpark();
+        }
+        Running(self)
     }
 }
 
 impl Drop for Ticker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.shared.stop.store(true, Ordering::Release);
+        self.thread.unpark();
     }
 }
 

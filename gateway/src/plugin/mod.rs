@@ -141,7 +141,7 @@ struct Inner {
     recycling: AtomicUsize,
     /// Notified when `recycling` drops to zero.
     settled: tokio::sync::Notify,
-    _ticker: Ticker,
+    ticker: Ticker,
     /// The engine meters fuel (see [`PluginHost::counting_fuel`]).
     count_fuel: bool,
 }
@@ -208,7 +208,7 @@ impl PluginHost {
             ready: Mutex::new(ReadyState::default()),
             recycling: AtomicUsize::new(0),
             settled: tokio::sync::Notify::new(),
-            _ticker: ticker,
+            ticker,
             count_fuel,
         });
         Ok(PluginHost { inner })
@@ -495,7 +495,10 @@ impl PluginHost {
             return;
         };
         let mut store = self.store();
-        match loaded.instantiate(&mut store).await {
+        let running = inner.ticker.running();
+        let instantiated = loaded.instantiate(&mut store).await;
+        drop(running);
+        match instantiated {
             Ok(instance) => {
                 let fresh = Fresh {
                     store,
