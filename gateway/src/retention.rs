@@ -1,4 +1,4 @@
-//! Retention: old events and attempt logs are pruned in small batches (each its own short write)
+//! Retention: old events, attempt logs and sent failure mails are pruned in small batches (each its own short write)
 //! by a background task every `retention.interval_secs`, or by hand with
 //! `webhook-gateway store prune`. A delivery still owed (pending, in flight) is never pruned, nor
 //! its event or attempts. After a pass SQLite gives the freed space back to the file system.
@@ -92,8 +92,8 @@ impl std::fmt::Display for PassReport {
         let r = &self.removed;
         write!(
             f,
-            "removed {} events, {} deliveries, {} attempts, {} idempotency keys; ",
-            r.events, r.deliveries, r.attempts, r.idempotency_keys
+            "removed {} events, {} deliveries, {} attempts, {} idempotency keys, {} mails; ",
+            r.events, r.deliveries, r.attempts, r.idempotency_keys, r.mails
         )?;
         match self.freed_bytes {
             Some(b) => write!(f, "freed {}", human_bytes(b)),
@@ -118,7 +118,7 @@ fn human_bytes(b: u64) -> String {
 }
 
 /// One pass: old events first (their deliveries and attempts go with them), then the remaining
-/// old attempts, each in batches of `batch` until a batch comes back short; then the store gives
+/// old attempts and the old sent or refused failure mails, each in batches of `batch` until a batch comes back short; then the store gives
 /// the space back. Each batch counts in `metrics` as it commits (a pass that fails half-way has
 /// still removed its earlier batches).
 pub async fn prune(
@@ -152,7 +152,7 @@ pub async fn prune(
             let counted = if phase.events_before.is_some() {
                 got.events
             } else {
-                got.attempts
+                got.attempts.max(got.mails)
             };
             if counted < batch as u64 {
                 break;
@@ -203,10 +203,7 @@ pub fn spawn(
                         tracing::debug!(%report, "retention pass");
                     }
                 }
-                Err(e) => {
-                    eprintln!("DEBUG retention pass failed: {e}");
-                    tracing::warn!(error = %e, "retention pass failed; retried next time")
-                }
+                Err(e) => tracing::warn!(error = %e, "retention pass failed; retried next time"),
             }
         }
     }))
@@ -246,12 +243,13 @@ mod tests {
                 deliveries: 5678,
                 attempts: 9012,
                 idempotency_keys: 12,
+                mails: 3,
             },
             freed_bytes: Some(3_355_443),
         };
         assert_eq!(
             r.to_string(),
-            "removed 1234 events, 5678 deliveries, 9012 attempts, 12 idempotency keys; freed 3.2 MiB"
+            "removed 1234 events, 5678 deliveries, 9012 attempts, 12 idempotency keys, 3 mails; freed 3.2 MiB"
         );
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");

@@ -99,7 +99,8 @@ pub struct PruneCutoffs {
     /// Events received before this go, with their finished deliveries, those deliveries'
     /// attempts and the events' idempotency keys, unless a delivery is still owed.
     pub events_before: Option<i64>,
-    /// Attempts started before this go, unless their delivery is still owed.
+    /// Attempts started before this go, unless their delivery is still owed; so do failure
+    /// mails that finished (sent, or refused for good) before it. Mails still to send never go.
     pub attempts_before: Option<i64>,
 }
 
@@ -110,6 +111,8 @@ pub struct PruneReport {
     pub deliveries: u64,
     pub attempts: u64,
     pub idempotency_keys: u64,
+    /// Sent or refused failure mails (`mail_outbox`).
+    pub mails: u64,
 }
 
 impl PruneReport {
@@ -119,6 +122,7 @@ impl PruneReport {
         self.deliveries += other.deliveries;
         self.attempts += other.attempts;
         self.idempotency_keys += other.idempotency_keys;
+        self.mails += other.mails;
     }
 }
 
@@ -229,6 +233,19 @@ pub trait Store: Send + Sync + 'static {
         reason: Option<&str>,
         now: i64,
     ) -> StoreResult<()>;
+    /// Disables a webhook the gateway gave up on (`reason` is kept on it) and, in the same
+    /// transaction, queues `notice` (the disable mail) in the outbox, but only when this call is
+    /// the one that turned the webhook from enabled to disabled: returns whether it was. A
+    /// webhook already disabled (another node got there first) is left alone and nothing is
+    /// queued, so one transition makes one notice, and a notice is never lost after the webhook
+    /// was disabled. `NotFound` when no webhook has this id.
+    async fn disable_webhook(
+        &self,
+        id: &str,
+        reason: &str,
+        now: i64,
+        notice: Option<&OutboxMail>,
+    ) -> StoreResult<bool>;
     /// Makes a delivery due again now (resend), whatever its state.
     async fn requeue_delivery(&self, id: &str, now: i64) -> StoreResult<()>;
     /// Makes every failed delivery of a webhook created since `since` due again; returns how many.
@@ -253,10 +270,12 @@ pub trait Store: Send + Sync + 'static {
     /// One short transaction of pruning: up to `batch` events older than
     /// `cutoffs.events_before` whose deliveries are all finished (succeeded or failed), with
     /// those deliveries, their attempts and the events' idempotency keys; then up to `batch`
-    /// attempts older than `cutoffs.attempts_before` of finished (or gone) deliveries. A delivery
-    /// still owed (pending, in flight) is never removed, nor its event, nor its attempts.
+    /// attempts older than `cutoffs.attempts_before` of finished (or gone) deliveries, and up to
+    /// `batch` outbox mails finished (sent or refused) before it. A delivery still owed (pending,
+    /// in flight) is never removed, nor its event, nor its attempts; nor is a mail still to send.
     ///
-    /// Callers repeat it until a batch removes fewer than `batch` events and attempts. Idempotent:
+    /// Callers repeat it until a batch removes fewer than `batch` events, attempts and mails.
+    /// Idempotent:
     /// a repeated or concurrent batch (another node pruning the same database) removes nothing
     /// twice and never fails for it.
     async fn prune_batch(&self, cutoffs: PruneCutoffs, batch: usize) -> StoreResult<PruneReport>;

@@ -163,6 +163,16 @@ impl Store for ObservedStore {
             .await;
         self.seen(out)
     }
+    async fn disable_webhook(
+        &self,
+        id: &str,
+        reason: &str,
+        now: i64,
+        notice: Option<&OutboxMail>,
+    ) -> StoreResult<bool> {
+        let out = self.inner.disable_webhook(id, reason, now, notice).await;
+        self.seen(out)
+    }
     async fn requeue_delivery(&self, id: &str, now: i64) -> StoreResult<()> {
         let out = self.inner.requeue_delivery(id, now).await;
         self.seen(out)

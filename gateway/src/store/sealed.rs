@@ -194,6 +194,15 @@ impl Store for SealedStore {
             .set_webhook_enabled(id, enabled, reason, now)
             .await
     }
+    async fn disable_webhook(
+        &self,
+        id: &str,
+        reason: &str,
+        now: i64,
+        notice: Option<&OutboxMail>,
+    ) -> StoreResult<bool> {
+        self.inner.disable_webhook(id, reason, now, notice).await
+    }
     async fn requeue_delivery(&self, id: &str, now: i64) -> StoreResult<()> {
         self.inner.requeue_delivery(id, now).await
     }

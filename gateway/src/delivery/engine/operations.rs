@@ -6,6 +6,10 @@ use super::*;
 impl Engine {
     /// Disables a webhook the gateway gave up on, fails its pending deliveries and raises the
     /// `webhook.disabled` operational event (delivered to webhooks subscribed to it).
+    ///
+    /// The disable and its notice mail are one store write, made only by the call that turns the
+    /// webhook from enabled to disabled: no crash in between can lose the notice, and two nodes
+    /// giving up on the same webhook at once send one notice and raise one event.
     pub async fn disable_webhook(&self, webhook_id: &str, reason: &str) {
         let e = &self.0;
         let Some(w) = e.subs.webhook(webhook_id) else {
@@ -15,26 +19,29 @@ impl Engine {
             return;
         }
         let now = e.clock.now_ms();
-        tracing::warn!(webhook = %webhook_id, %reason, "disabling webhook");
-        if let Err(err) = e
+        // The notice goes to the outbox; sending it is the notifier's job, never this one's.
+        let notice = crate::notify::disabled_mail(e.mail.as_ref(), &w, reason, now, &e.config);
+        let changed = match e
             .store
-            .set_webhook_enabled(webhook_id, false, Some(reason), now)
+            .disable_webhook(webhook_id, reason, now, notice.as_ref())
             .await
         {
-            tracing::error!(error = %err, "could not disable webhook");
-            return;
-        }
+            Ok(changed) => changed,
+            Err(err) => {
+                tracing::error!(error = %err, webhook = %webhook_id, "could not disable webhook");
+                return;
+            }
+        };
         let _ = e
             .store
             .fail_pending_for_webhook(webhook_id, &format!("webhook disabled: {reason}"), now)
             .await;
-        // The notice goes to the outbox; sending it is the notifier's job, never this one's.
-        if let Some(mail) =
-            crate::notify::disabled_mail(e.mail.as_ref(), &w, reason, now, &e.config)
-            && let Err(err) = e.store.enqueue_mail(&mail).await
-        {
-            tracing::error!(error = %err, webhook = %webhook_id, "could not queue the disable notice mail");
+        if !changed {
+            // Another node (or an earlier call) disabled it and raised the event.
+            let _ = e.subs.reload(e.store.as_ref()).await;
+            return;
         }
+        tracing::warn!(webhook = %webhook_id, %reason, notice = notice.is_some(), "webhook disabled");
         let _ = e.subs.reload(e.store.as_ref()).await;
         let body = json!({
             "event_type": WEBHOOK_DISABLED,

@@ -62,7 +62,7 @@ fn digest_from_row(r: &Row) -> StoreResult<MailDigest> {
     })
 }
 
-async fn insert_mail(c: &impl GenericClient, m: &OutboxMail) -> StoreResult<u64> {
+pub(super) async fn insert_mail(c: &impl GenericClient, m: &OutboxMail) -> StoreResult<u64> {
     let attempts = m.attempts as i64;
     Ok(c.execute(
         "INSERT INTO mail_outbox (id, webhook_id, kind, recipient, subject, body, status, attempts, next_attempt_at, created_at) \

@@ -321,6 +321,16 @@ impl Store for PostgresStore {
         queue::record_attempts(self, records).await
     }
 
+    async fn disable_webhook(
+        &self,
+        id: &str,
+        reason: &str,
+        now: i64,
+        notice: Option<&OutboxMail>,
+    ) -> StoreResult<bool> {
+        webhooks::disable_webhook(self, id, reason, now, notice).await
+    }
+
     async fn requeue_delivery(&self, id: &str, now: i64) -> StoreResult<()> {
         queue::requeue_delivery(self, id, now).await
     }

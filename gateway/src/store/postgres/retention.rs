@@ -4,6 +4,7 @@
 //! (a resend) keeps itself and its event.
 
 use super::PostgresStore;
+use crate::store::sqlite::retention::{FINISHED_MAIL, MAIL_FINISHED_AT};
 use crate::store::{PruneCutoffs, PruneReport, StoreResult};
 
 pub(super) async fn prune_batch(
@@ -68,6 +69,15 @@ pub(super) async fn prune_batch(
                         "DELETE FROM attempts WHERE id IN (SELECT a.id FROM attempts a WHERE a.started_at < $1 \
                          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = a.delivery_id AND d.status IN ('pending', 'in_flight')) \
                          ORDER BY a.started_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                        &[&before, &batch],
+                    )
+                    .await?;
+                report.mails += tx
+                    .execute(
+                        &format!(
+                            "DELETE FROM mail_outbox WHERE id IN (SELECT id FROM mail_outbox WHERE status IN {FINISHED_MAIL} \
+                             AND {MAIL_FINISHED_AT} < $1 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+                        ),
                         &[&before, &batch],
                     )
                     .await?;

@@ -3,7 +3,7 @@
 use deadpool_postgres::GenericClient;
 
 use super::{PostgresStore, docs};
-use crate::model::{Scope, Webhook, WebhookHealth};
+use crate::model::{OutboxMail, Scope, Webhook, WebhookHealth};
 use crate::store::{Page, StoreError, StoreResult, WEBHOOK_NAME_TAKEN, WebhookQuery};
 
 fn scope_key(scope: &Scope) -> (&'static str, String) {
@@ -194,4 +194,42 @@ pub(super) async fn set_webhook_enabled(
         Ok(())
     })
     .await
+}
+
+pub(super) async fn disable_webhook(
+    store: &PostgresStore,
+    id: &str,
+    reason: &str,
+    now: i64,
+    notice: Option<&OutboxMail>,
+) -> StoreResult<bool> {
+    store
+        .in_tx(async |t| {
+            // The row lock makes a second node's disable wait here, then see it disabled.
+            let row = t
+                .query_opt(
+                    "SELECT enabled <> 0, doc FROM webhooks WHERE id = $1 FOR UPDATE",
+                    &[&id],
+                )
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            if !row.try_get::<_, bool>(0)? {
+                return Ok(false);
+            }
+            let mut w: Webhook = serde_json::from_str(row.try_get::<_, &str>(1)?)?;
+            w.is_webhook_enabled = false;
+            w.disabled_reason = Some(reason.to_string());
+            w.updated_at = now;
+            let doc = serde_json::to_string(&w)?;
+            t.execute(
+                "UPDATE webhooks SET enabled = 0, doc = $2, updated_at = $3 WHERE id = $1",
+                &[&id, &doc, &now],
+            )
+            .await?;
+            if let Some(m) = notice {
+                super::mail::insert_mail(t, m).await?;
+            }
+            Ok(true)
+        })
+        .await
 }

@@ -69,7 +69,7 @@ fn digest_from_row(r: &Row<'_>) -> rusqlite::Result<MailDigest> {
     })
 }
 
-fn insert_mail(t: &Connection, m: &OutboxMail) -> StoreResult<usize> {
+pub(super) fn insert_mail(t: &Connection, m: &OutboxMail) -> StoreResult<usize> {
     Ok(t.prepare_cached(
         "INSERT INTO mail_outbox (id, webhook_id, kind, recipient, subject, body, status, attempts, next_attempt_at, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",

@@ -26,6 +26,13 @@ const TRUNCATE_BUSY_MS: u64 = 1_000;
 /// The delivery states that are still owed: never pruned.
 const OWED: &str = "('pending', 'in_flight')";
 
+/// Outbox mails that are done with: sent, or refused for good. Pending ones are never pruned.
+pub(crate) const FINISHED_MAIL: &str = "('sent', 'rejected')";
+
+/// When a finished mail finished: `finish_mail` sets `sent_at` for a sent one and moves
+/// `next_attempt_at` to the refusal time for a refused one.
+pub(crate) const MAIL_FINISHED_AT: &str = "COALESCE(sent_at, next_attempt_at)";
+
 /// Before the first table is created: new databases use incremental auto-vacuum (the mode can
 /// only be chosen before any table exists, or by a `VACUUM`).
 pub(super) fn choose_auto_vacuum(conn: &Connection) -> rusqlite::Result<()> {
@@ -82,7 +89,8 @@ fn file_bytes(path: &Path) -> u64 {
 }
 
 /// Removes one batch of old events (with their finished deliveries, those deliveries' attempts
-/// and the events' idempotency keys), then one batch of old attempts. The writer runs one
+/// and the events' idempotency keys), then one batch of old attempts and one of old finished
+/// mails. The writer runs one
 /// operation at a time, so nothing can change an event's deliveries between the choice and the
 /// deletes.
 fn prune_in(t: &Connection, cutoffs: PruneCutoffs, batch: i64) -> rusqlite::Result<PruneReport> {
@@ -115,6 +123,12 @@ fn prune_in(t: &Connection, cutoffs: PruneCutoffs, batch: i64) -> rusqlite::Resu
                 "DELETE FROM attempts WHERE rowid IN (SELECT a.rowid FROM attempts a WHERE a.started_at < ?1 \
                  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = a.delivery_id AND d.status IN {OWED}) \
                  ORDER BY a.started_at LIMIT ?2)"
+            ))?
+            .execute(params![before, batch])? as u64;
+        report.mails += t
+            .prepare_cached(&format!(
+                "DELETE FROM mail_outbox WHERE id IN (SELECT id FROM mail_outbox WHERE status IN {FINISHED_MAIL} \
+                 AND {MAIL_FINISHED_AT} < ?1 ORDER BY created_at LIMIT ?2)"
             ))?
             .execute(params![before, batch])? as u64;
     }

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
-use crate::model::{Scope, Webhook, WebhookHealth};
+use crate::model::{OutboxMail, Scope, Webhook, WebhookHealth};
 use crate::store::{Page, StoreError, StoreResult, WEBHOOK_NAME_TAKEN, WebhookQuery};
 
 fn scope_key(scope: &Scope) -> (&'static str, String) {
@@ -218,4 +218,42 @@ pub(super) async fn set_webhook_enabled(
         Ok(())
     })
     .await
+}
+
+pub(super) async fn disable_webhook(
+    store: &SqliteStore,
+    id: &str,
+    reason: &str,
+    now: i64,
+    notice: Option<&OutboxMail>,
+) -> StoreResult<bool> {
+    let (id, reason, notice) = (id.to_string(), reason.to_string(), notice.cloned());
+    // One writer: reading the flag and writing the change cannot interleave with another node's.
+    store
+        .write(move |t| {
+            let row: Option<(i64, String)> = t
+                .query_row(
+                    "SELECT enabled, doc FROM webhooks WHERE id = ?1",
+                    [&id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (enabled, doc) = row.ok_or(StoreError::NotFound)?;
+            if enabled == 0 {
+                return Ok(false);
+            }
+            let mut w: Webhook = serde_json::from_str(&doc)?;
+            w.is_webhook_enabled = false;
+            w.disabled_reason = Some(reason);
+            w.updated_at = now;
+            t.execute(
+                "UPDATE webhooks SET enabled = 0, doc = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, serde_json::to_string(&w)?, now],
+            )?;
+            if let Some(m) = &notice {
+                super::mail::insert_mail(t, m)?;
+            }
+            Ok(true)
+        })
+        .await
 }

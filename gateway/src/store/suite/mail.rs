@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::{attempt, ingest, record};
+use super::{attempt, ingest, record, webhook};
 use crate::model::{
-    AttemptOutcome, DeliveryStatus, FailureNote, MailKind, MailOutcome, OutboxMail,
+    AttemptOutcome, DeliveryStatus, FailureNote, MailKind, MailOutcome, OutboxMail, Scope,
 };
-use crate::store::{HealthChange, Store};
+use crate::store::{HealthChange, Store, StoreError};
 
 const WINDOW: i64 = 10_000;
 
@@ -258,4 +258,130 @@ pub async fn concurrent_mail_claimers_never_share(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(seen, all, "every due mail was claimed once");
+}
+
+/// The ids of the mails waiting to be sent (each is then sent, so the next call sees only new
+/// ones).
+async fn queued(store: &dyn Store) -> Vec<String> {
+    let mut ids = Vec::new();
+    for m in store
+        .claim_mail(i64::MAX / 2, i64::MAX / 2, 100)
+        .await
+        .unwrap()
+    {
+        store
+            .finish_mail(&m.id, &MailOutcome::Sent, 1)
+            .await
+            .unwrap();
+        ids.push(m.id);
+    }
+    ids.sort();
+    ids
+}
+
+pub async fn disabling_a_webhook_queues_one_notice_per_transition(store: Arc<dyn Store>) {
+    let w = webhook(Scope::Global, 1);
+    store.insert_webhook(&w).await.unwrap();
+    let notice = |i: i64| OutboxMail {
+        webhook_id: w.id.clone(),
+        ..mail(&format!("notice_{i}"), 1_000 + i)
+    };
+
+    // Several nodes give up on the webhook at once: one of them disables it and queues its notice.
+    let mut set = JoinSet::new();
+    for i in 0..4 {
+        let (store, id, m) = (store.clone(), w.id.clone(), notice(i));
+        set.spawn(async move {
+            let reason = format!("reason {i}");
+            let changed = store
+                .disable_webhook(&id, &reason, 1_000 + i, Some(&m))
+                .await
+                .expect("disable");
+            (changed, m.id, reason)
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(res) = set.join_next().await {
+        let (changed, mail_id, reason) = res.unwrap();
+        if changed {
+            winners.push((mail_id, reason));
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "one call turns it from enabled to disabled: {winners:?}"
+    );
+    let (mail_id, reason) = winners.pop().unwrap();
+    assert_eq!(
+        queued(store.as_ref()).await,
+        [mail_id],
+        "one notice, the winner's"
+    );
+    let stored = store.get_webhook(&w.id).await.unwrap().unwrap();
+    assert!(!stored.is_webhook_enabled);
+    assert_eq!(stored.disabled_reason.as_deref(), Some(reason.as_str()));
+
+    // Already disabled: nothing changes and nothing is queued.
+    assert!(
+        !store
+            .disable_webhook(&w.id, "again", 5_000, Some(&notice(9)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        queued(store.as_ref()).await.is_empty(),
+        "no notice when already disabled"
+    );
+    let stored = store.get_webhook(&w.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.disabled_reason.as_deref(),
+        Some(reason.as_str()),
+        "the first reason stays"
+    );
+
+    // Enabled again, then disabled again: a new transition, a new notice.
+    store
+        .set_webhook_enabled(&w.id, true, None, 6_000)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .disable_webhook(&w.id, "410 Gone", 7_000, Some(&notice(7)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(queued(store.as_ref()).await, ["notice_7"]);
+
+    // Without a notice (no failure email, or mail off) it still disables.
+    store
+        .set_webhook_enabled(&w.id, true, None, 8_000)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .disable_webhook(&w.id, "quiet", 9_000, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .get_webhook(&w.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_webhook_enabled
+    );
+    assert!(queued(store.as_ref()).await.is_empty());
+
+    assert!(matches!(
+        store
+            .disable_webhook("wh_nope", "x", 1, Some(&notice(8)))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        queued(store.as_ref()).await.is_empty(),
+        "no notice for a missing webhook"
+    );
 }

@@ -190,6 +190,7 @@ macro_rules! store_suite_fns {
             write_probe_succeeds,
             prune_removes_old_rows_and_keeps_owed_and_recent,
             concurrent_prunes_remove_each_row_once,
+            prune_removes_finished_mails_and_keeps_unsent,
             ordered_head_blocks_the_next,
             ordered_next_claimable_after_success,
             ordered_next_claimable_after_give_up,
@@ -203,6 +204,7 @@ macro_rules! store_suite_fns {
             a_digest_that_grew_since_it_was_read_is_not_closed,
             mail_outbox_claims_leases_retries_and_finishes,
             concurrent_mail_claimers_never_share,
+            disabling_a_webhook_queues_one_notice_per_transition,
         ];
     };
 }

@@ -1,11 +1,15 @@
 //! Suite: retention. Old events go with their finished deliveries, attempts and idempotency keys;
 //! old attempts go; deliveries still owed, their events and attempts stay; a second pass (or a
-//! concurrent one, another node's) removes nothing twice.
+//! concurrent one, another node's) removes nothing twice. Failure mails go once sent or refused
+//! for good, never while they are still to send.
 
 use std::sync::Arc;
 
 use super::{attempt, ingest, new_event, record};
-use crate::model::{AttemptOutcome, AttemptQuery, Delivery, DeliveryStatus, IngestOutcome};
+use crate::model::{
+    AttemptOutcome, AttemptQuery, Delivery, DeliveryStatus, IngestOutcome, MailKind, MailOutcome,
+    OutboxMail,
+};
 use crate::retention::prune;
 use crate::store::{HealthChange, PruneCutoffs, PruneReport, Store};
 
@@ -85,6 +89,7 @@ pub async fn prune_removes_old_rows_and_keeps_owed_and_recent(store: Arc<dyn Sto
             // Two with their events; two old ones of finished deliveries whose events stay.
             attempts: 4,
             idempotency_keys: 1,
+            mails: 0,
         }
     );
     for (id, d) in [(&succeeded_id, &succeeded[0]), (&failed_id, &failed[0])] {
@@ -162,9 +167,88 @@ pub async fn concurrent_prunes_remove_each_row_once(store: Arc<dyn Store>) {
             deliveries: n,
             attempts: n,
             idempotency_keys: 0,
+            mails: 0,
         }
     );
     assert!(store.get_event(&kept).await.unwrap().is_some());
     let rest = prune(store.as_ref(), CUTOFFS, 7, None).await.unwrap();
     assert_eq!(rest.removed, PruneReport::default(), "nothing old was left");
+}
+
+fn outbox_mail(id: &str, at: i64) -> OutboxMail {
+    OutboxMail {
+        id: id.into(),
+        webhook_id: "wh_a".into(),
+        kind: MailKind::FailureDigest,
+        recipient: "ops@example.com".into(),
+        subject: format!("subject {id}"),
+        body: "body".into(),
+        attempts: 0,
+        next_attempt_at: at,
+        created_at: at,
+    }
+}
+
+/// Queues a mail created at `OLD` and records `outcome` for it at `at` (`None`: left unsent).
+async fn mail_at(store: &dyn Store, id: &str, outcome: Option<MailOutcome>, at: i64) {
+    store.enqueue_mail(&outbox_mail(id, OLD)).await.unwrap();
+    if let Some(o) = outcome {
+        store.finish_mail(id, &o, at).await.unwrap();
+    }
+}
+
+pub async fn prune_removes_finished_mails_and_keeps_unsent(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let refused = || MailOutcome::Rejected {
+        error: "550 no such user".into(),
+    };
+    // Finished before the cutoff: go (more than one batch of them).
+    for i in 0..5 {
+        mail_at(s, &format!("sent_{i}"), Some(MailOutcome::Sent), OLD + 100).await;
+    }
+    mail_at(s, "refused", Some(refused()), OLD + 200).await;
+    // Still to send, however old: stay.
+    mail_at(s, "unsent", None, 0).await;
+    let retry = MailOutcome::Retry {
+        at: OLD + 300,
+        error: "connection refused".into(),
+    };
+    mail_at(s, "retrying", Some(retry), OLD + 200).await;
+    // Old, but sent after the cutoff (the SMTP server was down for long): stays.
+    mail_at(s, "sent_late", Some(MailOutcome::Sent), RECENT).await;
+
+    // Mails follow the attempts' retention, not the events'.
+    let events_only = PruneCutoffs {
+        events_before: CUTOFFS.events_before,
+        attempts_before: None,
+    };
+    let pass = prune(s, events_only, 2, None).await.unwrap();
+    assert_eq!(pass.removed.mails, 0);
+
+    let pass = prune(s, CUTOFFS, 2, None).await.expect("prune");
+    assert_eq!(
+        pass.removed,
+        PruneReport {
+            mails: 6,
+            ..PruneReport::default()
+        },
+        "five sent and one refused mail, in batches of two"
+    );
+    let mut left: Vec<String> = s
+        .claim_mail(FAR, FAR, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["retrying", "unsent"], "mails still to send are kept");
+    let again = prune(s, CUTOFFS, 2, None).await.unwrap();
+    assert_eq!(again.removed, PruneReport::default());
+    // The late one goes once it is old enough itself.
+    let later = PruneCutoffs {
+        events_before: None,
+        attempts_before: Some(RECENT + 1),
+    };
+    assert_eq!(prune(s, later, 2, None).await.unwrap().removed.mails, 1);
 }
