@@ -42,6 +42,39 @@ fn attr_after(html: &str, before: &str) -> Option<String> {
     Some(html[i..].split('"').next()?.to_string())
 }
 
+/// The path patterns of every `.route("...")` in the console's source files.
+fn console_route_patterns() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway/src/console");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("the console's sources") {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let src = std::fs::read_to_string(&path).unwrap();
+        for part in src.split(".route(").skip(1) {
+            let Some(rest) = part.trim_start().strip_prefix('"') else {
+                continue;
+            };
+            out.push(rest.split('"').next().unwrap().to_string());
+        }
+    }
+    assert!(out.len() >= 10, "found only {out:?} in {}", dir.display());
+    out
+}
+
+/// Whether the concrete `url` (its path) is an instance of the route `pattern` (`{x}`: any
+/// one segment).
+fn route_matches(pattern: &str, url: &str) -> bool {
+    let path = url.split('?').next().unwrap();
+    let p: Vec<&str> = pattern.split('/').collect();
+    let u: Vec<&str> = path.split('/').collect();
+    p.len() == u.len()
+        && p.iter()
+            .zip(&u)
+            .all(|(p, u)| p == u || (p.starts_with('{') && p.ends_with('}') && !u.is_empty()))
+}
+
 /// A signed-in session over HTTP: (`gw_session=...` cookie, CSRF token).
 async fn sign_in(gw: &TestGateway, key: &str) -> (String, String) {
     let c = plain();
@@ -331,33 +364,69 @@ async fn every_console_route_sends_the_csp_and_no_page_holds_a_secret() {
     assert_eq!(s, 200);
     let standard_secret = sw["secret"].as_str().unwrap().to_string();
     let (session, _) = sign_in(&gw, ADMIN).await;
+    // A team portal session, and the page of its link once used.
+    let (s, link) = gw
+        .admin(
+            Method::POST,
+            "/api/v1/portal/links",
+            Some(&json!({"team_id": "team-a"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{link}");
+    let used = link["path"].as_str().unwrap().to_string();
+    let opened = plain().get(gw.url(&used)).send().await.unwrap();
+    assert_eq!(opened.status(), 200);
+    let portal = cookie_value(&set_cookie(&opened, "gw_session").expect("portal session"));
     let mut routes = vec![
         "/".to_string(),
+        "/console".into(),
+        "/console/".into(),
+        "/console/?window=7d".into(),
         "/console/sign-in".into(),
+        "/console/sign-out".into(),
         "/console/webhooks".into(),
         "/console/webhooks?q=basic".into(),
         "/console/webhooks/new".into(),
         "/console/webhooks/wh_missing".into(),
-        "/console/assets/app.css".into(),
-        "/console/assets/editor.js".into(),
+        "/console/dry-run".into(),
+        "/console/dry-run?sample=incidentio-created".into(),
+        "/console/plugins".into(),
+        "/console/keys".into(),
+        "/console/portal-links".into(),
+        "/console/assets/missing.js".into(),
+        used.clone(),
+        "/portal/gwp_not-a-link".into(),
     ];
+    for name in gateway::console::asset_names() {
+        routes.push(format!("/console/assets/{name}"));
+    }
     for w in [&a, &b] {
         let id = w["id"].as_str().unwrap();
         routes.push(format!("/console/webhooks/{id}"));
         routes.push(format!("/console/webhooks/{id}/logs"));
+        routes.push(format!("/console/webhooks/{id}/secret"));
+    }
+    // Every route the console's router declares is visited (read from its source, so a new page
+    // cannot slip past this test).
+    for pattern in console_route_patterns() {
+        assert!(
+            routes.iter().any(|r| route_matches(&pattern, r)),
+            "the console route {pattern} is not in this test's list"
+        );
     }
     let c = plain();
     for route in &routes {
-        for cookie in [None, Some(session.as_str())] {
+        for cookie in [None, Some(session.as_str()), Some(portal.as_str())] {
             let mut rb = c.get(gw.url(route));
             if let Some(ck) = cookie {
                 rb = rb.header(COOKIE, ck);
             }
             let r = rb.send().await.unwrap();
+            let status = r.status();
             let csp = r
                 .headers()
                 .get(CONTENT_SECURITY_POLICY)
-                .unwrap_or_else(|| panic!("{route}: no CSP"))
+                .unwrap_or_else(|| panic!("{route}: no CSP ({status})"))
                 .to_str()
                 .unwrap()
                 .to_string();
@@ -369,6 +438,11 @@ async fn every_console_route_sends_the_csp_and_no_page_holds_a_secret() {
             assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{route}");
             assert_eq!(r.headers()["x-frame-options"], "DENY", "{route}");
             assert_eq!(r.headers()["referrer-policy"], "same-origin", "{route}");
+            let html_page = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.starts_with("text/html"));
             let html = r.text().await.unwrap();
             for secret in [
                 PASSWORD,
@@ -379,18 +453,22 @@ async fn every_console_route_sends_the_csp_and_no_page_holds_a_secret() {
             ] {
                 assert!(!html.contains(secret), "{route} shows a secret");
             }
-            if cookie.is_some()
-                && route.starts_with("/console/webhooks")
-                && !route.contains("missing")
-            {
+            if html_page {
                 assert!(
                     html.contains("<html lang=\"en\">") && html.contains("<main"),
-                    "{route}"
+                    "{route} ({status})"
                 );
                 assert!(
                     !html.contains(" style=") && !html.contains("onclick"),
                     "{route}: inline style or handler"
                 );
+            }
+            if cookie == Some(session.as_str())
+                && status == StatusCode::OK
+                && route.starts_with("/console/")
+                && !route.starts_with("/console/assets/")
+            {
+                assert!(html_page, "{route}: a signed-in page is html");
             }
         }
     }

@@ -179,6 +179,7 @@ async fn keys_page_shows_a_new_token_once() {
     browser
         .wait_for_text(&format!("tr[data-id='{id}'] .key-state"), "revoked")
         .await;
+    browser.screenshot("keys-revoked").await;
     let (s, _) = gw
         .call(Method::GET, "/api/v1/events/evt_none", Some(&token), None)
         .await;
@@ -345,6 +346,7 @@ async fn plugins_page_lists_the_first_party_plugins_and_tries_one() {
         "the event reached the plugin: {request}"
     );
     browser.screenshot("plugins-try").await;
+    browser.assert_accessible("plugin try result").await;
     browser.close().await;
     gw.stop().await;
 }

@@ -15,6 +15,9 @@ use crate::support::{ADMIN, Receiver, TestGateway};
 const WAIT: Duration = Duration::from_secs(15);
 const API_KEY_VALUE: &str = "apikey-5ecret-value-0002";
 const HMAC_SECRET: &str = "hmac-5ecret-0123456789abcdef";
+const PASSWORD: &str = "basic-pass-5ecret-0001";
+const BEARER: &str = "bearer-5ecret-token-0003";
+const STANDARD_SECRET: &str = "whsec_c3RhbmRhcmQtNWVjcmV0LWZvci10ZXN0cw==";
 
 async fn sign_in(b: &Browser, gw: &TestGateway) {
     b.goto(&gw.url("/console/sign-in")).await;
@@ -214,6 +217,7 @@ async fn test_shows_the_receivers_status_and_on_a_closed_port_the_real_cause() {
     let cause = b.wait_for_text("#test-error", "refused").await;
     assert_eq!(b.text("#test-status").await, "no response", "{cause}");
     b.screenshot("console-test-refused").await;
+    b.assert_accessible("editor after a failed test").await;
     b.close().await;
     gw.stop().await;
 }
@@ -318,6 +322,115 @@ async fn logs_show_the_attempt_payload_and_plugin_lines_inertly_resend_and_deact
     b.goto(&gw.url("/console/webhooks")).await;
     assert!(b.text("#webhooks tbody tr").await.contains("inactive"));
     b.screenshot("console-webhooks-inactive").await;
+    b.assert_accessible("webhooks list with an inactive webhook")
+        .await;
+    b.close().await;
+    gw.stop().await;
+}
+
+/// The editor is filled by its JavaScript, which a page's source does not show: after it loaded
+/// each webhook, every input holds the mask or nothing where a secret would be, and the live DOM
+/// (`outerHTML`, with every value the script set) holds no secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_editor_fills_no_secret_into_its_inputs_or_the_dom() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let gw = TestGateway::start().await;
+    let basic = gw
+        .create_webhook(json!({"name": "basic", "urls": ["https://example.com/a"], "trigger_events": ["*"],
+            "auth": {"type": "basic", "username": "u", "password": PASSWORD},
+            "signing": {"type": "hmac_sha512", "header": "X-Callgoose-Signature", "secret": HMAC_SECRET}}))
+        .await;
+    let api_key = gw
+        .create_webhook(json!({"name": "api key", "urls": ["https://example.com/b"], "trigger_events": ["*"],
+            "auth": {"type": "api_key", "name": "X-Api-Key", "value": API_KEY_VALUE, "in": "header"},
+            "signing": {"type": "standard_webhooks", "secret": STANDARD_SECRET}}))
+        .await;
+    let bearer = gw
+        .create_webhook(
+            json!({"name": "bearer", "urls": ["https://example.com/c"], "trigger_events": ["*"],
+            "auth": {"type": "bearer", "token": BEARER}}),
+        )
+        .await;
+    let (s, generated) = gw
+        .admin(
+            Method::GET,
+            &format!("/api/v1/webhooks/{}/secret", bearer["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{generated}");
+    let generated = generated["secret"].as_str().unwrap().to_string();
+    let secrets = [
+        PASSWORD,
+        API_KEY_VALUE,
+        HMAC_SECRET,
+        BEARER,
+        STANDARD_SECRET,
+        generated.as_str(),
+        ADMIN,
+    ];
+    sign_in(&b, &gw).await;
+    // (webhook, the inputs where its secrets would be, the input the auth type shows)
+    let cases = [
+        (
+            &basic,
+            vec!["#f-auth-password", "#f-signing-secret"],
+            "#f-auth-username",
+            "u",
+        ),
+        (
+            &api_key,
+            vec!["#f-auth-value", "#f-signing-secret"],
+            "#f-auth-name",
+            "X-Api-Key",
+        ),
+        (
+            &bearer,
+            vec!["#f-auth-token", "#f-signing-secret"],
+            "#f-auth-type",
+            "bearer",
+        ),
+    ];
+    for (w, secret_inputs, loaded, want) in cases {
+        let id = w["id"].as_str().unwrap();
+        let name = w["name"].as_str().unwrap().replace(' ', "-");
+        b.goto(&gw.url(&format!("/console/webhooks/{id}"))).await;
+        b.wait_for("form[data-loaded=true]").await;
+        // The form really was filled from the webhook (so an empty value is not a blank form).
+        assert_eq!(
+            b.value(loaded).await,
+            want,
+            "{name}: the editor loaded the webhook"
+        );
+        for input in &secret_inputs {
+            let v = b.value(input).await;
+            assert!(
+                v.is_empty() || v == gateway::model::webhook::MASK,
+                "{name}: {input} holds {v:?}, not the mask or nothing"
+            );
+        }
+        let values = b
+            .execute("return Array.from(document.querySelectorAll('input, textarea, select')).map(e => (e.id || e.name) + '=' + e.value);")
+            .await;
+        let dom = b.dom().await;
+        for secret in secrets {
+            assert!(
+                !values.to_string().contains(secret),
+                "{name}: an input holds a secret: {values}"
+            );
+            assert!(!dom.contains(secret), "{name}: the DOM holds a secret");
+        }
+        b.screenshot(&format!("console-editor-masked-{name}")).await;
+        b.assert_accessible(&format!("editor of {name}")).await;
+    }
+
+    // The error page (an unknown webhook) is a page like the others.
+    b.goto(&gw.url("/console/webhooks/wh_missing")).await;
+    b.wait_for_text("main h1", "Not Found").await;
+    b.screenshot("console-error-page").await;
+    b.assert_accessible("error page").await;
     b.close().await;
     gw.stop().await;
 }

@@ -216,6 +216,41 @@ impl Browser {
             .expect("page source")
     }
 
+    /// Runs `script` in the page (bounded) and returns what it returns.
+    pub async fn execute(&self, script: &str) -> Value {
+        bounded("execute", self.client().execute(script, vec![]))
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// The current value of the input (or textarea, or select) matching `css` (waited for): what
+    /// the page's JavaScript put there, which the page's source does not show.
+    pub async fn value(&self, css: &str) -> String {
+        self.wait_for(css).await;
+        let v = self
+            .execute(&format!("return document.querySelector({css:?}).value;"))
+            .await;
+        v.as_str().unwrap_or_default().to_string()
+    }
+
+    /// The whole document as the browser holds it now (`outerHTML`, after every script ran).
+    pub async fn dom(&self) -> String {
+        let v = self
+            .execute("return document.documentElement.outerHTML;")
+            .await;
+        v.as_str().unwrap_or_default().to_string()
+    }
+
+    /// The signed-in page's CSRF token (its `<meta name="csrf-token">`).
+    pub async fn csrf(&self) -> String {
+        let v = self
+            .execute("var m = document.querySelector('meta[name=csrf-token]'); return m ? m.content : '';")
+            .await;
+        let t = v.as_str().unwrap_or_default().to_string();
+        assert!(!t.is_empty(), "the page has no CSRF token");
+        t
+    }
+
     /// The value of a cookie of the current page (HttpOnly ones too), if set.
     pub async fn cookie(&self, name: &str) -> Option<String> {
         let all = bounded("cookies", self.client().get_all_cookies())

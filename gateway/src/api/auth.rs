@@ -17,12 +17,17 @@
 //! console's session cookie (`console::session`), and a session acts exactly as its key (or, for
 //! a team portal link, as a manager of that team limited to `only_webhook`). A session's unsafe
 //! requests (POST, PUT, PATCH, DELETE) must carry its CSRF token in `X-CSRF-Token`.
+//!
+//! A team portal session reaches less than a manager: its webhooks, their logs, test and replay
+//! ([`Caller::may_reach`], applied by the extractor to every API route and by the console's page
+//! extractor to every page). Everything else (events, dry-runs, plugins, keys, statistics,
+//! portal links) is 403, and the `may_*` checks below refuse it too for handlers called directly.
 
 pub mod cache;
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{Method, header};
 use rand::Rng;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -162,7 +167,61 @@ fn team_field(body: &Value) -> &'static str {
     }
 }
 
+/// The refusal of everything a team portal session does not reach.
+const PORTAL_REFUSAL: &str =
+    "a team portal session reaches its webhooks, their logs, test and replay only";
+
+/// The one list of what a team portal session reaches, API routes and console pages alike: its
+/// webhooks (list, read, edit, de-activate, delete, rotate the signing secret; a link for one
+/// webhook adds none), their logs, Test, resend and recover, and signing out. Which webhooks and
+/// deliveries are its own is then decided by the scope rules like any manager's.
+fn portal_reaches(method: &Method, path: &str, one_webhook: bool) -> bool {
+    let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let m = if *method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    match (m, segs.as_slice()) {
+        ("GET", ["api", "v1", "webhooks"]) => true,
+        ("POST", ["api", "v1", "webhooks"]) => !one_webhook,
+        ("GET" | "PUT" | "PATCH" | "DELETE", ["api", "v1", "webhooks", _]) => true,
+        ("GET", ["api", "v1", "webhooks", _, "attempts" | "responses"]) => true,
+        ("POST", ["api", "v1", "webhooks", _, "test" | "recover"]) => true,
+        ("POST", ["api", "v1", "webhooks", _, "secret", "rotate"]) => true,
+        ("GET", ["api", "v1", "deliveries", _]) => true,
+        ("POST", ["api", "v1", "deliveries", _, "resend"]) => true,
+        ("GET", ["console", "webhooks"]) => true,
+        ("GET", ["console", "webhooks", "new"]) => !one_webhook,
+        ("GET", ["console", "webhooks", _]) => true,
+        ("GET", ["console", "webhooks", _, "logs"]) => true,
+        ("POST", ["console", "sign-out"]) => true,
+        _ => false,
+    }
+}
+
 impl Caller {
+    /// May this caller reach `method path` at all? Keys and signed-in sessions: every route (the
+    /// handlers' `may_*` checks decide). A team portal session: only [`portal_reaches`]'s list.
+    pub fn may_reach(&self, method: &Method, path: &str) -> Result<(), ApiError> {
+        if self.via != CallerVia::Portal
+            || portal_reaches(method, path, self.only_webhook.is_some())
+        {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(PORTAL_REFUSAL.into()))
+        }
+    }
+
+    /// Refuses a team portal session (for the checks of what it never does).
+    fn not_portal(&self) -> Result<(), ApiError> {
+        if self.via == CallerVia::Portal {
+            Err(ApiError::Forbidden(PORTAL_REFUSAL.into()))
+        } else {
+            Ok(())
+        }
+    }
+
     /// The caller an API key authenticates.
     pub fn of_key(key: &ApiKey) -> Caller {
         Caller {
@@ -211,8 +270,9 @@ impl Caller {
         }
     }
 
-    /// Reading installed plugins: admins and managers (who name them in webhooks).
+    /// Reading installed plugins: admins and managers (who name them in webhooks); not a portal.
     pub fn may_read_plugins(&self) -> Result<(), ApiError> {
+        self.not_portal()?;
         match self.role {
             Role::Admin | Role::Manager => Ok(()),
             Role::Publisher => Err(ApiError::Forbidden(
@@ -243,7 +303,9 @@ impl Caller {
 
     /// May this caller post `event`? Admins and publishers: any. Managers: only events of their
     /// own team; another team's or a team-less event is 403 naming the field the team is read from.
+    /// A portal session posts none.
     pub fn may_post_event(&self, event: &Event) -> Result<(), ApiError> {
+        self.not_portal()?;
         if self.role != Role::Manager {
             return Ok(());
         }
@@ -373,8 +435,11 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(token) = token_from(parts) {
             return authenticate(state, token).await;
         }
-        // No key: the console's session cookie, its CSRF token checked for unsafe methods.
-        crate::console::session::caller_from_cookie(parts, state).await
+        // No key: the console's session cookie, its CSRF token checked for unsafe methods; a
+        // portal session only on its routes.
+        let caller = crate::console::session::caller_from_cookie(parts, state).await?;
+        caller.may_reach(&parts.method, parts.uri.path())?;
+        Ok(caller)
     }
 }
 

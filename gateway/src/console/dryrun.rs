@@ -16,7 +16,6 @@ use serde_json::Value;
 use super::session::{Session, SignedIn};
 use super::{csrf, error_page_for, render};
 use crate::api::AppState;
-use crate::api::auth::CallerVia;
 use crate::api::error::ApiError;
 
 /// Sample events: (key, label, JSON).
@@ -118,15 +117,8 @@ fn page(
     )
 }
 
-fn not_for_portal(s: &Session) -> Result<(), ApiError> {
-    if s.caller.via == CallerVia::Portal {
-        return Err(ApiError::NotFound("page".into()));
-    }
-    s.caller.may_use_webhooks()
-}
-
 async fn form(SignedIn(s): SignedIn, Query(p): Query<Pick>) -> Response {
-    if let Err(e) = not_for_portal(&s) {
+    if let Err(e) = s.caller.may_use_webhooks() {
         return error_page_for(Some(&s), &e);
     }
     let (key, json) = SAMPLES
@@ -139,7 +131,11 @@ async fn form(SignedIn(s): SignedIn, Query(p): Query<Pick>) -> Response {
 }
 
 async fn run(State(st): State<AppState>, SignedIn(s): SignedIn, Form(f): Form<Run>) -> Response {
-    if let Err(e) = not_for_portal(&s).and_then(|()| csrf::check_value(&f.csrf, &s.csrf)) {
+    if let Err(e) = s
+        .caller
+        .may_use_webhooks()
+        .and_then(|()| csrf::check_value(&f.csrf, &s.csrf))
+    {
         return error_page_for(Some(&s), &e);
     }
     let mut headers = HeaderMap::new();

@@ -8,7 +8,9 @@
 //! the one authorisation path of `api::auth`.
 //!
 //! Files: `session` (cookies, expiry), `csrf`, `headers` (CSP and friends), `signin`, `webhooks`
-//! (list and editor), `logs` (attempt log); templates in `templates/`, CSS and JS in `assets/`.
+//! (list and editor), `logs` (attempt log), `overview`, `dryrun`, `plugins`, `keys`, `portal`
+//! (opening a team portal link) and `portal_links` (minting one); templates in `templates/`, CSS
+//! and JS in `assets/`.
 
 pub mod csrf;
 pub mod dryrun;
@@ -18,6 +20,7 @@ pub mod logs;
 pub mod overview;
 pub mod plugins;
 pub mod portal;
+pub mod portal_links;
 pub mod session;
 pub mod signin;
 pub mod webhooks;
@@ -54,6 +57,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("plugins.html", include_str!("templates/plugins.html")),
     ("overview.html", include_str!("templates/overview.html")),
     ("keys.html", include_str!("templates/keys.html")),
+    (
+        "portal_links.html",
+        include_str!("templates/portal_links.html"),
+    ),
 ];
 
 /// Static assets: (name, content type, bytes).
@@ -94,7 +101,17 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("assets/plugins.js"),
     ),
+    (
+        "portal.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/portal.js"),
+    ),
 ];
+
+/// The names of the embedded assets (`/console/assets/<name>`), for tests that visit each.
+pub fn asset_names() -> impl Iterator<Item = &'static str> {
+    ASSETS.iter().map(|(n, _, _)| *n)
+}
 
 /// An asset's version: the first 16 hex digits of its sha256 (the URL's `?v=`).
 fn asset_version(body: &str) -> String {
@@ -198,6 +215,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(dryrun::router())
         .merge(plugins::router())
         .merge(keys::router())
+        .merge(portal_links::router())
         .layer(axum::middleware::from_fn_with_state(
             state,
             headers::secure_headers,

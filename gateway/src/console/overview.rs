@@ -6,7 +6,7 @@
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Redirect, Response};
 use axum::routing::get;
 use minijinja::context;
 use serde::Deserialize;
@@ -14,7 +14,6 @@ use serde::Deserialize;
 use super::session::SignedIn;
 use super::{error_page_for, render};
 use crate::api::AppState;
-use crate::api::auth::CallerVia;
 use crate::api::stats::{DeliveryStatsView, StatsParams, for_caller};
 
 /// Periods offered: (key, label, seconds).
@@ -135,9 +134,6 @@ async fn page(
     SignedIn(s): SignedIn,
     Query(p): Query<Params>,
 ) -> Response {
-    if s.caller.via == CallerVia::Portal {
-        return Redirect::to(super::portal::LANDING).into_response();
-    }
     let (key, label, secs) = WINDOWS
         .iter()
         .find(|(k, _, _)| *k == p.window)

@@ -17,8 +17,6 @@ use super::dryrun::SAMPLES;
 use super::session::SignedIn;
 use super::{error_page_for, render};
 use crate::api::AppState;
-use crate::api::auth::CallerVia;
-use crate::api::error::ApiError;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/console/plugins", get(page))
@@ -50,9 +48,6 @@ fn users(
 }
 
 async fn page(State(st): State<AppState>, SignedIn(s): SignedIn) -> Response {
-    if s.caller.via == CallerVia::Portal {
-        return error_page_for(Some(&s), &ApiError::NotFound("page".into()));
-    }
     let list = match crate::api::plugins::list(State(st.clone()), s.caller.clone()).await {
         Ok(Json(v)) => v,
         Err(e) => return error_page_for(Some(&s), &e),

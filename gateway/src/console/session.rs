@@ -204,7 +204,8 @@ pub async fn caller_from_cookie(parts: &Parts, state: &AppState) -> Result<Calle
     Ok(s.caller)
 }
 
-/// A console page's extractor: the live session, or a redirect to the sign-in page.
+/// A console page's extractor: the live session, or a redirect to the sign-in page. A team
+/// portal session gets only the pages [`Caller::may_reach`] allows (else a 403 page).
 pub struct SignedIn(pub Session);
 
 impl FromRequestParts<AppState> for SignedIn {
@@ -215,7 +216,14 @@ impl FromRequestParts<AppState> for SignedIn {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match load(state, &parts.headers).await {
-            Ok(Some(s)) => Ok(SignedIn(s)),
+            Ok(Some(s)) => match s.caller.may_reach(&parts.method, parts.uri.path()) {
+                Ok(()) => Ok(SignedIn(s)),
+                // A team portal's way home (the brand link) is its webhooks.
+                Err(_) if parts.uri.path() == "/console/" => {
+                    Err(Redirect::to(super::portal::LANDING).into_response())
+                }
+                Err(e) => Err(super::error_page_for(Some(&s), &e)),
+            },
             Ok(None) => Err(Redirect::to("/console/sign-in").into_response()),
             Err(e) => Err(super::error_page(&e)),
         }

@@ -235,12 +235,6 @@ async fn new(SignedIn(s): SignedIn) -> Response {
     if let Err(e) = s.caller.may_use_webhooks() {
         return error_page_for(Some(&s), &e);
     }
-    if s.caller.only_webhook.is_some() {
-        return error_page_for(
-            Some(&s),
-            &ApiError::Forbidden("this portal link is for one webhook; it creates none".into()),
-        );
-    }
     editor(&s, None, "Add webhook")
 }
 

@@ -150,3 +150,87 @@ fn tokens_are_random_and_hashed() {
     assert_eq!(hash_token(&a).len(), 64);
     assert_ne!(hash_token(&a), a);
 }
+
+#[test]
+fn a_portal_session_reaches_its_webhooks_logs_test_and_replay_only() {
+    let portal = |only: Option<&str>| Caller {
+        key_id: "portal:portal_1".into(),
+        role: Role::Manager,
+        team_id: Some("A".into()),
+        only_webhook: only.map(str::to_string),
+        via: CallerVia::Portal,
+    };
+    let team = portal(None);
+    let reached = [
+        ("GET", "/api/v1/webhooks/"),
+        ("POST", "/api/v1/webhooks"),
+        ("GET", "/api/v1/webhooks/wh_1/"),
+        ("PUT", "/api/v1/webhooks/wh_1/"),
+        ("DELETE", "/api/v1/webhooks/wh_1"),
+        ("GET", "/api/v1/webhooks/wh_1/attempts"),
+        ("GET", "/api/v1/webhooks/wh_1/responses/"),
+        ("POST", "/api/v1/webhooks/wh_1/test"),
+        ("POST", "/api/v1/webhooks/wh_1/recover"),
+        ("POST", "/api/v1/webhooks/wh_1/secret/rotate"),
+        ("GET", "/api/v1/deliveries/dlv_1"),
+        ("POST", "/api/v1/deliveries/dlv_1/resend"),
+        ("GET", "/console/webhooks"),
+        ("HEAD", "/console/webhooks/wh_1"),
+        ("GET", "/console/webhooks/new"),
+        ("GET", "/console/webhooks/wh_1/logs"),
+        ("POST", "/console/sign-out"),
+    ];
+    for (m, p) in reached {
+        let m = Method::from_bytes(m.as_bytes()).unwrap();
+        assert!(team.may_reach(&m, p).is_ok(), "{m} {p}");
+    }
+    let refused = [
+        ("POST", "/api/v1/events"),
+        ("POST", "/api/v1/events/"),
+        ("GET", "/api/v1/events/evt_1"),
+        ("POST", "/api/v1/events/dry-run"),
+        ("GET", "/api/v1/plugins"),
+        ("POST", "/api/v1/plugins"),
+        ("GET", "/api/v1/plugins/slack/1.0.0"),
+        ("DELETE", "/api/v1/plugins/slack/1.0.0"),
+        ("POST", "/api/v1/plugins/slack/1.0.0/try"),
+        ("GET", "/api/v1/keys"),
+        ("POST", "/api/v1/keys"),
+        ("GET", "/api/v1/stats/deliveries"),
+        ("POST", "/api/v1/portal/links"),
+        ("GET", "/api/v1/actions"),
+        ("GET", "/api/v1/webhooks/wh_1/secret"),
+        ("POST", "/api/v1/webhooks/wh_1/attempts"),
+        ("GET", "/console/"),
+        ("GET", "/console/dry-run"),
+        ("POST", "/console/dry-run"),
+        ("GET", "/console/plugins"),
+        ("GET", "/console/keys"),
+        ("GET", "/console/portal-links"),
+        ("POST", "/console/webhooks/wh_1/secret"),
+        ("GET", "/metrics"),
+    ];
+    for (m, p) in refused {
+        let m = Method::from_bytes(m.as_bytes()).unwrap();
+        let e = team.may_reach(&m, p).unwrap_err();
+        assert_eq!(e.status(), 403, "{m} {p}");
+    }
+    // A link for one webhook adds none.
+    let one = portal(Some("wh_1"));
+    assert!(one.may_reach(&Method::POST, "/api/v1/webhooks/").is_err());
+    assert!(
+        one.may_reach(&Method::GET, "/console/webhooks/new")
+            .is_err()
+    );
+    assert!(one.may_reach(&Method::GET, "/api/v1/webhooks/wh_1").is_ok());
+    // And the checks handlers call directly refuse it too.
+    let e = event(json!({"event_type": "incident.triggered", "team_id": "A"}));
+    assert!(team.may_post_event(&e).is_err());
+    assert!(team.may_dry_run(&e).is_err());
+    assert!(team.may_read_plugins().is_err());
+    // A manager key of the same team reaches everything its rules allow.
+    let manager = caller(Role::Manager, Some("A"));
+    assert!(manager.may_reach(&Method::POST, "/api/v1/events").is_ok());
+    assert!(manager.may_post_event(&e).is_ok());
+    assert!(manager.may_read_plugins().is_ok());
+}

@@ -385,7 +385,9 @@ document.addEventListener("DOMContentLoaded", function () {
     form.setAttribute("data-loaded", "true");
   }
 
-  gw.api("GET", "/api/v1/plugins").then(function (r) {
+  // Plugin names as suggestions only; a team portal session lists no plugins (and needs none:
+  // the names are typed, and the API checks them on save).
+  if (form.getAttribute("data-portal") !== "true") gw.api("GET", "/api/v1/plugins").then(function (r) {
     var dl = $("plugin-names");
     var items = (r.ok && r.data && (r.data.results || r.data)) || [];
     var seen = {};
