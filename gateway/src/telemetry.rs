@@ -1,14 +1,16 @@
 //! Optional OpenTelemetry trace export (OTLP over HTTP with JSON bodies), off by default.
 //!
-//! When `otlp.endpoint` is set, each event becomes one trace: `event.accepted` (with
-//! `event.matched` and the store write under it) when it is posted, then `delivery.transform`
-//! and one `delivery.attempt` per send, in whichever node and task runs them. They share a trace
-//! id derived from the event id, so no trace context has to be stored with the event: every
-//! stage hangs from the same virtual root span, also derived from the event id.
+//! When `otlp.endpoint` is set, each event becomes one trace, a tree: `event.accepted` is its
+//! root (with `event.matched` and the store write under it), and `delivery.transform` and each
+//! `delivery.attempt` are children of `event.accepted`, in whichever node and task runs them.
+//! No trace context is stored with the event: the trace id is derived from the event id, and the
+//! root's span id from the trace id, so any stage can name its parent. `event.accepted` is given
+//! exactly those ids when it starts (by the provider's id generator, [`EventIds`]).
 //!
 //! Spans use the target [`TARGET`]; the log's own layer ignores it, so turning traces on does not
 //! change the log. When export is off, no span is created at all ([`enabled`] is checked first).
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -18,7 +20,7 @@ use opentelemetry::trace::{
 };
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider};
 use sha2::{Digest, Sha256};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -61,6 +63,7 @@ where
         .with_service_name(config.service_name.clone())
         .build();
     let provider = SdkTracerProvider::builder()
+        .with_id_generator(EventIds::default())
         .with_batch_exporter(exporter)
         .with_resource(resource)
         .build();
@@ -82,22 +85,88 @@ pub fn flush() {
     }
 }
 
-/// Puts `span` in the trace of `event_id`.
-pub fn in_event_trace(span: &tracing::Span, event_id: &str) {
-    if !enabled() || span.is_none() {
-        return;
-    }
+/// The name of every trace's root span.
+const ROOT: &str = "event.accepted";
+
+/// The trace of `event_id`: its id and the span id of its root.
+fn event_trace(event_id: &str) -> (TraceId, SpanId) {
     let digest = Sha256::digest(event_id.as_bytes());
     let trace_id = TraceId::from_bytes(digest[..16].try_into().expect("16 bytes"));
-    let span_id = SpanId::from_bytes(digest[16..24].try_into().expect("8 bytes"));
+    (trace_id, root_span_id(trace_id))
+}
+
+/// The span id of the root (`event.accepted`) of `trace`: derived from the trace id alone, so a
+/// span that knows its trace (the transform, inside an attempt) can name the root too.
+fn root_span_id(trace: TraceId) -> SpanId {
+    let digest = Sha256::digest(trace.to_bytes());
+    SpanId::from_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// A child of the root of `trace` (the root may have been exported by another node).
+fn under_root(span: &tracing::Span, trace: TraceId) {
     let root = SpanContext::new(
-        trace_id,
-        span_id,
+        trace,
+        root_span_id(trace),
         TraceFlags::SAMPLED,
         true,
         TraceState::default(),
     );
     let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(root));
+}
+
+thread_local! {
+    /// The ids the span started next on this thread takes: set only while [`in_event_trace`]
+    /// starts an `event.accepted` span.
+    static NEXT_IDS: Cell<Option<(TraceId, SpanId)>> = const { Cell::new(None) };
+}
+
+/// The provider's id generator: random ids, except for the root span [`in_event_trace`] starts.
+#[derive(Debug, Default)]
+struct EventIds(RandomIdGenerator);
+
+impl IdGenerator for EventIds {
+    fn new_trace_id(&self) -> TraceId {
+        match NEXT_IDS.with(Cell::get) {
+            Some((trace, _)) => trace,
+            None => self.0.new_trace_id(),
+        }
+    }
+
+    fn new_span_id(&self) -> SpanId {
+        match NEXT_IDS.with(Cell::get) {
+            Some((_, span)) => span,
+            None => self.0.new_span_id(),
+        }
+    }
+}
+
+/// Clears [`NEXT_IDS`] when dropped (also when starting the span panicked).
+struct ClearNextIds;
+
+impl Drop for ClearNextIds {
+    fn drop(&mut self) {
+        NEXT_IDS.with(|n| n.set(None));
+    }
+}
+
+/// Puts `span` in the trace of `event_id`: an `event.accepted` span becomes the trace's root
+/// (started now, with the ids derived from the event id, and no parent even when it is created
+/// inside another span); any other span becomes a child of that root.
+pub fn in_event_trace(span: &tracing::Span, event_id: &str) {
+    if !enabled() || span.is_none() {
+        return;
+    }
+    let (trace, root) = event_trace(event_id);
+    if span.metadata().is_some_and(|m| m.name() == ROOT) {
+        let _ = span.set_parent(opentelemetry::Context::new());
+        NEXT_IDS.with(|n| n.set(Some((trace, root))));
+        let _clear = ClearNextIds;
+        // Starting the span (which `context` does) draws its ids from the generator now, on
+        // this thread.
+        let _ = span.context();
+    } else {
+        under_root(span, trace);
+    }
 }
 
 /// The exporter's HTTP client: the gateway's reqwest, run on the gateway's runtime (the batch
@@ -155,10 +224,20 @@ pub fn record_attempt(span: &tracing::Span, a: &crate::model::Attempt) {
     }
 }
 
-/// The span of a delivery's transform (inside its first attempt's span).
+/// The span of a delivery's transform. It runs inside the first attempt, but is a child of the
+/// event's root beside the attempts (the trace of the attempt span current when it is created).
 pub fn transform_span() -> tracing::Span {
-    match enabled() {
-        true => tracing::info_span!(target: TARGET, "delivery.transform"),
-        false => tracing::Span::none(),
+    if !enabled() {
+        return tracing::Span::none();
     }
+    let span = tracing::info_span!(target: TARGET, "delivery.transform");
+    let trace = tracing::Span::current()
+        .context()
+        .span()
+        .span_context()
+        .trace_id();
+    if trace != TraceId::INVALID {
+        under_root(&span, trace);
+    }
+    span
 }

@@ -169,18 +169,32 @@ async fn collector() -> (String, Arc<Mutex<Vec<Value>>>) {
     (url, got)
 }
 
-/// (trace id, span name, attributes) of every exported span.
-fn spans(exports: &[Value]) -> Vec<(String, String, Value)> {
+/// One exported span.
+#[derive(Debug, Clone)]
+struct Span {
+    trace: String,
+    id: String,
+    /// Empty for a root span.
+    parent: String,
+    name: String,
+    attributes: Value,
+}
+
+/// Every exported span.
+fn spans(exports: &[Value]) -> Vec<Span> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let mut out = Vec::new();
     for e in exports {
         for rs in e["resourceSpans"].as_array().into_iter().flatten() {
             for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
                 for s in ss["spans"].as_array().into_iter().flatten() {
-                    out.push((
-                        s["traceId"].as_str().unwrap_or_default().to_string(),
-                        s["name"].as_str().unwrap_or_default().to_string(),
-                        s["attributes"].clone(),
-                    ));
+                    out.push(Span {
+                        trace: text(&s["traceId"]),
+                        id: text(&s["spanId"]),
+                        parent: text(&s["parentSpanId"]),
+                        name: text(&s["name"]),
+                        attributes: s["attributes"].clone(),
+                    });
                 }
             }
         }
@@ -189,9 +203,11 @@ fn spans(exports: &[Value]) -> Vec<(String, String, Value)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_event_is_one_trace_from_acceptance_to_each_attempt() {
+async fn an_event_is_one_trace_tree_from_acceptance_to_each_attempt() {
     let (endpoint, exports) = collector().await;
     let rx = Receiver::start().await;
+    // The first attempt fails: the event has two attempts, the second a retry a second later.
+    rx.respond(StatusCode::SERVICE_UNAVAILABLE);
     let dir = tempfile::tempdir().unwrap();
     let mut gw = GatewayProcess::spawn(dir.path(), &[("GATEWAY_OTLP__ENDPOINT", &endpoint)]);
     let client = reqwest::Client::new();
@@ -201,8 +217,9 @@ async fn an_event_is_one_trace_from_acceptance_to_each_attempt() {
         &gw.url("/api/v1/webhooks/"),
         Some(ADMIN),
         Some(
-            &json!({"name": "traced", "url": rx.url("/t"), "trigger_events": ["*"],
-            "data": "{\"id\": \"{{ event.id }}\"}"}),
+            &json!({"name": "traced", "url": rx.url("/t"), "trigger_events": ["incident.triggered"],
+            "data": "{\"id\": \"{{ event.id }}\"}",
+            "retry": {"type": "fixed", "count": 1, "interval_secs": 1}}),
         ),
     )
     .await;
@@ -216,27 +233,72 @@ async fn an_event_is_one_trace_from_acceptance_to_each_attempt() {
     )
     .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{ev}");
-    rx.wait_for(1, WAIT).await;
+    rx.wait_for(2, WAIT).await;
+    // The second attempt's record is written after the receiver answered: wait for its log line.
+    let attempts = wait_logs(&gw, |l| l.contains(" attempt ") && l.contains("attempt=2"));
+    assert_eq!(attempts.len(), 1, "{attempts:#?}");
     // Stopping flushes the batch exporter.
     gw.terminate();
     let got = spans(&exports.lock());
-    let accepted: Vec<_> = got.iter().filter(|s| s.1 == "event.accepted").collect();
+    let accepted: Vec<_> = got.iter().filter(|s| s.name == "event.accepted").collect();
     assert_eq!(accepted.len(), 1, "{got:#?}");
-    let trace = &accepted[0].0;
-    assert_eq!(trace.len(), 32, "a 16-byte trace id in hex: {trace}");
-    for name in ["event.matched", "delivery.transform", "delivery.attempt"] {
-        assert!(
-            got.iter().any(|s| s.1 == name && &s.0 == trace),
-            "{name} in the event's trace: {got:#?}"
-        );
+    let root = accepted[0];
+    assert_eq!(root.trace.len(), 32, "a 16-byte trace id in hex: {root:?}");
+    let trace: Vec<&Span> = got.iter().filter(|s| s.trace == root.trace).collect();
+    let count = |name: &str| trace.iter().filter(|s| s.name == name).count();
+    assert_eq!(
+        (
+            count("event.matched"),
+            count("delivery.transform"),
+            count("delivery.attempt")
+        ),
+        (1, 1, 2),
+        "one match, one transform and two attempts in the event's trace: {trace:#?}"
+    );
+
+    // One tree: a single root, event.accepted, and every other span's parent is in the trace.
+    let roots: Vec<_> = trace.iter().filter(|s| s.parent.is_empty()).collect();
+    assert_eq!(roots.len(), 1, "one root: {trace:#?}");
+    assert_eq!(
+        roots[0].id, root.id,
+        "the root is event.accepted: {trace:#?}"
+    );
+    for s in &trace {
+        if s.parent.is_empty() {
+            continue;
+        }
+        let parent = trace.iter().find(|p| p.id == s.parent).unwrap_or_else(|| {
+            panic!(
+                "{} has a parent outside the exported trace: {trace:#?}",
+                s.name
+            )
+        });
+        // The stages hang from the acceptance, never from each other (a retry on another node
+        // hours later has only the event id to go by).
+        if matches!(
+            s.name.as_str(),
+            "event.matched" | "delivery.transform" | "delivery.attempt"
+        ) {
+            assert_eq!(
+                parent.id, root.id,
+                "the parent of {} is event.accepted, not {}: {trace:#?}",
+                s.name, parent.name
+            );
+        }
     }
-    let attempt = got.iter().find(|s| s.1 == "delivery.attempt").unwrap();
-    let status = attempt
-        .2
-        .as_array()
-        .unwrap()
+
+    let first = trace
         .iter()
-        .find(|a| a["key"] == "http.status")
-        .map(|a| a["value"].clone());
-    assert_eq!(status, Some(json!({"intValue": "200"})), "{}", attempt.2);
+        .filter(|s| s.name == "delivery.attempt")
+        .find(|s| {
+            s.attributes
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["key"] == "http.status" && a["value"] == json!({"intValue": "200"}))
+        });
+    assert!(
+        first.is_some(),
+        "the retry's span has status 200: {trace:#?}"
+    );
 }
