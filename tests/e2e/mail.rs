@@ -140,7 +140,13 @@ async fn auto_disable_and_410_each_mail_at_once_with_the_reason_and_how_to_re_en
     failing.set_fallback(|_| StatusCode::BAD_GATEWAY.into_response());
     let gone = Receiver::start().await;
     gone.set_fallback(|_| StatusCode::GONE.into_response());
+    let ops = Receiver::start().await;
     let gw = gateway(&sink, None, |_| {}).await;
+    // The operational event stays beside the mail: operators subscribed to it still get it.
+    gw.create_webhook(
+        json!({"name": "ops", "url": ops.url("/ops"), "trigger_events": ["webhook.disabled"]}),
+    )
+    .await;
     let counted = gw
         .create_webhook(json!({"name": "counted", "url": failing.url("/c"), "trigger_events": ["incident.triggered"],
             "retry": {"type": "fixed", "count": 0, "interval_secs": 1}, "failure_email": OPS,
@@ -163,8 +169,29 @@ async fn auto_disable_and_410_each_mail_at_once_with_the_reason_and_how_to_re_en
         .await;
     let mails = sink.wait_for(2, WAIT).await;
     assert_eq!(mails.len(), 2, "{mails:?}");
+    let events = ops.wait_for(2, WAIT).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(sink.mails().len(), 2, "one notice per disable");
+    assert_eq!(ops.count(), 2, "one webhook.disabled event per disable");
+    let mut disabled: Vec<(String, String)> = events
+        .iter()
+        .map(|r| {
+            let ev = r.json();
+            assert_eq!(ev["event_type"], "webhook.disabled", "{ev}");
+            assert!(ev["reason"].as_str().is_some_and(|r| !r.is_empty()), "{ev}");
+            (
+                text(&ev["webhook"], "id"),
+                text(&ev["webhook"], "failure_email"),
+            )
+        })
+        .collect();
+    disabled.sort();
+    let mut want = vec![
+        (counted.clone(), OPS.to_string()),
+        (ended.clone(), "owner@example.com".to_string()),
+    ];
+    want.sort();
+    assert_eq!(disabled, want, "the event names each disabled webhook");
 
     for (id, to, why) in [
         (&counted, OPS, "consecutive"),

@@ -3,7 +3,8 @@
 //! while a delivery still owed (its receiver failing, its retry an hour ahead) stays with its
 //! event. On SQLite the file gives the space back: after a second batch of the same size it is no
 //! larger than after the first. The same on PostgreSQL (rows gone, owed kept), and
-//! `webhook-gateway store prune` run by hand on a stopped gateway's data dir.
+//! `webhook-gateway store prune` run by hand on a stopped gateway's data dir (old sent and
+//! refused failure mails go too, a mail still to send stays).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,8 +12,11 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::IntoResponse;
+use gateway::clock::Clock;
 use gateway::clock::ManualClock;
 use gateway::config::Config;
+use gateway::model::{MailKind, MailOutcome, OutboxMail};
+use gateway::store::Store;
 use gateway::store::suite::{pg_test_url, with_pg};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -347,20 +351,63 @@ async fn store_prune_by_hand_prints_what_it_removed() {
         }
     }
     Arc::into_inner(gw).expect("one owner").stop().await;
+    // Failure mails of ten days ago in the outbox: two sent, one refused, one still to send.
+    let ten_days_ago = clock.now_ms();
+    let store = gateway::store::sqlite::SqliteStore::open(&data.join("gateway.db")).unwrap();
+    for (id, outcome) in [
+        ("sent_1", Some(MailOutcome::Sent)),
+        ("sent_2", Some(MailOutcome::Sent)),
+        (
+            "refused",
+            Some(MailOutcome::Rejected {
+                error: "550".into(),
+            }),
+        ),
+        ("unsent", None),
+    ] {
+        let mail = OutboxMail {
+            id: id.into(),
+            webhook_id: "wh_gone".into(),
+            kind: MailKind::FailureDigest,
+            recipient: "ops@example.com".into(),
+            subject: "s".into(),
+            body: "b".into(),
+            attempts: 0,
+            next_attempt_at: i64::MAX / 2,
+            created_at: ten_days_ago,
+        };
+        store.enqueue_mail(&mail).await.unwrap();
+        if let Some(o) = outcome {
+            store.finish_mail(id, &o, ten_days_ago).await.unwrap();
+        }
+    }
+    drop(store);
 
     // Younger than 30 days (the default): nothing goes.
     let kept = prune_cli(&data, &[]);
     assert!(
-        kept.starts_with("removed 0 events, 0 deliveries, 0 attempts, 0 idempotency keys; freed "),
+        kept.starts_with(
+            "removed 0 events, 0 deliveries, 0 attempts, 0 idempotency keys, 0 mails; freed "
+        ),
         "{kept}"
     );
     let removed = prune_cli(&data, &["--events-days", "5", "--attempts-days", "5"]);
     assert!(
         removed.starts_with(
-            "removed 40 events, 40 deliveries, 40 attempts, 0 idempotency keys; freed "
+            "removed 40 events, 40 deliveries, 40 attempts, 0 idempotency keys, 3 mails; freed "
         ),
         "{removed}"
     );
+    let store = gateway::store::sqlite::SqliteStore::open(&data.join("gateway.db")).unwrap();
+    let unsent: Vec<String> = store
+        .claim_mail(i64::MAX / 2, i64::MAX / 2, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(unsent, ["unsent"], "a mail still to send is never pruned");
+    drop(store);
     let again = prune_cli(&data, &["--events-days", "5", "--vacuum"]);
     assert!(again.starts_with("removed 0 events"), "{again}");
 
