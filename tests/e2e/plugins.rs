@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 use super::delivery::wait_status;
 use crate::support::{ADMIN, Receiver, TestGateway, fixture};
 
+mod authenticator_logs;
+
 const WAIT: Duration = Duration::from_secs(60);
 
 pub(crate) fn guest(name: &str) -> Vec<u8> {
