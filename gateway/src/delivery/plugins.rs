@@ -83,8 +83,11 @@ pub struct PluginStage {
     loading: Arc<tokio::sync::Mutex<()>>,
     /// Which installed plugin a reference names, remembered for [`RESOLVED_TTL`] so a delivery
     /// does not read the plugin table (all of it, for "the newest version") every time.
-    resolved: Arc<parking_lot::Mutex<HashMap<(String, Option<String>), (Instant, PluginRecord)>>>,
+    resolved: Arc<parking_lot::Mutex<Resolved>>,
 }
+
+/// (name, version asked for) to the installed record and when it was read.
+type Resolved = HashMap<(String, Option<String>), (Instant, PluginRecord)>;
 
 /// How long a resolved plugin reference is reused. This node forgets at once when a plugin is
 /// uploaded or deleted through it; another node sharing the database sees a new "newest"
