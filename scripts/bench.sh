@@ -71,8 +71,9 @@ start_store() {
       psql -q "$DB" -c "CREATE SCHEMA $SCHEMA" >/dev/null
       local url="$DB?options=-csearch_path%3D$SCHEMA"
       # Nodes on one database share its secrets master key (each has its own data dir).
+      # A named key file must exist (the gateway creates only its default one): write it.
       export GATEWAY_SECRETS_KEY_FILE="$OUT/secrets-$SCHEMA.key"
-      rm -f "$GATEWAY_SECRETS_KEY_FILE"
+      (umask 077; head -c 32 /dev/urandom | base64 >"$GATEWAY_SECRETS_KEY_FILE")
       start_node "$url"
       if [ "$1" = pg2 ]; then start_node "$url"; fi ;;
     *) echo "unknown store $1 (sqlite, pg1, pg2)" >&2; exit 2 ;;
