@@ -46,6 +46,12 @@ fn connectors(rx: &Receiver) -> Vec<(&'static str, &'static str, Value)> {
         (
             "zendesk",
             "/zendesk",
+            json!({"auth": {"type": "basic", "username": "bot@example.com/token", "password": "zd-token-e2e"},
+                "config": {"update_by_external_id": true}}),
+        ),
+        (
+            "zendesk",
+            "/zendesk-default",
             json!({"auth": {"type": "basic", "username": "bot@example.com/token", "password": "zd-token-e2e"}}),
         ),
     ]
@@ -53,7 +59,7 @@ fn connectors(rx: &Receiver) -> Vec<(&'static str, &'static str, Value)> {
 
 async fn create(gw: &TestGateway, rx: &Receiver, name: &str, path: &str, extra: &Value) -> String {
     let mut body = json!({
-        "name": format!("{name} connector"),
+        "name": format!("{} connector", path.trim_start_matches('/')),
         "url": rx.url(path),
         "trigger_events": ["incident.triggered", "incident.resolved"],
         "plugins": [{"name": name, "config": extra.get("config").cloned().unwrap_or(Value::Null)}],
@@ -78,16 +84,21 @@ fn by_path<'a>(got: &'a [Received], path: &str) -> Vec<&'a Received> {
 async fn each_connector_delivers_the_squadcast_samples_in_its_vendors_shape() {
     let rx = Receiver::start().await;
     let gw = TestGateway::start().await;
+    let mut zendesk_default = String::new();
     for (name, path, extra) in connectors(&rx) {
-        create(&gw, &rx, name, path, &extra).await;
+        let id = create(&gw, &rx, name, path, &extra).await;
+        if path == "/zendesk-default" {
+            zendesk_default = id;
+        }
     }
-    // Triggered first, every connector's request in; then resolved.
+    // Triggered first, every connector's request in; then resolved (Zendesk's default skips it).
     gw.post_event(&fixture("squadcast/incident_triggered.json"))
         .await;
-    rx.wait_for(8, WAIT).await;
-    gw.post_event(&fixture("squadcast/incident_resolved.json"))
+    rx.wait_for(9, WAIT).await;
+    let resolved = gw
+        .post_event(&fixture("squadcast/incident_resolved.json"))
         .await;
-    let got = rx.wait_for(16, WAIT).await;
+    let got = rx.wait_for(17, WAIT).await;
     let one = |path: &str, n: usize| -> Vec<&Received> {
         let rs = by_path(&got, path);
         assert_eq!(
@@ -188,6 +199,32 @@ async fn each_connector_delivers_the_squadcast_samples_in_its_vendors_shape() {
         ("PUT", Some(format!("external_ids={INCIDENT}").as_str()))
     );
     assert_eq!(update.json()["ticket"]["status"], "solved");
+    // By default Zendesk gets only the documented ticket creation; the resolved event is skipped
+    // with the reason in the attempt.
+    let created = one("/zendesk-default/api/v2/tickets.json", 1)[0];
+    assert_eq!(created.json()["ticket"]["external_id"], INCIDENT);
+    assert!(
+        got.iter()
+            .all(|r| !r.path.starts_with("/zendesk-default/api/v2/tickets/")),
+        "no follow-up request by default"
+    );
+    let (_, e) = gw
+        .admin(Method::GET, &format!("/api/v1/events/{resolved}"), None)
+        .await;
+    let skipped = e["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["webhook_id"] == zendesk_default.as_str())
+        .unwrap_or_else(|| panic!("no delivery for the default zendesk webhook: {e}"));
+    let d = wait_status(&gw, skipped["id"].as_str().unwrap(), "succeeded").await;
+    let why = d["attempt_log"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with(
+            "skipped by plugin: zendesk: `incident.resolved` not sent: Zendesk documents no request that updates a ticket by external_id"
+        ) && why.contains("`update_by_external_id: true`"),
+        "{d}"
+    );
     gw.stop().await;
 }
 

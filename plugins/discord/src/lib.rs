@@ -118,4 +118,19 @@ mod tests {
         assert_eq!(b["embeds"][0]["description"].as_str().unwrap().chars().count(), 4096);
         assert!(b["embeds"][0].get("timestamp").is_none());
     }
+
+    #[test]
+    fn non_incident_events_are_skipped_naming_the_event() {
+        let e = Event::from_json(samples::TRIGGERED).unwrap();
+        for event_type in ["schedule.updated", "deploy.done"] {
+            let out = Discord::transform(
+                &e,
+                &samples::ctx(event_type, "https://discord.test/api/webhooks/1/t"),
+                &Value::Null,
+            )
+            .unwrap();
+            let want = format!("discord: `{event_type}` is not an incident event");
+            assert!(matches!(&out, Outcome::Skip(why) if *why == want), "{out:?}");
+        }
+    }
 }

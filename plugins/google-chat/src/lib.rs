@@ -98,6 +98,9 @@ mod tests {
         ] {
             let r = send(event_type, text, &Value::Null);
             assert_eq!((r.method.as_str(), r.url.as_str()), ("POST", URL));
+            // Google Chat's incoming webhooks take a JSON body (`application/json`); nothing else
+            // is sent: the key and token stay in the url the user pasted.
+            assert_eq!(r.headers, vec![("content-type".to_string(), "application/json".to_string())]);
             assert_eq!(
                 r.query,
                 vec![
@@ -130,5 +133,15 @@ mod tests {
         let ev = Event::from_json(&e).unwrap();
         let bad = GoogleChat::transform(&ev, &samples::ctx("incident.triggered", URL), &json!({"thread": "yes"}));
         assert!(matches!(bad, Err(Error::InvalidConfig(m)) if m.contains("`thread`")));
+    }
+
+    #[test]
+    fn non_incident_events_are_skipped_naming_the_event() {
+        let e = Event::from_json(samples::TRIGGERED).unwrap();
+        for event_type in ["schedule.updated", "deploy.done"] {
+            let out = GoogleChat::transform(&e, &samples::ctx(event_type, URL), &Value::Null).unwrap();
+            let want = format!("google-chat: `{event_type}` is not an incident event");
+            assert!(matches!(&out, Outcome::Skip(why) if *why == want), "{out:?}");
+        }
     }
 }

@@ -105,9 +105,10 @@ mod tests {
         assert_eq!((b["channel"].as_str(), b["username"].as_str()), (Some("ops"), Some("on-call")));
         assert_eq!(b["attachments"][0]["title_link"], "https://app.test/619cba1e749fd801ea1cd439");
         let e = Event::from_json(samples::RESOLVED).unwrap();
-        assert!(matches!(
-            Mattermost::transform(&e, &samples::ctx("deploy.done", "https://x.test"), &Value::Null).unwrap(),
-            Outcome::Skip(_)
-        ));
+        let out = Mattermost::transform(&e, &samples::ctx("deploy.done", "https://x.test"), &Value::Null).unwrap();
+        assert!(
+            matches!(&out, Outcome::Skip(why) if why == "mattermost: `deploy.done` is not an incident event"),
+            "{out:?}"
+        );
     }
 }

@@ -5,12 +5,18 @@
 //! auth set to `<agent email>/token` and an API token.
 //! - triggered -> `POST /api/v2/tickets.json`: subject, first comment, `external_id`, priority,
 //!   type `incident`, tags;
-//! - acknowledged / reopened / resolved / reassigned -> `PUT /api/v2/tickets/update_many.json?external_ids=<id>`
-//!   with an internal comment, and status `open` (acknowledged, reopened) or `solved` (resolved);
+//! - acknowledged / reopened / resolved / reassigned: Zendesk documents no single request that
+//!   updates a *ticket* by `external_id` (its Update Many Tickets takes ticket `ids`; the
+//!   `external_ids` parameter is documented for users and organizations only), and the gateway
+//!   does not keep the ticket id Zendesk answers. So by default these events are skipped with
+//!   that reason. With `"update_by_external_id": true` they are sent as
+//!   `PUT /api/v2/tickets/update_many.json?external_ids=<id>` (undocumented for tickets: use it
+//!   only after checking it works on your account) with an internal comment, and status `open`
+//!   (acknowledged, reopened) or `solved` (resolved);
 //! - other incident events are skipped with the reason.
 //!
 //! Config: `{"priority": "urgent"|"high"|"normal"|"low" (default "high"), "tags": ["..."],
-//! "url": "<override>", "incident_url": "https://.../{id}"}`.
+//! "update_by_external_id": false, "url": "<override>", "incident_url": "https://.../{id}"}`.
 
 use connector_kit::{Incident, Status, Summary, base_url, config_str, skip_non_incident, truncate};
 use gateway_sdk::serde_json::{Value, json};
@@ -35,6 +41,14 @@ impl Transformer for Zendesk {
             }
             json!({"ticket": ticket})
         };
+        if s.status != Status::Triggered && s.status != Status::Updated && !update_by_external_id(config)? {
+            return Ok(Outcome::skip(format!(
+                "zendesk: `{}` not sent: Zendesk documents no request that updates a ticket by external_id \
+                 (set `update_by_external_id: true` to use tickets/update_many.json?external_ids=, \
+                 which Zendesk documents for users and organizations only)",
+                ctx.event_type
+            )));
+        }
         let (req, body) = match s.status {
             Status::Triggered => {
                 (Request::post(&format!("{base}/api/v2/tickets.json")), create(&s, &external_id, config)?)
@@ -51,6 +65,15 @@ impl Transformer for Zendesk {
 }
 
 gateway_sdk::transformer!(Zendesk);
+
+/// Whether follow-up events use the update_many `external_ids` request (opt-in).
+fn update_by_external_id(config: &Value) -> Result<bool> {
+    match config.get("update_by_external_id") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(Error::invalid_config("`update_by_external_id` must be true or false")),
+    }
+}
 
 fn many(base: &str, external_id: &str) -> Request {
     Request::new("PUT", &format!("{base}/api/v2/tickets/update_many.json")).query("external_ids", external_id)
@@ -121,25 +144,57 @@ mod tests {
     }
 
     #[test]
-    fn later_events_update_by_external_id() {
+    fn later_events_are_skipped_by_default_naming_the_reason() {
+        for (event_type, text) in [
+            ("incident.acknowledged", samples::ACKNOWLEDGED),
+            ("incident.resolved", samples::RESOLVED),
+            ("incident.reassigned", samples::REASSIGNED),
+        ] {
+            for config in [Value::Null, json!({"update_by_external_id": false})] {
+                let e = Event::from_json(text).unwrap();
+                let out = Zendesk::transform(&e, &samples::ctx(event_type, BASE), &config).unwrap();
+                let Outcome::Skip(why) = out else { panic!("{event_type} sent with {config}") };
+                assert!(why.starts_with(&format!("zendesk: `{event_type}` not sent")), "{why}");
+                assert!(why.contains("documents no request that updates a ticket by external_id"), "{why}");
+                assert!(why.contains("`update_by_external_id: true`"), "{why}");
+            }
+        }
+        let e = Event::from_json(samples::RESOLVED).unwrap();
+        let bad =
+            Zendesk::transform(&e, &samples::ctx("incident.resolved", BASE), &json!({"update_by_external_id": "yes"}));
+        assert!(matches!(bad, Err(Error::InvalidConfig(m)) if m.contains("`update_by_external_id`")));
+    }
+
+    #[test]
+    fn later_events_update_by_external_id_when_opted_in() {
+        let opt_in = json!({"update_by_external_id": true});
         for (event_type, text, status) in [
             ("incident.acknowledged", samples::ACKNOWLEDGED, Some("open")),
             ("incident.resolved", samples::RESOLVED, Some("solved")),
             ("incident.reassigned", samples::REASSIGNED, None),
         ] {
-            let (r, b) = send(event_type, text, &Value::Null);
+            let (r, b) = send(event_type, text, &opt_in);
             assert_eq!(
                 (r.method.as_str(), r.url.as_str()),
                 ("PUT", "https://acme.zendesk.test/api/v2/tickets/update_many.json")
             );
             assert_eq!(r.query, vec![("external_ids".to_string(), "619cba1e749fd801ea1cd439".to_string())]);
             assert_eq!(b["ticket"]["status"].as_str(), status, "{event_type}");
+            assert_eq!(r.header_value("content-type"), Some("application/json"));
             assert_eq!(b["ticket"]["comment"]["public"], false);
         }
         let e = Event::from_json(samples::TRIGGERED).unwrap();
         let bad = Zendesk::transform(&e, &samples::ctx("incident.triggered", BASE), &json!({"priority": "P1"}));
         assert!(matches!(bad, Err(Error::InvalidConfig(m)) if m.contains("`priority`")));
-        let out = Zendesk::transform(&e, &samples::ctx("incident.escalated", BASE), &Value::Null).unwrap();
-        assert!(matches!(out, Outcome::Skip(_)));
+        let out = Zendesk::transform(&e, &samples::ctx("incident.escalated", BASE), &opt_in).unwrap();
+        assert!(
+            matches!(&out, Outcome::Skip(why) if why == "zendesk: `incident.escalated` changes nothing on the ticket"),
+            "{out:?}"
+        );
+        let out = Zendesk::transform(&e, &samples::ctx("schedule.updated", BASE), &opt_in).unwrap();
+        assert!(
+            matches!(&out, Outcome::Skip(why) if why == "zendesk: `schedule.updated` is not an incident event"),
+            "{out:?}"
+        );
     }
 }
