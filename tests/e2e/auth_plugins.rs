@@ -321,3 +321,97 @@ async fn aws_sigv4_signatures_pass_the_aws_sigv4_crate_check() {
     assert!(!text.to_string().contains("session-tok"), "{text}");
     gw.stop().await;
 }
+
+/// Saving a webhook whose first-party authenticator lacks a secret it opens is refused naming the
+/// missing secret, every name the plugin opens (optional ones marked) and the webhook's names;
+/// with the secret added it is accepted, and a PATCH dropping it is refused again. (Regression:
+/// such webhooks were accepted and then failed every delivery.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_plugins_missing_their_secrets_are_refused_when_saved() {
+    let gw = TestGateway::start().await;
+    let oauth2 =
+        json!({"name": "oauth2", "config": {"token_url": "https://auth.example.com/token"}});
+    let sigv4 = json!({"name": "aws-sigv4", "config": {"region": "eu-west-1",
+        "service": "execute-api", "access_key_id": "AKIDEXAMPLE"}});
+    let hook = |auth: &Value, secrets: Value| {
+        json!({"name": auth["name"], "url": "https://example.com/hook", "trigger_events": ["*"],
+            "secrets": secrets, "authenticator": auth})
+    };
+    let cases = [
+        (
+            &oauth2,
+            json!({}),
+            "\"client_id\"",
+            "client_id, client_secret)",
+            "none",
+        ),
+        (
+            &oauth2,
+            json!({"client_id": "value-id-1"}),
+            "\"client_secret\"",
+            "client_id, client_secret)",
+            "client_id",
+        ),
+        (
+            &sigv4,
+            json!({"aws_session_token": "value-tok-2"}),
+            "\"aws_secret_access_key\"",
+            "aws_secret_access_key (optional: aws_session_token)",
+            "aws_session_token",
+        ),
+    ];
+    for (auth, secrets, missing, opens, has) in cases {
+        let (s, problem) = gw
+            .admin(Method::POST, "/api/v1/webhooks", Some(&hook(auth, secrets)))
+            .await;
+        assert_eq!(
+            (s.as_u16(), problem["field"].as_str()),
+            (400, Some("secrets")),
+            "{problem}"
+        );
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(&format!(
+                "authenticator ({}) needs the secret {missing}",
+                auth["name"].as_str().unwrap()
+            )),
+            "{detail}"
+        );
+        assert!(detail.contains(opens), "names what it opens: {detail}");
+        assert!(
+            detail.ends_with(&format!("this webhook's named secrets: {has}")),
+            "lists the names it has: {detail}"
+        );
+        assert!(!detail.contains("value-"), "never a value: {detail}");
+    }
+    // With the secrets: accepted.
+    let ok = gw
+        .create_webhook(hook(
+            &oauth2,
+            json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}),
+        ))
+        .await;
+    gw.create_webhook(hook(
+        &sigv4,
+        json!({"aws_secret_access_key": "value-key-3"}),
+    ))
+    .await;
+    // Dropping one later is refused the same way.
+    let id = ok["id"].as_str().unwrap();
+    let (s, problem) = gw
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/webhooks/{id}"),
+            Some(&json!({"secrets": {"client_id": "****************"}})),
+        )
+        .await;
+    assert_eq!(s, 400, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("needs the secret \"client_secret\""),
+        "{problem}"
+    );
+    gw.stop().await;
+}

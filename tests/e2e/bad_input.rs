@@ -276,3 +276,59 @@ async fn a_plugin_config_naming_a_missing_secret_is_refused_at_save() {
     assert_eq!(ok["authenticator"]["name"], "signed-header", "{ok}");
     gw.stop().await;
 }
+
+/// A plugin removed behind the gateway's back (here straight from the store) fails the delivery
+/// permanently, saying "plugin" once: `plugin error: ghost is not installed`. (Regression: it
+/// read "plugin error: plugin ghost is not installed".) The gateway may remember a resolved
+/// plugin for a moment, so events are posted until one finds it gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_gone_at_delivery_is_named_once_in_the_error() {
+    use super::plugins::{guest, upload};
+    use std::time::{Duration, Instant};
+    let rx = crate::support::Receiver::start().await;
+    let gw = TestGateway::start().await;
+    let (s, p) = upload(&gw, "ghost", "1.0.0", guest("hostile")).await;
+    assert_eq!(s, 201, "{p}");
+    gw.create_webhook(json!({"name": "ghostly", "url": rx.url("/ghost"),
+        "trigger_events": ["*"], "plugins": [{"name": "ghost", "config": {"mode": "ok"}}]}))
+        .await;
+    let store = gateway::server::open_store(&crate::support::test_config(gw.dir.path()))
+        .await
+        .unwrap();
+    store.delete_plugin("ghost", "1.0.0").await.unwrap();
+    drop(store);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let failed = 'found: loop {
+        let ev = gw
+            .post_event(&json!({"event_type": "incident.triggered", "title": "t"}))
+            .await;
+        // Wait for this event's delivery to finish one way or the other.
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "no delivery failed for the missing plugin"
+            );
+            let (_, e) = gw
+                .admin(Method::GET, &format!("/api/v1/events/{ev}"), None)
+                .await;
+            match e["deliveries"][0]["status"].as_str() {
+                Some("failed") => {
+                    break 'found e["deliveries"][0]["id"].as_str().unwrap().to_string();
+                }
+                Some("succeeded") => break,
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let (_, d) = gw
+        .admin(Method::GET, &format!("/api/v1/deliveries/{failed}"), None)
+        .await;
+    let why = d["last_error"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("plugin error: ghost is not installed"),
+        "{d}"
+    );
+    assert_eq!(why.matches("plugin").count(), 1, "{why}");
+    gw.stop().await;
+}

@@ -503,3 +503,89 @@ async fn plugin_run_and_replay_from_the_command_line() {
     assert!(!text.contains("replay-SECRET"), "{text}");
     gw.stop().await;
 }
+
+/// DELETE of a plugin version: a webhook naming that version blocks it; a webhook naming no
+/// version uses the newest, so it blocks only the newest, and only when the next newest is
+/// missing or of another kind. (Regression: every version was blocked by such a webhook.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_plugin_version_is_blocked_only_by_the_webhooks_that_use_it() {
+    let gw = TestGateway::start().await;
+    for (version, bytes) in [
+        ("0.5.0", guest("signed_header")),
+        ("1.0.0", guest("hostile")),
+        ("1.1.0", guest("hostile")),
+        ("2.0.0", guest("hostile")),
+    ] {
+        let (s, p) = upload(&gw, "shaper", version, bytes).await;
+        assert_eq!(s, 201, "{version}: {p}");
+    }
+    let hook = |name: &str, version: Option<&str>| {
+        let mut r = json!({"name": "shaper", "config": {"mode": "ok"}});
+        if let Some(v) = version {
+            r["version"] = json!(v);
+        }
+        json!({"name": name, "url": "https://example.com/hook", "trigger_events": ["*"],
+            "plugins": [r]})
+    };
+    let unpinned = gw.create_webhook(hook("newest", None)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pinned = gw.create_webhook(hook("pinned", Some("1.1.0"))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let delete = |version: &str| {
+        let path = format!("/api/v1/plugins/shaper/{version}");
+        let gw = &gw;
+        async move {
+            let (s, p) = gw.admin(Method::DELETE, &path, None).await;
+            (s.as_u16(), p.to_string())
+        }
+    };
+    // A version a webhook names: 409 naming that webhook only.
+    let (s, p) = delete("1.1.0").await;
+    assert_eq!(s, 409, "{p}");
+    assert!(
+        p.contains(&pinned) && !p.contains(&unpinned) && p.contains("name this version"),
+        "{p}"
+    );
+    // An older version no webhook names: deleted, though a webhook names no version.
+    assert_eq!(delete("1.0.0").await.0, 204);
+    // The newest, with a transformer to take its place: deleted; "newest" is now 1.1.0.
+    assert_eq!(delete("2.0.0").await.0, 204);
+    let (s, _) = gw
+        .admin(Method::DELETE, &format!("/api/v1/webhooks/{pinned}"), None)
+        .await;
+    assert!(s.is_success(), "{s}");
+    // The newest, the next newest being an authenticator: 409 naming the webhook and why.
+    let (s, p) = delete("1.1.0").await;
+    assert_eq!(s, 409, "{p}");
+    assert!(
+        p.contains(&unpinned)
+            && p.contains("name no version and use the newest")
+            && p.contains("shaper@0.5.0, is an authenticator, not a transformer"),
+        "{p}"
+    );
+    // The authenticator, older and unused: deleted; then the newest has nothing to take its place.
+    assert_eq!(delete("0.5.0").await.0, 204);
+    let (s, p) = delete("1.1.0").await;
+    assert_eq!(s, 409, "{p}");
+    assert!(
+        p.contains(&unpinned) && p.contains("no other version is installed"),
+        "{p}"
+    );
+    // With the webhook gone, the last version goes too.
+    let (s, _) = gw
+        .admin(
+            Method::DELETE,
+            &format!("/api/v1/webhooks/{unpinned}"),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{s}");
+    assert_eq!(delete("1.1.0").await.0, 204);
+    let (_, list) = gw.admin(Method::GET, "/api/v1/plugins", None).await;
+    assert!(!list.to_string().contains("\"shaper\""), "{list}");
+    gw.stop().await;
+}

@@ -168,14 +168,15 @@ pub async fn get_one(
     Ok(Json(view(&p)))
 }
 
-/// Deletes a plugin version (admins) no webhook uses.
+/// Deletes a plugin version (admins) no webhook uses: none names it, and, if it is the newest,
+/// none naming no version relies on it (unless the next newest is of the same kind).
 #[utoipa::path(delete, path = "/api/v1/plugins/{name}/{version}", operation_id = "delete_plugin", tag = "plugins",
     params(("name" = String, Path), ("version" = String, Path)),
     responses(
         (status = 204, description = "Deleted"),
         (status = 403, description = "Not an admin key"),
         (status = 404, description = "No such plugin version"),
-        (status = 409, description = "In use by a webhook, or built in"),
+        (status = 409, description = "Built in, or in use: a webhook names this version, or names no version while this is the newest and the next newest is missing or of another kind"),
     ),
     security(("api_key" = [])))]
 pub async fn delete(
@@ -194,23 +195,66 @@ pub async fn delete(
             "{name}@{version} is built in; it is reinstalled at every start"
         )));
     }
-    let users: Vec<String> = st
-        .subs
-        .get()
-        .by_id
-        .values()
-        .filter(|w| {
+    // A webhook naming this version blocks it. A webhook naming no version uses the newest: it
+    // blocks only the newest version, and only when no other version of the same kind would
+    // take its place (the webhook then moves to that one).
+    let versions: Vec<PluginRecord> = st
+        .store
+        .list_plugins()
+        .await?
+        .into_iter()
+        .filter(|r| r.name == name)
+        .collect();
+    let is_newest = crate::delivery::plugins::newest(versions.iter().cloned())
+        .is_some_and(|n| n.version == version);
+    let successor =
+        crate::delivery::plugins::newest(versions.into_iter().filter(|r| r.version != version));
+    let unpinned_blocked = is_newest && successor.as_ref().is_none_or(|s| s.kind != p.kind);
+    let (mut pinned, mut unpinned) = (Vec::new(), Vec::new());
+    for w in st.subs.get().by_id.values() {
+        let refs = || {
             w.plugins
                 .iter()
                 .chain(w.authenticator.as_ref())
-                .any(|r| r.name == name && r.version.as_deref().is_none_or(|v| v == version))
-        })
-        .map(|w| w.id.clone())
-        .collect();
-    if !users.is_empty() {
+                .filter(|r| r.name == name)
+        };
+        if refs().any(|r| r.version.as_deref() == Some(version.as_str())) {
+            pinned.push(w.id.clone());
+        } else if unpinned_blocked && refs().any(|r| r.version.is_none()) {
+            unpinned.push(w.id.clone());
+        }
+    }
+    if !pinned.is_empty() || !unpinned.is_empty() {
+        let mut why = Vec::new();
+        if !pinned.is_empty() {
+            pinned.sort();
+            why.push(format!("webhooks {} name this version", pinned.join(", ")));
+        }
+        if !unpinned.is_empty() {
+            unpinned.sort();
+            let instead = match successor {
+                None => "no other version is installed".to_string(),
+                Some(s) => {
+                    let a = |kind: &str| match kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                        true => format!("an {kind}"),
+                        false => format!("a {kind}"),
+                    };
+                    format!(
+                        "the next newest, {name}@{}, is {}, not {}",
+                        s.version,
+                        a(&s.kind),
+                        a(&p.kind)
+                    )
+                }
+            };
+            why.push(format!(
+                "webhooks {} name no version and use the newest, this one ({instead})",
+                unpinned.join(", ")
+            ));
+        }
         return Err(ApiError::Conflict(format!(
-            "{name}@{version} is used by webhooks {}",
-            users.join(", ")
+            "{name}@{version} is in use: {}",
+            why.join("; ")
         )));
     }
     st.store.delete_plugin(&name, &version).await?;

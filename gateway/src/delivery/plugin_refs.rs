@@ -1,9 +1,9 @@
 //! What plugins may use of a webhook: its secrets by name (for authenticator handles and
 //! transformer placeholders), and the checks made when a webhook is saved (plugins installed and
-//! of the right kind, a first-party connector's secrets present).
+//! of the right kind, the secrets a first-party connector or authenticator opens present).
 
 use super::plugins::PluginStage;
-use crate::model::{Auth, PluginRecord, Signing, Webhook};
+use crate::model::{Auth, PluginRecord, PluginRef, Signing, Webhook};
 use crate::store::Store;
 
 /// The names of the secrets a webhook's signing and auth give plugins; its named `secrets` may
@@ -44,8 +44,9 @@ pub fn secrets_of(w: &Webhook) -> Vec<(String, String)> {
     out
 }
 
-/// The webhook secrets a first-party connector's placeholders name with this config (checked
-/// when a webhook is saved, so a missing one is refused then rather than failing deliveries).
+/// The webhook secrets a first-party plugin opens with this config (checked when a webhook is
+/// saved, so a missing one is refused then rather than failing deliveries): the connectors'
+/// placeholders and the authenticators' handles.
 pub fn secrets_needed(name: &str, config: &serde_json::Value) -> &'static [&'static str] {
     match name {
         "pagerduty" => &["routing_key"],
@@ -53,8 +54,45 @@ pub fn secrets_needed(name: &str, config: &serde_json::Value) -> &'static [&'sta
         "jira" if config.get("automation_url").is_some_and(|u| u.is_string()) => {
             &["automation_token"]
         }
+        "oauth2" => &["client_id", "client_secret"],
+        "aws-sigv4" => &["aws_secret_access_key"],
         _ => &[],
     }
+}
+
+/// The webhook secrets a first-party plugin opens when present (named in the refusal so the
+/// user sees every name the plugin reads).
+pub fn secrets_optional(name: &str) -> &'static [&'static str] {
+    match name {
+        "aws-sigv4" => &["aws_session_token"],
+        _ => &[],
+    }
+}
+
+/// A refusal when the first-party plugin `r` (at `field`) needs a secret `webhook` lacks: the
+/// missing name, every name the plugin opens, and the names the webhook has.
+fn missing_secret(field: &str, r: &PluginRef, webhook: &Webhook) -> Option<(String, String)> {
+    let have: Vec<String> = secrets_of(webhook).into_iter().map(|(n, _)| n).collect();
+    let needed = secrets_needed(&r.name, &r.config);
+    let missing = needed.iter().find(|n| !have.iter().any(|h| h == **n))?;
+    let optional = secrets_optional(&r.name);
+    let opens = match optional.is_empty() {
+        true => needed.join(", "),
+        false => format!("{} (optional: {})", needed.join(", "), optional.join(", ")),
+    };
+    let named: Vec<&str> = webhook.secrets.keys().map(String::as_str).collect();
+    Some((
+        "secrets".to_string(),
+        format!(
+            "{field} ({}) needs the secret {missing:?} (it opens the webhook secrets {opens}); \
+             add it to `secrets`; this webhook's named secrets: {}",
+            r.name,
+            match named.is_empty() {
+                true => "none".to_string(),
+                false => named.join(", "),
+            }
+        ),
+    ))
 }
 
 /// Checks, when a webhook is saved, that its plugins are installed and of the right kind, and
@@ -77,31 +115,26 @@ pub async fn validate_refs(store: &dyn Store, webhook: &Webhook) -> Result<(), (
             .map_err(|e| ("plugins".to_string(), e.to_string()))?;
         let builtin = rec.as_ref().is_some_and(|p| p.builtin);
         check(format!("plugins[{i}]"), rec, "transformer", &r.name)?;
-        let needed = secrets_needed(&r.name, &r.config);
-        if let Some(missing) = needed
-            .iter()
-            .find(|n| builtin && !webhook.secrets.contains_key(**n))
+        let field = format!("plugins[{i}]");
+        if let Some(refusal) = builtin
+            .then(|| missing_secret(&field, r, webhook))
+            .flatten()
         {
-            let has: Vec<&str> = webhook.secrets.keys().map(String::as_str).collect();
-            return Err((
-                "secrets".to_string(),
-                format!(
-                    "plugins[{i}] ({}) needs the secret {missing:?}; this webhook's named secrets: {}",
-                    r.name,
-                    if has.is_empty() {
-                        "none".to_string()
-                    } else {
-                        has.join(", ")
-                    }
-                ),
-            ));
+            return Err(refusal);
         }
     }
     if let Some(r) = &webhook.authenticator {
         let rec = PluginStage::resolve(store, r)
             .await
             .map_err(|e| ("authenticator".to_string(), e.to_string()))?;
+        let builtin = rec.as_ref().is_some_and(|p| p.builtin);
         check("authenticator".to_string(), rec, "authenticator", &r.name)?;
+        if let Some(refusal) = builtin
+            .then(|| missing_secret("authenticator", r, webhook))
+            .flatten()
+        {
+            return Err(refusal);
+        }
     }
     Ok(())
 }
