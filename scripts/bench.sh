@@ -38,7 +38,10 @@ stop_all() {
     wait "$p" 2>/dev/null || true
   done
   for d in "${DIRS[@]}"; do rm -rf "$d"; done
-  if [ -n "$SCHEMA" ]; then psql -q "$DB" -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null || true; fi
+  if [ -n "$SCHEMA" ]; then
+    psql -q "$DB" -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null || true
+    rm -f "$OUT/secrets-$SCHEMA.key"
+  fi
   PIDS=() DIRS=() URLS=() SCHEMA=""
 }
 trap stop_all EXIT
