@@ -37,7 +37,7 @@ pub struct TokenCache {
     client: reqwest::Client,
     guard: OutboundGuard,
     clock: SharedClock,
-    /// Allowed token urls: exact, or a prefix when the entry ends with `*`.
+    /// Allowed token urls: exact, or a prefix when the entry ends with `*` (see [`allows`]).
     allowed: Vec<String>,
     cached: parking_lot::Mutex<HashMap<String, Cached>>,
     /// One fetch at a time per key.
@@ -68,10 +68,7 @@ impl TokenCache {
 
     /// Whether `url` is allow-listed.
     pub fn is_allowed(&self, url: &str) -> bool {
-        self.allowed.iter().any(|a| match a.strip_suffix('*') {
-            Some(prefix) => url.starts_with(prefix),
-            None => url == a,
-        })
+        self.allowed.iter().any(|a| allows(a, url))
     }
 
     /// Drops cached tokens (after a 401 from a receiver).
@@ -162,6 +159,31 @@ impl TokenCache {
     }
 }
 
+/// Whether the allow-list entry `entry` admits `url`: the same string, or, for an entry ending
+/// with `*`, the same scheme, host and port and a path (and query) starting with the entry's.
+/// The `*` never reaches into the host: `https://auth.example.com*` admits any path on
+/// `auth.example.com` and nothing on `auth.example.com.evil.test`, and an entry without a full
+/// host before the `*` admits nothing.
+fn allows(entry: &str, url: &str) -> bool {
+    let Some(prefix) = entry.strip_suffix('*') else {
+        return url == entry;
+    };
+    let (Ok(base), Ok(url)) = (url::Url::parse(prefix), url::Url::parse(url)) else {
+        return false;
+    };
+    let path_and_query =
+        |u: &url::Url| u[url::Position::BeforePath..url::Position::AfterQuery].to_string();
+    base.has_host()
+        && base.username().is_empty()
+        && base.password().is_none()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && base.scheme() == url.scheme()
+        && base.host() == url.host()
+        && base.port_or_known_default() == url.port_or_known_default()
+        && path_and_query(&url).starts_with(&path_and_query(&base))
+}
+
 /// The cache key: no secret can be read back from it.
 fn cache_key(req: &TokenRequest) -> String {
     let mut h = Sha256::new();
@@ -239,6 +261,28 @@ mod tests {
         assert!(!c.is_allowed("https://a.test/token2"));
         assert!(c.is_allowed("https://b.test/oauth/v2/token"));
         assert!(!c.is_allowed("https://b.test/other"));
+    }
+
+    /// Regression: `*` was a plain string prefix, so `https://host*` also admitted
+    /// `https://host.evil.test/...` and `https://host@evil.test/...`.
+    #[test]
+    fn a_star_never_reaches_into_the_host() {
+        let c = cache(&["https://auth.test*", "https://b.test/oauth*", "https://*"]);
+        assert!(c.is_allowed("https://auth.test/token"));
+        assert!(c.is_allowed("https://auth.test:443/v2/token?x=1"));
+        assert!(!c.is_allowed("https://auth.test.evil.test/token"));
+        assert!(!c.is_allowed("https://auth.testevil.test/token"));
+        assert!(!c.is_allowed("https://auth.test@evil.test/token"));
+        assert!(!c.is_allowed("https://auth.test:8443/token"));
+        assert!(!c.is_allowed("http://auth.test/token"));
+        assert!(c.is_allowed("https://b.test/oauth/token"));
+        assert!(c.is_allowed("https://b.test/oauth2/token"));
+        assert!(!c.is_allowed("https://b.test/other"));
+        assert!(!c.is_allowed("https://b.test.evil.test/oauth/token"));
+        assert!(
+            !c.is_allowed("https://evil.test/oauth"),
+            "`https://*` admits nothing"
+        );
     }
 
     #[test]

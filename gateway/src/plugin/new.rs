@@ -212,12 +212,12 @@ fn readme(lang: Lang, role: Role, name: &str) -> String {
              component's entry point (the `wit_world` bindings are generated at build time).",
         ),
     };
-    let config = match role {
-        Role::Transformer => String::new(),
-        Role::Authenticator => " --config fixtures/config.json".into(),
+    let (config, note) = match role {
+        Role::Transformer => (String::new(), ""),
+        Role::Authenticator => (" --config fixtures/config.json".into(), BODY_NOTE),
     };
     format!(
-        "# {name}\n\nA webhook-gateway {role} plugin.\n\nNeeds: {tool}\n\n{logic}\n\n\
+        "# {name}\n\nA webhook-gateway {role} plugin.\n\nNeeds: {tool}\n\n{logic}\n\n{note}\
          Test:\n\n    {test}\n\nBuild:\n\n    {build}\n\n\
          Run it on the sample event:\n\n    webhook-gateway plugin run --plugin {wasm} \
          --event fixtures/incident_triggered.json{config}\n\n\
@@ -227,6 +227,13 @@ fn readme(lang: Lang, role: Role, name: &str) -> String {
         role = role.as_str()
     )
 }
+
+/// What an authenticator's README says about the body it signs.
+const BODY_NOTE: &str = "The body this authenticator signs is the body as it gets it: when the \
+    webhook's transformer puts `{\"$secret\": ...}` placeholders in the body, the gateway fills \
+    them in only after the authenticator runs (no secret value enters a plugin), so the signature \
+    covers the placeholder body, not the body sent. Do not combine a body signature with body \
+    placeholders (docs/plugins.md, \"Write an authenticator\").\n\n";
 
 /// Checks a plugin name: lower-case letters, digits and `-`, starting with a letter.
 pub fn check_name(name: &str) -> anyhow::Result<()> {
@@ -312,6 +319,11 @@ mod tests {
                 assert!(dir.join(wit).join("worlds.wit").is_file());
                 let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
                 assert!(readme.contains("webhook-gateway plugin run"), "{readme}");
+                assert_eq!(
+                    readme.contains("signature covers the placeholder body"),
+                    role == Role::Authenticator,
+                    "{readme}"
+                );
                 let all = walk(&dir);
                 assert!(!all.contains("{{name}}") && !all.contains("{{role}}"));
             }

@@ -8,6 +8,12 @@
 //! Only `secret` is required (default header `X-Signature`, sha256, hex, no prefix). With
 //! `timestamp_header` the signed text is `<unix seconds>.<body>` and the timestamp is sent in that
 //! header. With `bearer_secret` the host also places `Authorization: Bearer <secret>`.
+//!
+//! The body signed is the body as the authenticator gets it. When the webhook's transformer asks
+//! for secrets in the body (`{"$secret": "<name>"}`), the host fills them in only after this
+//! plugin has run (no secret value ever enters a plugin), so the signature covers the placeholder
+//! body, not the body sent, and the receiver's check fails: do not combine this authenticator
+//! with body placeholders (a secret in a header, `Request::secret_header`, is fine).
 
 use gateway_sdk::serde_json::Value;
 use gateway_sdk::{Additions, Attempt, Authenticator, Error, Request, Result, config, encoding, secrets};

@@ -1,4 +1,9 @@
 // The plugin's logic as plain functions, so `node --test` can check them without a build.
+//
+// The body signed is the body as the authenticator gets it: if the webhook's transformer puts
+// {"$secret": ...} placeholders in the body, the gateway fills them in only after this plugin
+// runs (no secret value enters a plugin), so the signature would cover the placeholder body,
+// not the body sent. Do not combine a body signature with body placeholders.
 
 // The name of the webhook secret to sign with: config `secret`, default `signing_secret`
 // (the webhook's signing secret).

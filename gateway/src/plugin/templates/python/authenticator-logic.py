@@ -1,4 +1,10 @@
-"""The plugin's logic as plain functions, so `python -m unittest` can check them without a build."""
+"""The plugin's logic as plain functions, so `python -m unittest` can check them without a build.
+
+The body signed is the body as the authenticator gets it: if the webhook's transformer puts
+{"$secret": ...} placeholders in the body, the gateway fills them in only after this plugin runs
+(no secret value enters a plugin), so the signature would cover the placeholder body, not the
+body sent. Do not combine a body signature with body placeholders.
+"""
 
 
 def secret_name(config) -> str:

@@ -3,6 +3,11 @@
 //!
 //! Config: `{"secret": "<secret name>", "header": "<header>"}`, both optional (defaults
 //! `signing_secret`, the webhook's signing secret, and `x-signature`).
+//!
+//! The body signed is the body as the authenticator gets it: if the webhook's transformer puts
+//! `{"$secret": ...}` placeholders in the body, the gateway fills them in only after this plugin
+//! runs (no secret value enters a plugin), so the signature would cover the placeholder body,
+//! not the body sent. Do not combine a body signature with body placeholders.
 
 use gateway_sdk::serde_json::Value;
 use gateway_sdk::{Additions, Attempt, Authenticator, Request, Result, config, encoding, secrets};
