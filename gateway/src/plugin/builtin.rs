@@ -85,7 +85,7 @@ pub fn builtin_plugins() -> Vec<BuiltinPlugin> {
         connector(
             "zendesk",
             embedded!("zendesk.wasm"),
-            "Zendesk ticket with external_id on trigger; later events update it by external id",
+            "Zendesk ticket with external_id on trigger; later events skipped unless update_by_external_id",
         ),
         BuiltinPlugin {
             name: "signed-header",
