@@ -131,6 +131,7 @@ pub async fn upload(
         created_at: st.clock.now_ms(),
     };
     st.store.put_plugin(&record, &bytes).await?;
+    st.plugins.forget_resolved();
     Ok((StatusCode::CREATED, Json(view(&record))))
 }
 
@@ -258,6 +259,7 @@ pub async fn delete(
         )));
     }
     st.store.delete_plugin(&name, &version).await?;
+    st.plugins.forget_resolved();
     st.plugins.host().unload(&p.sha256);
     Ok(StatusCode::NO_CONTENT)
 }
