@@ -432,7 +432,8 @@ async fn exhausted_descriptors_never_disable_a_healthy_webhook() {
 
     // Descriptors free up: the delivery arrives, the webhook was never disabled.
     drop(flood);
-    rx.wait_for(delivered_early + 1, Duration::from_secs(20)).await;
+    rx.wait_for(delivered_early + 1, Duration::from_secs(20))
+        .await;
     let deadline = Instant::now() + WAIT;
     loop {
         let (_, e) = call(Method::GET, &format!("/api/v1/events/{eid}"), None).await;

@@ -235,12 +235,7 @@ impl PluginStage {
         };
         if kind != want {
             return Err(AttemptResult::Plugin {
-                message: format!(
-                    "plugin {} is a {}, not a {}",
-                    r.name,
-                    kind.as_str(),
-                    want.as_str()
-                ),
+                message: format!("{} is a {}, not a {}", r.name, kind.as_str(), want.as_str()),
             });
         }
         Ok(record.sha256)

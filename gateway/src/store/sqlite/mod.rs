@@ -194,7 +194,10 @@ impl SqliteStore {
         let op: WriteFn = Box::new(move |t: &Connection| {
             // Each op in its own savepoint, so a failing op leaves the rest of the batch alone.
             // The statements are prepared once (cached), not parsed per op.
-            let res = match t.prepare_cached("SAVEPOINT op").and_then(|mut s| s.execute([])) {
+            let res = match t
+                .prepare_cached("SAVEPOINT op")
+                .and_then(|mut s| s.execute([]))
+            {
                 Ok(_) => {
                     let out = f(t);
                     let end = if out.is_ok() {
