@@ -17,7 +17,10 @@
 
 use gateway_sdk::serde_json::{self, Map, Value};
 use gateway_sdk::{Context, Error, Event, Outcome, Request, Result, Transformer};
-use minijinja::value::{Kwargs, Serde, Value as JValue};
+use serde::de::IgnoredAny;
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Serde, Value as JValue};
 use minijinja::{Environment, ErrorKind};
 
 pub struct Template;
@@ -42,9 +45,9 @@ pub fn render(event: &Event, ctx: &Context, config: &Value) -> Result<Request> {
         _ => return Err(Error::invalid_config("config must be a JSON object")),
     };
     let env = environment();
-    let vars = variables(event, ctx);
+    let vars = JValue::from_object(Variables::new(event, ctx));
     let render_one = |what: &str, source: &str| -> Result<String> {
-        env.render_str(source, Serde(&vars))
+        env.render_str(source, vars.clone())
             .map_err(|e| Error::invalid_config(format!("{what} template: {}", describe(&e))))
     };
     let text = |key: &str| -> Result<Option<&str>> {
@@ -64,8 +67,11 @@ pub fn render(event: &Event, ctx: &Context, config: &Value) -> Result<Request> {
 
     if let Some(source) = text("body")? {
         let body = render_one("body", source)?;
-        let kind =
-            if serde_json::from_str::<Value>(&body).is_ok() { "application/json" } else { "text/plain; charset=utf-8" };
+        let kind = if serde_json::from_str::<IgnoredAny>(&body).is_ok() {
+            "application/json"
+        } else {
+            "text/plain; charset=utf-8"
+        };
         req = req.header("content-type", kind).body(body);
     }
     match config.get("headers") {
@@ -103,30 +109,70 @@ pub fn render(event: &Event, ctx: &Context, config: &Value) -> Result<Request> {
     Ok(req)
 }
 
-fn variables(event: &Event, ctx: &Context) -> Value {
-    let mut vars = match event.value() {
-        Value::Object(map) => map.clone(),
-        _ => Map::new(),
-    };
-    // Grafana OnCall events have their own `event` field; keep it.
-    vars.entry("event").or_insert_with(|| event.value().clone());
-    vars.entry("webhook").or_insert_with(|| {
-        serde_json::json!({
+/// The template's variables: the event's own top-level fields, then `event` (the whole event),
+/// `webhook` and, in a chain, `previous`, unless the event has fields of those names (Grafana
+/// OnCall events have their own `event`). A field becomes a template value only when a template
+/// reads it: templates read a few fields of an event, and converting (and copying) the whole
+/// event for every call was most of this plugin's work.
+#[derive(Debug)]
+struct Variables {
+    event: Value,
+    webhook: Value,
+    previous: Option<Value>,
+}
+
+impl Variables {
+    fn new(event: &Event, ctx: &Context) -> Self {
+        // Parsed here into a tree this object owns (the event's own cache is borrowed).
+        let event = serde_json::from_str(event.json()).unwrap_or(Value::Null);
+        let webhook = serde_json::json!({
             "id": ctx.webhook_id, "name": ctx.webhook_name, "event_type": ctx.event_type,
             "delivery_id": ctx.delivery_id, "url": ctx.url, "method": ctx.method,
             "now_ms": ctx.now_ms, "attempt": ctx.attempt,
-        })
-    });
-    if let Some(prev) = &ctx.previous {
-        let pairs = |v: &[(String, String)]| v.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>();
-        vars.entry("previous").or_insert_with(|| {
+        });
+        let previous = ctx.previous.as_ref().map(|prev| {
+            let pairs = |v: &[(String, String)]| v.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>();
             serde_json::json!({
                 "method": prev.method, "url": prev.url, "query": pairs(&prev.query),
                 "headers": pairs(&prev.headers), "body": prev.body,
             })
         });
+        Variables { event, webhook, previous }
     }
-    Value::Object(vars)
+
+    fn lookup(&self, key: &str) -> Option<&Value> {
+        if let Some(v) = self.event.as_object().and_then(|m| m.get(key)) {
+            return Some(v);
+        }
+        match key {
+            "event" => Some(&self.event),
+            "webhook" => Some(&self.webhook),
+            "previous" => self.previous.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+impl Object for Variables {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
+        self.lookup(key.as_str()?).map(|v| JValue::from(Serde(v)))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys: Vec<JValue> =
+            self.event.as_object().map(|m| m.keys().map(|k| JValue::from(k.as_str())).collect()).unwrap_or_default();
+        for extra in ["event", "webhook", "previous"] {
+            let own = self.event.as_object().is_some_and(|m| m.contains_key(extra));
+            if !own && (extra != "previous" || self.previous.is_some()) {
+                keys.push(JValue::from(extra));
+            }
+        }
+        Enumerator::Values(keys)
+    }
 }
 
 fn environment() -> Environment<'static> {
@@ -276,6 +322,21 @@ mod tests {
         assert_eq!(req.header_value("content-type"), Some("text/plain; charset=utf-8"));
         assert_eq!(req.url, "https://x.test/acknowledge");
         assert_eq!(req.query, vec![("sev".to_string(), "critical".to_string())]);
+    }
+
+    #[test]
+    fn the_events_own_fields_come_before_event_webhook_and_previous() {
+        // A Squadcast-style event without those fields: `event` is the whole event.
+        let plain = Event::from_value(json!({"message": "m", "service": {"name": "api"}}));
+        let config =
+            json!({"body": "{{ event.service.name }} {{ message }} {{ webhook.method }} {{ previous is undefined }}"});
+        assert_eq!(render(&plain, &ctx(), &config).unwrap().body.as_deref(), Some("api m POST True"));
+        // Fields of those names in the event win, as they did when the variables were one map.
+        let own = Event::from_value(json!({"webhook": "mine", "previous": 1, "event": {"type": "t"}}));
+        let mut c = ctx();
+        c.previous = Some(Request::post("https://a.test").body("inner"));
+        let config = json!({"body": "{{ webhook }} {{ previous }} {{ event.type }} {{ nothing is undefined }}"});
+        assert_eq!(render(&own, &c, &config).unwrap().body.as_deref(), Some("mine 1 t True"));
     }
 
     #[test]
